@@ -1,0 +1,25 @@
+"""Model registry: one file per model, registered here by name."""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import ConfigError
+from .base import Recommender
+from .bpr import BPR
+from .lightgcn import LightGCN
+
+MODELS: dict[str, type[Recommender]] = {
+    "bpr": BPR,
+    "lightgcn": LightGCN,
+}
+
+
+def get_model(name: str) -> type[Recommender]:
+    """The model class registered as ``name``; an unknown name is an error listing the valid ones."""
+    try:
+        return MODELS[name.lower()]
+    except KeyError:
+        close = difflib.get_close_matches(name.lower(), MODELS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown model '{name}'{hint}; fix: choose one of {', '.join(MODELS)}") from None

@@ -1,0 +1,73 @@
+"""The model contract the trainer and evaluator rely on (nothing else is called).
+
+* ``loss(batch) -> scalar``: the training objective of one batch.
+* ``final_embeddings() -> (users (U, d), items (I, d))``: representations whose dot product scores;
+  ``scorer()`` wraps them (override it for other scoring rules).
+* optional hooks: ``on_epoch_start(epoch)`` (before the epoch's first batch) and
+  ``after_epoch(epoch) -> dict`` (after training, before the LR step and evaluation).
+* optional: ``optimizers_extra_state()`` / ``load_optimizers_extra_state`` for state outside the
+  trainer's optimiser (checkpointed), and ``train_defaults`` to override :class:`TrainConfig` defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..sampler import Batch
+
+
+class Recommender(nn.Module):
+    """Base class; subclasses set ``Config`` (a dataclass of hyper-parameters with defaults)."""
+
+    Config: ClassVar[type]
+    train_defaults: ClassVar[dict[str, Any]] = {}  # overrides of TrainConfig defaults for this model
+    needs_features: ClassVar[bool] = False
+
+    def __init__(self, ds: Dataset, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_users, self.n_items = ds.n_users, ds.n_items
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scorer(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """users (B,) -> scores (B, n_items), from embeddings computed once per evaluation."""
+        users, items = self.final_embeddings()
+        return lambda u: users[u] @ items.T
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook before the first batch of ``epoch``."""
+
+    def after_epoch(self, epoch: int) -> dict[str, Any]:
+        """Hook after training ``epoch`` (before the LR step and evaluation); returns values to log."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside ``state_dict()`` and the trainer's optimiser that a resumed run needs."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``extra_state`` returned."""
+
+    def artifacts(self) -> dict[str, Any]:
+        """Extra results saved with the run (e.g. per-item quality scores); JSON-able or tensors."""
+        return {}
+
+
+def xavier_uniform_table(rows: int, dim: int) -> nn.Parameter:
+    """Embedding table with Xavier-uniform init over the whole matrix (MMRec convention)."""
+    return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, dim)))
+
+
+def xavier_normal_table(rows: int, dim: int) -> nn.Parameter:
+    """Embedding table with Xavier-normal init over the whole matrix (MMRec convention)."""
+    return nn.Parameter(nn.init.xavier_normal_(torch.empty(rows, dim)))

@@ -1,0 +1,105 @@
+"""Atomic writers (temp file + rename) for JSON, CSV, Markdown, figures and torch checkpoints,
+plus the run metadata stamped on every result (commit, device, versions, date)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .paths import REPO_ROOT
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def write_table(df: Any, stem: str | Path, meta: dict[str, Any] | None = None, floatfmt: str = ".4f") -> None:
+    """``df`` (pandas) to ``<stem>.csv`` (full precision) and ``<stem>.md`` (rounded, with a metadata footer)."""
+    stem = Path(stem)
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        df.to_csv(tmp, index=True)
+    md = df.to_markdown(floatfmt=floatfmt)
+    if meta:
+        md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
+    write_text(stem.with_suffix(".md"), md + "\n")
+
+
+def save_figure(fig: Any, stem: str | Path) -> None:
+    """Save a matplotlib figure as ``<stem>.png`` and ``<stem>.pdf`` atomically."""
+    for ext in (".png", ".pdf"):
+        with atomic_path(Path(stem).with_suffix(ext)) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext[1:],
+                        metadata={"CreationDate": None} if ext == ".pdf" else None)
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def git_commit() -> str:
+    """Short commit of the repository (with ``+dirty`` if files changed), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: Any) -> str:
+    """Human-readable device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (x86_64, 2 threads)``."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run_metadata(device: Any) -> dict[str, Any]:
+    import torch
+
+    return {"commit": git_commit(), "device_name": device_name(device), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command (README, CI): set up the environment if needed, then run the test suite
+# (unit tests and the notebooks under nbval). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/ensure_env.sh
+export MPLBACKEND=Agg
+python -m pytest "$@"

@@ -1,0 +1,51 @@
+"""Strict configuration: unknown keys, type checks, YAML, model train defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from r2mr import config as cfgmod
+from r2mr.errors import ConfigError
+from r2mr.experiment import make_configs
+from r2mr.train import TrainConfig
+
+
+def test_unknown_key_suggests_close_match() -> None:
+    with pytest.raises(ConfigError, match="unknown config key 'n_layer'; did you mean n_layers"):
+        make_configs("lightgcn", {"n_layer": 3})
+
+
+def test_types_coerced_and_checked() -> None:
+    _, m, t = make_configs("lightgcn", {"n_layers": "3", "reg_weight": "1e-3", "lr": "0.01", "topk": "[5, 10]",
+                                        "valid_metric": "recall@10", "lr_clamp": "false"})
+    assert (m.n_layers, m.reg_weight, t.lr, t.topk, t.lr_clamp) == (3, 1e-3, 0.01, (5, 10), False)
+    with pytest.raises(ConfigError, match="'n_layers': 'two' is not a valid int"):
+        make_configs("lightgcn", {"n_layers": "two"})
+    with pytest.raises(ConfigError, match="not a valid int"):
+        make_configs("lightgcn", {"n_layers": "2.5"})
+    with pytest.raises(ConfigError, match="optimizer 'sgd' unknown"):
+        make_configs("bpr", {"optimizer": "sgd"})
+
+
+def test_unknown_model_lists_models() -> None:
+    with pytest.raises(ConfigError, match="unknown model 'lightgnc' \\(did you mean lightgcn\\?\\)"):
+        make_configs("lightgnc")
+
+
+def test_yaml_and_overrides(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("n_layers: 4\nbatch_size: 512\n")
+    _, m, t = make_configs("lightgcn", cfgmod.load_yaml(p))
+    assert (m.n_layers, t.batch_size) == (4, 512)
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        cfgmod.load_yaml(p)
+    with pytest.raises(ConfigError, match="is not key=value"):
+        cfgmod.parse_overrides(["n_layers"])
+
+
+def test_train_config_defaults_are_mmrec() -> None:
+    t = TrainConfig()
+    assert (t.batch_size, t.lr, t.patience, t.valid_metric, t.optimizer, t.seed) == (2048, 1e-3, 20, "recall@20", "adam", 999)
