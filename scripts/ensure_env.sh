@@ -18,8 +18,12 @@ if ! python -c "import torch" >/dev/null 2>&1; then
     python -m pip install -q "torch==$TORCH_VERSION"
   else
     echo "[r2mr] installing torch==$TORCH_VERSION (CPU build)"
-    python -m pip install -q "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
-      || python -m pip install -q "torch==$TORCH_VERSION"
+    if python -c "import socket; socket.create_connection(('download.pytorch.org', 443), timeout=3)" >/dev/null 2>&1; then
+      python -m pip install -q "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
+        --extra-index-url https://pypi.org/simple
+    else  # no route to the CPU index: a pip mirror or local wheel directory must provide it
+      python -m pip install -q "torch==$TORCH_VERSION"
+    fi
   fi
 fi
 STAMP="$(python -c 'import sys; print(sys.prefix)')/.r2mr-installed"
