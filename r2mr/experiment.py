@@ -23,10 +23,12 @@ from .train import TrainConfig, Trainer, resolve_device, seed_everything
 
 
 def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int | None = None,
-                 max_epochs: int | None = None) -> tuple[type, Any, TrainConfig]:
-    """(model class, model config, train config) with the model's train defaults and the overrides applied."""
+                 max_epochs: int | None = None, dataset: str | None = None) -> tuple[type, Any, TrainConfig]:
+    """(model class, model config, train config): class defaults, then the model's train defaults, then its
+    published values for ``dataset`` (if any), then ``overrides``."""
     cls = get_model(model)
     mcfg, tcfg = cls.Config(), TrainConfig(**cls.train_defaults)
+    cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(dataset or "", {})))
     cfgmod.apply([mcfg, tcfg], dict(overrides or {}))
     if seed is not None:
         tcfg.seed = seed
@@ -63,7 +65,8 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     ``reuse``: return a finished run's saved result instead of training again; ``resume``: continue from
     the run directory's checkpoint.
     """
-    cls, mcfg, tcfg = make_configs(model, overrides, seed, max_epochs)
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    cls, mcfg, tcfg = make_configs(model, overrides, seed, max_epochs, dataset=name)
     dev = resolve_device(device)
     if isinstance(dataset, Dataset):
         ds = dataset

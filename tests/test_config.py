@@ -49,3 +49,15 @@ def test_yaml_and_overrides(tmp_path: Path) -> None:
 def test_train_config_defaults_are_mmrec() -> None:
     t = TrainConfig()
     assert (t.batch_size, t.lr, t.patience, t.valid_metric, t.optimizer, t.seed) == (2048, 1e-3, 20, "recall@20", "adam", 999)
+
+
+def test_dataset_defaults_then_overrides(monkeypatch) -> None:
+    from r2mr.models import MODELS
+
+    monkeypatch.setattr(MODELS["lightgcn"], "dataset_defaults", {"baby": {"n_layers": 4, "lr": 5e-4}})
+    _, m, t = make_configs("lightgcn", dataset="baby")
+    assert (m.n_layers, t.lr) == (4, 5e-4)
+    _, m, _ = make_configs("lightgcn", {"n_layers": 1}, dataset="baby")
+    assert m.n_layers == 1
+    _, m, _ = make_configs("lightgcn", dataset="sports")
+    assert m.n_layers == 2

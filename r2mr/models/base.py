@@ -5,8 +5,10 @@
   ``scorer()`` wraps them (override it for other scoring rules).
 * optional hooks: ``on_epoch_start(epoch)`` (before the epoch's first batch) and
   ``after_epoch(epoch) -> dict`` (after training, before the LR step and evaluation).
-* optional: ``optimizers_extra_state()`` / ``load_optimizers_extra_state`` for state outside the
-  trainer's optimiser (checkpointed), and ``train_defaults`` to override :class:`TrainConfig` defaults.
+* optional: ``extra_state()`` / ``load_extra_state()`` for state outside ``state_dict()`` and the
+  trainer's optimiser (checkpointed); ``train_defaults`` to override :class:`TrainConfig` defaults;
+  ``dataset_defaults`` for published per-data-set hyper-parameters (applied before user overrides);
+  ``artifacts()`` for extra results saved with the run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Recommender(nn.Module):
 
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}  # overrides of TrainConfig defaults for this model
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # per-data-set published values (model or train keys)
     needs_features: ClassVar[bool] = False
 
     def __init__(self, ds: Dataset, cfg: Any) -> None:
