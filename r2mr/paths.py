@@ -8,7 +8,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "results"
 FIGURES = REPO_ROOT / "figures"
-RUNS = REPO_ROOT / "runs"  # cached training runs (git-ignored)
+RUNS = Path(os.environ.get("R2MR_RUNS_DIR") or REPO_ROOT / "runs")  # cached training runs (git-ignored)
 DATA_ENV = "R2MR_DATA_DIR"
 
 
