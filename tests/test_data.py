@@ -48,6 +48,13 @@ def test_cold_start_rows_dropped_with_warning(tmp_path: Path, caplog: pytest.Log
     assert "dropped 2 valid/test row(s)" in caplog.text
 
 
+def test_missing_amazon_set_suggests_download(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="run `python -m r2mr data download baby`"):
+        load_dataset("baby", tmp_path)
+    with pytest.raises(DataError, match="run `python -m r2mr data synth --out"):
+        load_dataset("synthetic", tmp_path)
+
+
 def test_data_root_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("R2MR_DATA_DIR", raising=False)
     assert data_root(None) == Path("data")
@@ -71,7 +78,7 @@ def _pickled_npy(path: Path) -> None:
 
 # (case id, how to break a valid toy folder, words the one-line message must contain)
 MALFORMED = [
-    ("missing folder", lambda f: __import__("shutil").rmtree(f), ["toy.inter: not found", "data download"]),
+    ("missing folder", lambda f: __import__("shutil").rmtree(f), ["toy.inter: not found", "put toy.inter"]),
     ("missing .inter", lambda f: (f / "toy.inter").unlink(), ["not found", "R2MR_DATA_DIR"]),
     ("empty file", lambda f: _save_text(f / "toy.inter", ""), ["file is empty"]),
     ("missing column", lambda f: _save_text(f / "toy.inter", "userID\titemID\n0\t0\n"), ["missing column(s) x_label"]),
@@ -91,7 +98,7 @@ MALFORMED = [
     ("inf feature", lambda f: np.save(f / "text_feat.npy", np.array([[1, 1, 1]] * 4 + [[0, np.inf, 0]])),
      ["text_feat.npy", "NaN/inf", "row 4"]),
     ("truncated npy", lambda f: _truncated_npy(f / "image_feat.npy"), ["image_feat.npy", "not a readable .npy"]),
-    ("not an npy", lambda f: _save_text(f / "audio_feat.npy", "hello"), ["audio_feat.npy", "not a readable .npy"]),
+    ("not an npy", lambda f: _save_text(f / "audio_feat.npy", "hello"), ["audio_feat.npy", "no NumPy header"]),
     ("object npy", lambda f: _pickled_npy(f / "image_feat.npy"), ["image_feat.npy", "not a readable .npy"]),
     ("1-d features", lambda f: np.save(f / "image_feat.npy", np.ones(5, np.float32)), ["expected a 2-D matrix"]),
     ("integer features", lambda f: np.save(f / "image_feat.npy", np.ones((5, 2), np.int64)), ["expected a float matrix"]),

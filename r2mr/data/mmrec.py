@@ -113,7 +113,7 @@ def _as_int(col: pd.Series, path: Path, name: str) -> pd.Series:
     ok = num.notna() & np.isfinite(num.astype(float)) & (num.astype(float) == np.round(num.astype(float)))
     if not ok.all():
         first = col[~ok].iloc[0]
-        raise DataError(f"{path}: column {name} has {int((~ok).sum())} non-integer value(s), first {first!r} "
+        raise DataError(f"{path}: column {name} has {int((~ok).sum())} non-integer value(s), first '{first}' "
                         f"(row {int(np.flatnonzero(~ok.to_numpy())[0]) + 2}); fix: ids and labels must be integers")
     return num.astype(np.int64)
 
@@ -129,6 +129,9 @@ def _check_ids(df: pd.DataFrame, path: Path) -> None:
 
 def load_feature(path: Path, n_items: int) -> np.ndarray:
     """Load one ``<modality>_feat.npy`` as float32 (n_items, d) and validate it."""
+    with open(path, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path}: not a .npy file (no NumPy header); fix: save it with numpy.save or re-download it")
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
@@ -164,9 +167,11 @@ def load_dataset(name: str, root: str | Path, *, features: bool = True, root_sou
     inter = folder / f"{name}.inter"
     if not folder.is_dir() or not inter.is_file():
         where = f" (data root from {root_source})" if root_source else ""
-        raise DataError(f"{inter}: not found{where}; fix: run `python -m r2mr data download {name}` "
-                        f"(Amazon sets), `python -m r2mr data synth --out {Path(root) / name}` (synthetic), "
-                        f"or point --data-dir / R2MR_DATA_DIR at the folder that holds {name}/")
+        get = (f"run `python -m r2mr data download {name}`" if name in ("baby", "sports", "clothing")
+               else f"run `python -m r2mr data synth --out {Path(root) / name}`" if name == "synthetic"
+               else f"put {name}.inter (and any <modality>_feat.npy) in {folder}/")
+        raise DataError(f"{inter}: not found{where}; fix: {get}, or point --data-dir / R2MR_DATA_DIR "
+                        f"at the folder that holds {name}/")
     df = read_inter(inter)
     n_users, n_items = int(df.userID.max()) + 1, int(df.itemID.max()) + 1
     train_df = df[df.x_label == 0]
