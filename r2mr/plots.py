@@ -59,3 +59,79 @@ def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = 
 
 def _colour(role: str) -> str:
     return {"model": "tab:blue", "control": "tab:gray", "ablation": "tab:orange"}.get(role, "tab:blue")
+
+
+# ---- Modality Reviewer ----------------------------------------------------------------------------------------
+
+STATE_COLOURS = {"high-quality": "tab:green", "disparity": "tab:orange", "low-quality": "tab:red"}
+
+
+def quality_scatter(scores: Mapping[str, np.ndarray], eta: float = 0.5, title: str = "",
+                    corrupted: Mapping[str, np.ndarray] | None = None) -> plt.Figure:
+    """Per-item scores of two modalities (x: first, y: second) with the η lines, in the spirit of the paper's
+    Fig. 1C. Points are coloured by quality state, or by planted corruption when ``corrupted`` is given."""
+    from .analysis import quality_states
+
+    (mx, x), (my, y) = scores.items()
+    fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
+    if corrupted is None:
+        states = quality_states(scores, eta)
+        groups = {s: states == s for s in STATE_COLOURS}
+        colours = STATE_COLOURS
+    else:
+        cx, cy = np.asarray(corrupted[mx], bool), np.asarray(corrupted[my], bool)
+        groups = {"both informative": ~cx & ~cy, f"{mx} corrupted": cx & ~cy, f"{my} corrupted": cy & ~cx,
+                  "both corrupted": cx & cy}
+        colours = dict(zip(groups, ["tab:green", "tab:blue", "tab:purple", "tab:red"]))
+    for name, mask in groups.items():
+        ax.scatter(np.asarray(x)[mask], np.asarray(y)[mask], s=6, alpha=0.5, color=colours[name],
+                   label=f"{name} ({int(mask.sum())})")
+    ax.axvline(eta, color="black", lw=1, ls="--")
+    ax.axhline(eta, color="black", lw=1, ls="--")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{mx} score", ylabel=f"{my} score", title=title or f"η = {eta}")
+    ax.legend(fontsize=7, loc="lower left", markerscale=2)
+    return fig
+
+
+def score_histograms(scores: Mapping[str, np.ndarray], eta: float = 0.5,
+                     corrupted: Mapping[str, np.ndarray] | None = None) -> plt.Figure:
+    """One histogram per modality (clean vs corrupted items stacked when ``corrupted`` is given), η dashed."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.0 * len(scores), 3.2), squeeze=False,
+                             constrained_layout=True)
+    bins = np.linspace(0, 1, 41)
+    for ax, (m, s) in zip(axes[0], scores.items()):
+        s = np.asarray(s)
+        if corrupted is None:
+            ax.hist(s, bins=bins, color="tab:blue")
+        else:
+            c = np.asarray(corrupted[m], bool)
+            ax.hist([s[~c], s[c]], bins=bins, stacked=True, color=["tab:green", "tab:red"],
+                    label=["informative", "corrupted"])
+            ax.legend(fontsize=8)
+        ax.axvline(eta, color="black", lw=1, ls="--")
+        ax.set(xlabel=f"{m} score", ylabel="items", xlim=(0, 1))
+    return fig
+
+
+def roc_curves(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndarray]) -> plt.Figure:
+    """ROC of "a low Reviewer score flags a corrupted modality", one curve per modality."""
+    from .analysis import roc
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), constrained_layout=True)
+    for m, s in scores.items():
+        fpr, tpr, auc = roc(s, corrupted[m])
+        ax.plot(fpr, tpr, label=f"{m} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="Reviewer vs planted corruption")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def eta_sweep_plot(sweep: pd.DataFrame) -> plt.Figure:
+    """Shares of the quality states against η (a table from :func:`r2mr.analysis.eta_sweep`)."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2), constrained_layout=True)
+    ax.stackplot(sweep.index, sweep.T.to_numpy(), labels=sweep.columns,
+                 colors=[STATE_COLOURS.get(c, "grey") for c in sweep.columns], alpha=0.8)
+    ax.set(xlabel="η", ylabel="share of items", xlim=(sweep.index.min(), sweep.index.max()), ylim=(0, 1))
+    ax.legend(fontsize=8, loc="center right")
+    return fig
