@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda if available)")
     r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
     r.add_argument("--epochs", type=int, help="max epochs per run (default: the model's, with early stopping)")
-    r.add_argument("--scale", choices=("quick", "full"), help="notebook size switch (default full; --smoke: quick)")
+    r.add_argument("--scale", choices=("quick", "full"), help="quick: R2MR at a reduced size (default on CPU and with --smoke); full: the paper's sizes (default on GPU)")
     r.add_argument("--force", action="store_true", help="recompute cached training runs")
     r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
     return parser

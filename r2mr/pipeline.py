@@ -114,11 +114,17 @@ def make_plan(*, datasets: str | None = None, data_dir: str | None = None, devic
     names = parse_list(datasets) if datasets else (present(root) or [SYNTHETIC])
     if SYNTHETIC in names:
         locate(SYNTHETIC, root)  # generate the embedded set now (once), not inside a notebook
-    return Plan(datasets=names, data_dir=portable(root) if root else None, device=resolve_device(device),
+    dev = resolve_device(device)
+    return Plan(datasets=names, data_dir=portable(root) if root else None, device=dev,
                 seeds=parse_seeds(seeds or ("999" if smoke else FULL_SEEDS)),
                 epochs=epochs if epochs is not None else (2 if smoke else None),
-                scale=scale or ("quick" if smoke else "full"), force_since=time.time() if force else 0.0,
+                scale=scale or default_scale(dev, smoke), force_since=time.time() if force else 0.0,
                 output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(notebooks))
+
+
+def default_scale(device: str, smoke: bool = False) -> str:
+    """quick for --smoke and on a CPU (R2MR at a reduced size, see r2mr.report.QUICK); full on a GPU."""
+    return "quick" if smoke or device == "cpu" else "full"
 
 
 def describe(plan: Plan) -> str:
@@ -132,6 +138,7 @@ def describe(plan: Plan) -> str:
             lines.append(f"  {name}: from ./data (generated embedded set)")
     lines.append(f"device: {plan.device}; seeds: {', '.join(map(str, plan.seeds))}; epochs: "
                  f"{plan.epochs if plan.epochs is not None else 'model default (early stopping)'}; scale: {plan.scale}"
+                 + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if plan.scale == "quick" else "")
                  + ("; --force: recomputing cached runs" if plan.force_since else ""))
     lines.append(f"outputs: {'results/, figures/' if plan.output_root == '.' else plan.output_root + '/'}; "
                  f"executed notebooks: {shown(plan.executed_dir)}/")

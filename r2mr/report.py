@@ -174,15 +174,47 @@ def label(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def main_specs(models: str | Sequence[str] = "all") -> list[Spec]:
-    """One spec per model of the main table (default: every registered model, baselines first, R2MR last).
+# Smaller model sizes for the quick scale (tutorial and CI runs on a CPU); the full scale uses each model's
+# own (published) sizes. Models not listed run at their own sizes at both scales.
+QUICK: dict[str, dict[str, Any]] = {
+    "r2mr": dict(dim=64, rw_hidden=(256,), rw_latent=256, rw_codebook=256, rw_prompt_dim=32, rw_disc_hidden=(64,),
+                 rw_first_epochs=30, rw_epochs=10, rewrite_every=2, max_rounds=5),
+}
+SCALES = ("quick", "full")
 
-    R2MR is reported under both selection protocols (best-valid epoch and the official test-selected rule)."""
+
+def scaled(model: str, scale: str) -> tuple[str, dict[str, Any]]:
+    """(label suffix, overrides) of ``model`` at ``scale``: the quick preset where one exists."""
+    if scale not in SCALES:
+        raise ValueError(f"scale '{scale}' unknown; use quick or full")
+    if scale == "quick" and model in QUICK:
+        return " (quick size)", dict(QUICK[model])
+    return "", {}
+
+
+def model_spec(model: str, scale: str = "full", role: str = "model", label_: str | None = None,
+               selections: Sequence[str] | None = None, **overrides: Any) -> Spec:
+    """A spec of ``model`` at ``scale`` with extra ``overrides``; R2MR gets both selection protocols."""
+    suffix, preset = scaled(model, scale)
+    sels = selections or (("valid", "test") if model == "r2mr" and role == "model" else ("valid",))
+    return Spec.of((label_ or label(model)) + suffix, model, role=role, selections=sels, **{**preset, **overrides})
+
+
+CONTROLS = {"random": "R2MR content control: random features", "frozen": "R2MR content control: frozen features"}
+
+
+def main_specs(models: str | Sequence[str] = "all", scale: str = "full", controls: bool = True) -> list[Spec]:
+    """The main table's specs: every registered model (baselines first, R2MR last), then R2MR's content
+    controls (random features of the same shapes; real features kept frozen), labelled as controls."""
     from .models import MODELS
 
     names = list(MODELS) if parse_list(models) in ([], ["all"]) else parse_list(models)
     names.sort(key=lambda m: (m == "r2mr", list(LABELS).index(m) if m in LABELS else len(LABELS), m))
-    return [Spec.of(label(m), m, selections=("valid", "test") if m == "r2mr" else ("valid",)) for m in names]
+    specs = [model_spec(m, scale) for m in names]
+    if controls and "r2mr" in names:
+        specs += [model_spec("r2mr", scale, role="control", label_=text, features=kind)
+                  for kind, text in CONTROLS.items()]
+    return specs
 
 
 @dataclass
@@ -205,10 +237,14 @@ def _finished_at(res: dict[str, Any]) -> float:
         return 0.0
 
 
-def _needs_features(model: str) -> bool:
-    from .models import get_model
+def spec_needs_features(spec: Spec, dataset: str | None = None) -> bool:
+    """Whether the spec's model, with its overrides, needs the data set's feature files (R2MR's
+    ``features=random`` content control does not)."""
+    from .experiment import make_configs
 
-    return bool(get_model(model).needs_features)
+    cls, mcfg, _ = make_configs(spec.model, dict(spec.overrides), dataset=dataset)
+    check = getattr(cls, "requires_features", None)
+    return bool(check(mcfg) if check else cls.needs_features)
 
 
 def _strip_paths(text: str, *roots: Path) -> str:
@@ -222,7 +258,7 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
     """Train (or read back) one run; a missing data set or missing features give a ``not run`` Run."""
     from .experiment import train
 
-    reason = missing_data_reason(dataset, data_dir, _needs_features(spec.model))
+    reason = missing_data_reason(dataset, data_dir, spec_needs_features(spec, dataset))
     if reason:
         return Run(spec, dataset, seed, reason)
     root, started = locate(dataset, data_dir), time.time()

@@ -5,7 +5,7 @@ cell and compares only the cells marked ``# NBVAL_CHECK_OUTPUT`` (data statistic
 tables, rounded to 4 decimals), so a library change that alters a result fails here.
 
 Time budget: each notebook's default (quick) run stays under 3 minutes on 2 CPU cores; all of them together
-a few minutes. The replay uses a fresh run cache (a cached run would hide a changed result), one torch thread
+a few minutes. The replay uses a run cache that is fresh for the session (a cached run would hide a changed result), one torch thread
 (the committed outputs were made that way; ``scripts/refresh_notebooks.py`` regenerates them) and the
 embedded synthetic set, whatever ``R2MR_DATA_DIR`` says.
 """
@@ -73,9 +73,15 @@ def test_no_machine_paths(path: Path) -> None:
     assert str(REPO_ROOT) not in text
 
 
+@pytest.fixture(scope="session")
+def replay_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh run cache for the whole session: notebooks that train the same run share it."""
+    return tmp_path_factory.mktemp("nbval")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_nbval_replay(path: Path, tmp_path: Path) -> None:
+def test_nbval_replay(path: Path, replay_root: Path) -> None:
     cmd = [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env",
            "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "900", str(path)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=replay_env(tmp_path), capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=replay_env(replay_root), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"nbval failed for {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"

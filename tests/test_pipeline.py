@@ -40,7 +40,8 @@ def test_plan_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path, monke
     write_inter(tmp_path / "data" / "tiktok", TOY_ROWS)
     plan = pipeline.make_plan(data_dir="data", caller_cwd=str(tmp_path), device="cpu", notebooks="00")
     assert plan.datasets == ["baby", "tiktok"] and plan.seeds == [999, 1, 2] and plan.epochs is None
-    assert plan.scale == "full" and plan.output_root == "." and plan.force_since == 0.0
+    assert plan.scale == "quick" and plan.output_root == "." and plan.force_since == 0.0  # CPU default
+    assert pipeline.default_scale("cuda") == "full" and pipeline.default_scale("cuda", smoke=True) == "quick"
     assert not Path(plan.data_dir).is_absolute() and (pipeline.REPO_ROOT / plan.data_dir).resolve() == (tmp_path / "data").resolve()
     made = []
     monkeypatch.setattr(pipeline, "locate", lambda name, root=None, **kw: made.append(name))

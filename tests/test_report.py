@@ -182,5 +182,17 @@ def test_short_paths() -> None:
 def test_main_specs_cover_the_registry() -> None:
     specs = report.main_specs()
     assert [s.model for s in specs][:2] == ["bpr", "lightgcn"] and {s.model for s in specs} == set(MODELS)
-    assert all(s.selections == (("valid", "test") if s.model == "r2mr" else ("valid",)) for s in specs)
+    models = [s for s in specs if s.role == "model"]
+    assert all(s.selections == (("valid", "test") if s.model == "r2mr" else ("valid",)) for s in models)
     assert [s.label for s in report.main_specs("lightgcn")] == ["LightGCN"]
+
+
+def test_scales_shrink_only_the_models_with_a_quick_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(report.QUICK, "bpr", {"embedding_size": 16})
+    quick, full = report.model_spec("bpr", "quick"), report.model_spec("bpr", "full")
+    assert quick.label == "BPR (quick size)" and dict(quick.overrides) == {"embedding_size": 16}
+    assert full.label == "BPR" and full.overrides == ()
+    assert report.model_spec("lightgcn", "quick").overrides == ()
+    assert dict(report.model_spec("bpr", "quick", embedding_size=8).overrides) == {"embedding_size": 8}
+    with pytest.raises(ValueError):
+        report.model_spec("bpr", "huge")
