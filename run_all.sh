@@ -42,5 +42,4 @@ cd "$(dirname "$0")"
 # shellcheck disable=SC1091
 source scripts/ensure_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # the kernels import this checkout's r2mr
-export MPLBACKEND=Agg
 exec python -m r2mr run-all "$@"

@@ -198,7 +198,7 @@ def execute(path: Path, plan: Plan, stream: TextIO = sys.stdout) -> Path:
 def run(plan: Plan, stream: TextIO = sys.stdout) -> list[Path]:
     """Execute the plan's notebooks in order; stop at the first failure (NotebookFailed)."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
     logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
     done, t_all = [], time.time()
     for n, path in enumerate(plan.notebooks, 1):

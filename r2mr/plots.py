@@ -135,3 +135,25 @@ def eta_sweep_plot(sweep: pd.DataFrame) -> plt.Figure:
     ax.set(xlabel="η", ylabel="share of items", xlim=(sweep.index.min(), sweep.index.max()), ylim=(0, 1))
     ax.legend(fontsize=8, loc="center right")
     return fig
+
+
+def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Across rewrite rounds: the shares of the quality states each round started from (left) and the
+    candidates and accepted rewrites per direction (right); ``table`` from :func:`r2mr.analysis.rounds_table`."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    for state in ("high", "disparity", "low"):
+        a.plot(table.index, table[f"share {state}"], marker="o", label=state,
+               color=STATE_COLOURS[{"high": "high-quality", "low": "low-quality"}.get(state, state)])
+    a.set(xlabel="rewrite round", ylabel="share of items", ylim=(0, 1), title="quality states at each round")
+    a.legend(fontsize=8)
+    for d in [c[: -len(" candidates")] for c in table.columns if c.endswith(" candidates")]:
+        line, = b.plot(table.index, table[f"{d} candidates"], ls="--", marker=".", label=f"{d} candidates")
+        b.plot(table.index, table[f"{d} accepted"], marker="o", color=line.get_color(), label=f"{d} accepted")
+    b.set(xlabel="rewrite round", ylabel="items", title="rewrites per round")
+    b.legend(fontsize=7)
+    for ax in (a, b):
+        ax.grid(True, alpha=0.3)
+        ax.set_xticks(table.index)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

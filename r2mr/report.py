@@ -290,6 +290,16 @@ def run_grid(specs: Iterable[Spec], datasets: Iterable[str], seeds: Iterable[int
     return runs
 
 
+def artifacts(run: Run) -> dict[str, Any]:
+    """The artifacts a finished run saved (R2MR: final Reviewer scores, quality states, rewrite rounds)."""
+    import torch
+
+    path = run.result.get("artifacts") if run.ok else None
+    if not path or not Path(path).is_file():
+        raise DataError(f"{run.spec.label} on {run.dataset} (seed {run.seed}): no artifacts file; fix: rerun it")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 # ---- summaries ----------------------------------------------------------------------------------------------
 
 def _metrics_of(res: dict[str, Any], selection: str) -> dict[str, float]:
@@ -459,6 +469,18 @@ def corruption_summary(name: str = SYNTHETIC, data_dir: str | Path | None = None
     counts = pd.Series(kind).value_counts().reindex(["both informative", "text corrupted", "image corrupted",
                                                      "both corrupted"], fill_value=0)
     return pd.DataFrame({"items": counts, "share": counts / counts.sum()}).rename_axis(name)
+
+
+def planted_corruption(name: str = SYNTHETIC, data_dir: str | Path | None = None) -> dict[str, np.ndarray] | None:
+    """``{modality: corrupted (n_items,)}`` of a synthetic set, or ``None`` where there is no ground truth."""
+    from .analysis import corruption_masks
+    from .data.synth import load_quality
+
+    root = locate(name, data_dir, make_synthetic=False)
+    if root is None or not (root / name / "quality.csv").is_file():
+        return None
+    q = load_quality(root / name)
+    return corruption_masks(q, int(q.item.max()) + 1)
 
 
 # ---- outputs ------------------------------------------------------------------------------------------------

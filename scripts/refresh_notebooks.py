@@ -28,7 +28,8 @@ def main(prefixes: list[str]) -> int:
 
     runs = tempfile.mkdtemp(prefix="r2mr-refresh-runs-")
     os.environ.pop("R2MR_DATA_DIR", None)
-    os.environ.update(R2MR_RUNS_DIR=runs, MPLBACKEND="Agg", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend, so the figures are stored
+    os.environ.update(R2MR_RUNS_DIR=runs, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                       PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     for path in notebook_paths(prefixes or None):
         t0 = time.time()

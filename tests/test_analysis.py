@@ -12,10 +12,10 @@ from r2mr import analysis
 def test_quality_states_follow_the_three_areas() -> None:
     s = {"text": np.array([0.9, 0.9, 0.1, 0.1, 0.5]), "image": np.array([0.8, 0.2, 0.7, 0.3, 0.5])}
     states = analysis.quality_states(s, 0.5)
-    assert states.tolist() == ["high-quality", "disparity", "disparity", "low-quality", "low-quality"]  # > η, not ≥
+    assert states.tolist() == ["high-quality", "disparity", "disparity", "low-quality", "high-quality"]  # ≥ η
     assert analysis.quality_states(s, {"text": 0.95, "image": 0.1}).tolist()[:2] == ["disparity", "disparity"]
     shares = analysis.state_shares(states)
-    assert shares.tolist() == [0.2, 0.4, 0.4] and list(shares.index) == list(analysis.STATES)
+    assert shares.tolist() == [0.4, 0.4, 0.2] and list(shares.index) == list(analysis.STATES)
     assert analysis.disparity_direction(s).tolist() == [1, 1]
     with pytest.raises(ValueError, match="two modalities"):
         analysis.quality_states({"text": s["text"]})
@@ -48,3 +48,22 @@ def test_corruption_masks_from_the_quality_table() -> None:
                       "corrupted": [True, False, False, False, False, True]})
     masks = analysis.corruption_masks(q, 3)
     assert masks["text"].tolist() == [True, False, False] and masks["image"].tolist() == [False, False, True]
+
+
+ART = {"modalities": ["text", "image"], "eta": 0.5, "scores": np.array([[0.9, 0.2], [0.6, 0.7], [0.1, 0.3]]),
+       "rewritten": {"text": np.array([False, False, True]), "image": np.array([True, False, False])},
+       "rewrite_rounds": [
+           {"round": 1, "epoch": 6, "n_low": 1, "n_disparity": 2, "n_high": 1,
+            "directions": {"text->image": {"candidates": 2, "accepted": 1, "mean_score_before": 0.2,
+                                           "mean_score_generated": 0.6, "mean_score_after": 0.4}}},
+           {"round": 2, "epoch": 12, "n_low": 0, "n_disparity": 1, "n_high": 3, "directions": {}}]}
+
+
+def test_artifact_views() -> None:
+    s = analysis.scores_of(ART)
+    assert list(s) == ["text", "image"] and s["image"].tolist() == [0.2, 0.7, 0.3]
+    table = analysis.rounds_table(ART)
+    assert table.loc[1, "share disparity"] == 0.5 and table.loc[2, "share high"] == 0.75
+    assert table.loc[1, "text->image accepted"] == 1 and np.isnan(table.loc[2, "text->image accepted"])
+    assert analysis.rewrite_totals(ART) == {"rounds": 2, "candidates": 2, "accepted": 1, "rows rewritten": 2}
+    assert analysis.rounds_table({"rewrite_rounds": []}).empty

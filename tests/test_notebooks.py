@@ -40,8 +40,8 @@ def nb_json(path: Path) -> dict:
 
 
 def replay_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "R2MR_DATA_DIR"}
-    env.update(R2MR_RUNS_DIR=str(tmp_path / "runs"), MPLBACKEND="Agg", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+    env = {k: v for k, v in os.environ.items() if k not in ("R2MR_DATA_DIR", "MPLBACKEND")}  # kernel: inline plots
+    env.update(R2MR_RUNS_DIR=str(tmp_path / "runs"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     return env
 
