@@ -157,3 +157,23 @@ def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def eta_curve(table: pd.DataFrame) -> plt.Figure:
+    """Recall@20 (mean ± std over seeds) against the η R2MR was trained with, one panel per data set, with
+    the share of disparity items at that η on a second axis; ``table`` from :func:`r2mr.report.eta_table`."""
+    datasets = list(dict.fromkeys(table.index.get_level_values(0)))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
+                             constrained_layout=True)
+    for ax, d in zip(axes[0], datasets):
+        t = table.loc[d]
+        ax.errorbar(t.index, t["recall@20"], yerr=t["recall@20 std"].fillna(0.0), marker="o", capsize=3,
+                    color="tab:blue", label="test recall@20")
+        ax.set(xlabel="η (training threshold)", ylabel="recall@20", title=d)
+        twin = ax.twinx()
+        twin.plot(t.index, t["share disparity"], marker="s", ls="--", color="tab:orange", label="share disparity")
+        twin.set(ylabel="share of disparity items", ylim=(0, 1))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        twin.legend(fontsize=7, loc="lower right")
+    return fig

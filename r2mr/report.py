@@ -203,6 +203,31 @@ def model_spec(model: str, scale: str = "full", role: str = "model", label_: str
 CONTROLS = {"random": "R2MR content control: random features", "frozen": "R2MR content control: frozen features"}
 
 
+# Notebook 02: the rewriter ablations (R2MR's own switches; rw_arch and rw_discriminator are in rewriter.py).
+ABLATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("full rewriter, official acceptance (s_new > η)", {}),
+    ("no rewriter", {"max_rounds": 0}),
+    ("plain MLP mapping", {"rw_arch": "mlp"}),
+    ("autoencoder, no codebook", {"rw_arch": "ae"}),
+    ("codebook, no discriminator", {"rw_discriminator": False}),
+    ("paper acceptance (s_new > s_old)", {"accept_rule": "improve"}),
+]
+ETAS = {"quick": (0.4, 0.5, 0.6), "full": (0.3, 0.4, 0.5, 0.6, 0.7)}
+
+
+def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
+    """The rewriter ablations of notebook 02 (role ``ablation``), then R2MR's content controls."""
+    specs = [model_spec("r2mr", scale, role="ablation", label_=text, variant=variant, **kw) for text, kw in ABLATIONS]
+    return specs + [model_spec("r2mr", scale, role="control", label_=text, variant=variant, features=kind)
+                    for kind, text in CONTROLS.items()]
+
+
+def eta_specs(etas: Sequence[float], scale: str = "full", variant: str = "official") -> list[Spec]:
+    """R2MR retrained at each quality threshold η (the default η = 0.5 is the full-rewriter row)."""
+    return [model_spec("r2mr", scale, role="ablation", label_=f"η = {e:g}", variant=variant,
+                       **({} if e == 0.5 else {"eta": float(e)})) for e in etas]
+
+
 def main_specs(models: str | Sequence[str] = "all", scale: str = "full", controls: bool = True) -> list[Spec]:
     """The main table's specs: every registered model (baselines first, R2MR last), then R2MR's content
     controls (random features of the same shapes; real features kept frozen), labelled as controls."""
@@ -338,6 +363,63 @@ def summarise(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.DataF
                              "seconds_per_epoch": float(np.mean([r.result["seconds_per_epoch"] for r in done])),
                              "device": "; ".join(sorted({r.result.get("device_name", r.result["device"]) for r in done}))})
     return pd.DataFrame(rows)
+
+
+def run_extras(run: Run) -> dict[str, float]:
+    """Rewrite totals and quality shares of one finished R2MR run (empty for other models)."""
+    from . import analysis
+
+    if not run.ok or not run.result.get("artifacts") or run.spec.model != "r2mr":
+        return {}
+    art = artifacts(run)
+    s = analysis.scores_of(art)
+    shares = analysis.state_shares(analysis.quality_states(s, float(art["eta"])))
+    return {"eta": float(art["eta"]), **analysis.rewrite_totals(art), **{f"share {k}": v for k, v in shares.items()}}
+
+
+def ablation_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
+                   reference: str | None = None) -> pd.DataFrame:
+    """Per data set and spec: test metrics (mean ± std over seeds, best-valid epoch), the relative change of
+    Recall@20 against the ``reference`` label (default: the first spec), and the mean rewrite statistics."""
+    tidy = summarise(runs, metrics)
+    extras: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for r in runs:
+        extras.setdefault((r.dataset, r.spec.label), []).append(run_extras(r))
+    rows = []
+    for (dataset, lab), g in tidy.groupby(["dataset", "label"], sort=False):
+        ref = reference or tidy[tidy.dataset == dataset].label.iloc[0]
+        vals = g.set_index("metric")
+        base = tidy[(tidy.dataset == dataset) & (tidy.label == ref) & (tidy.metric == "recall@20")]["mean"]
+        ex = pd.DataFrame([e for e in extras.get((dataset, lab), []) if e])
+        row = {"data set": dataset, "variant": lab, "role": g.role.iloc[0], "status": g.status.iloc[0],
+               **{m: fmt_mean_std(vals["mean"].get(m), vals["std"].get(m)) for m in metrics},
+               f"Δ recall@20 vs {ref}": fmt_pct(rel_diff(vals["mean"].get("recall@20"),
+                                                         base.iloc[0] if len(base) else np.nan))}
+        for col in ("accepted", "rows rewritten", "share disparity"):
+            row[col] = float(ex[col].mean()) if col in ex else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def eta_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """Per data set and η (from each run's config): Recall@20 and NDCG@20 (mean, std over seeds), the share of
+    disparity items in the final scores at that η and the accepted rewrites (means over seeds)."""
+    rows = []
+    for r in runs:
+        if not r.ok:
+            continue
+        ex = run_extras(r)
+        rows.append({"data set": r.dataset, "η": float(r.result["config"].get("eta", np.nan)), "seed": r.seed,
+                     "recall@20": r.result["test"]["recall@20"], "ndcg@20": r.result["test"]["ndcg@20"],
+                     "share disparity": ex.get("share disparity", np.nan), "accepted": ex.get("accepted", np.nan)})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    out = df.groupby(["data set", "η"]).agg(**{"recall@20": ("recall@20", "mean"), "recall@20 std": ("recall@20", "std"),
+                                               "ndcg@20": ("ndcg@20", "mean"), "ndcg@20 std": ("ndcg@20", "std"),
+                                               "share disparity": ("share disparity", "mean"),
+                                               "accepted": ("accepted", "mean"), "seeds": ("seed", "count")})
+    return out
 
 
 def rel_diff(ours: float, published: float) -> float:
@@ -572,8 +654,9 @@ def setup_notebook() -> str:
         h.addFilter(_ShortPaths())
         h._r2mr_notebook = True  # type: ignore[attr-defined]
         logger.addHandler(h)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.WARNING)  # the library's warnings (e.g. dropped rows) ...
     logger.propagate = False
+    logging.getLogger(__name__).setLevel(logging.INFO)  # ... and one progress line per run
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     pd.set_option("display.max_colwidth", 90)
