@@ -196,3 +196,52 @@ def test_scales_shrink_only_the_models_with_a_quick_preset(monkeypatch: pytest.M
     assert dict(report.model_spec("bpr", "quick", embedding_size=8).overrides) == {"embedding_size": 8}
     with pytest.raises(ValueError):
         report.model_spec("bpr", "huge")
+
+
+def _fake_r2mr(tmp_path: Path, label: str, seed: int, r20: float, eta: float = 0.5) -> report.Run:
+    import torch
+
+    art = {"modalities": ["text", "image"], "eta": eta, "scores": torch.tensor([[0.9, 0.2], [0.6, 0.7], [0.1, 0.3], [0.8, 0.1]]),
+           "rewritten": {"text": torch.tensor([False, False, True, False]), "image": torch.tensor([True, False, False, False])},
+           "rewrite_rounds": [{"round": 1, "epoch": 6, "n_low": 1, "n_disparity": 2, "n_high": 1,
+                               "directions": {"text->image": {"candidates": 2, "accepted": seed, "mean_score_before": 0.2,
+                                                              "mean_score_generated": 0.6, "mean_score_after": 0.4}}}]}
+    path = tmp_path / f"{label}-{seed}.pt"
+    torch.save(art, path)
+    run = _fake_run(report.Spec.of(label, "r2mr", role="ablation"), "synthetic", seed, r20)
+    run.result.update(artifacts=str(path), config={"eta": eta, "variant": "official"})
+    return run
+
+
+def test_ablation_and_eta_tables(tmp_path: Path) -> None:
+    runs = [_fake_r2mr(tmp_path, "full", s, v) for s, v in [(1, 0.20), (3, 0.22)]]
+    runs += [_fake_r2mr(tmp_path, "none", s, v) for s, v in [(1, 0.19), (3, 0.19)]]
+    table = report.ablation_table(runs).set_index("variant")
+    assert table.loc["full", "recall@20"] == "0.2100 ± 0.0141" and table.loc["full", "Δ recall@20 vs row 1"] == "+0.0%"
+    assert table.loc["none", "Δ recall@20 vs row 1"] == "-9.5%"
+    assert table.loc["full", "accepted"] == 2.0 and table.loc["full", "rows rewritten"] == 2.0
+    assert table.loc["full", "share disparity"] == 0.5  # (0.9, 0.2) and (0.8, 0.1) at η = 0.5
+    eta = report.eta_table([_fake_r2mr(tmp_path, "a", 1, 0.2, 0.4), _fake_r2mr(tmp_path, "b", 1, 0.3, 0.6)])
+    assert list(eta.index) == [("synthetic", 0.4), ("synthetic", 0.6)] and eta["recall@20"].tolist() == [0.2, 0.3]
+    assert eta.loc[("synthetic", 0.6), "share disparity"] == 0.5
+    plain = report.ablation_table([_fake_run(report.Spec.of("BPR", "bpr"), "baby", 1, 0.1)])
+    assert np.isnan(plain.loc[0, "accepted"])  # no artifacts: no rewrite columns
+
+
+def test_ablation_and_eta_specs() -> None:
+    specs = report.ablation_specs("full")
+    labels = [s.label for s in specs]
+    assert labels[0].startswith("full rewriter") and "no rewriter" in labels and len(specs) == len(report.ABLATIONS) + 2
+    assert dict(specs[1].overrides) == {"max_rounds": 0, "variant": "official"}
+    assert [s.role for s in specs[-2:]] == ["control", "control"]
+    assert dict(specs[-2].overrides)["features"] == "random"
+    etas = report.eta_specs([0.4, 0.5], "quick")
+    assert dict(etas[0].overrides)["eta"] == 0.4 and "eta" not in dict(etas[1].overrides)
+    assert etas[0].label == "η = 0.4 (quick size)" and dict(etas[1].overrides)["dim"] == 64
+
+
+def test_planted_corruption(small_root: Path, tmp_path: Path) -> None:
+    masks = report.planted_corruption("small", small_root)
+    assert set(masks) == {"text", "image"} and masks["text"].dtype == bool and masks["text"].any()
+    write_inter(tmp_path / "baby", TOY_ROWS)
+    assert report.planted_corruption("baby", tmp_path) is None
