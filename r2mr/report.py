@@ -427,6 +427,25 @@ def eta_table(runs: Sequence[Run]) -> pd.DataFrame:
     return out
 
 
+def timing_table(runs: Sequence[Run], data_dir: str | Path | None = None) -> pd.DataFrame:
+    """Per data set and spec: training interactions, seconds per training epoch, seconds per evaluation of
+    valid + test, epochs run (means over seeds) and the device, from the runs' own timings."""
+    sizes: dict[str, int] = {}
+    rows = []
+    for r in runs:
+        if not r.ok:
+            continue
+        if r.dataset not in sizes:
+            sizes[r.dataset] = len(load(r.dataset, data_dir, features=False).train)
+        rows.append({"data set": r.dataset, "model": r.spec.label, "train interactions": sizes[r.dataset],
+                     "s/epoch": r.result["seconds_per_epoch"], "s/eval": r.result["seconds_per_eval"],
+                     "epochs": r.result["epochs_run"], "device": r.result.get("device_name", r.result["device"])})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    return df.groupby(["data set", "model", "train interactions", "device"], sort=False).mean().reset_index()
+
+
 def rel_diff(ours: float, published: float) -> float:
     """(ours - published) / published, as a fraction; NaN where either is missing."""
     if ours is None or published is None or not np.isfinite(ours) or not np.isfinite(published) or published == 0:

@@ -93,7 +93,7 @@ def test_run_grid_caches_forces_and_reports_missing_data(small_root: Path, runs_
 def _fake_run(spec: report.Spec, dataset: str, seed: int, r20: float) -> report.Run:
     metrics = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 4, "ndcg@20": r20 / 3}
     res = {"test": metrics, "test_selected_by_test": {k: v + 0.01 for k, v in metrics.items()},
-           "best_epoch": 3, "selected_by_test_epoch": 4, "epochs_run": 10, "seconds_per_epoch": 1.0,
+           "best_epoch": 3, "selected_by_test_epoch": 4, "epochs_run": 10, "seconds_per_epoch": 1.0, "seconds_per_eval": 0.5,
            "device": "cpu", "device_name": "cpu (x86_64, 2 threads)", "config": {"variant": "official"}}
     return report.Run(spec, dataset, seed, "cached", res)
 
@@ -245,3 +245,12 @@ def test_planted_corruption(small_root: Path, tmp_path: Path) -> None:
     assert set(masks) == {"text", "image"} and masks["text"].dtype == bool and masks["text"].any()
     write_inter(tmp_path / "baby", TOY_ROWS)
     assert report.planted_corruption("baby", tmp_path) is None
+
+
+def test_timing_table(small_root: Path) -> None:
+    runs = [_fake_run(report.Spec.of("BPR", "bpr"), "small", s, 0.1) for s in (1, 2)]
+    runs[1].result["seconds_per_epoch"] = 3.0
+    runs.append(report.Run(report.Spec.of("X", "bpr"), "small", 1, "not run: x"))
+    table = report.timing_table(runs, small_root)
+    assert len(table) == 1 and table.loc[0, "s/epoch"] == 2.0 and table.loc[0, "train interactions"] > 0
+    assert report.timing_table([], small_root).empty
