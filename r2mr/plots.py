@@ -177,3 +177,20 @@ def eta_curve(table: pd.DataFrame) -> plt.Figure:
         ax.legend(fontsize=7, loc="lower left")
         twin.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def timing_plot(table: pd.DataFrame) -> plt.Figure:
+    """Seconds per training epoch (left) and per evaluation of valid + test (right) against the number of
+    training interactions, one line per model; ``table`` from :func:`r2mr.report.timing_table`."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    for model, g in table.groupby("model", sort=False):
+        g = g.sort_values("train interactions")
+        for ax, col in zip(axes, ("s/epoch", "s/eval")):
+            ax.plot(g["train interactions"], g[col], marker="o", label=model)
+    for ax, col in zip(axes, ("seconds per training epoch", "seconds per evaluation (valid + test)")):
+        ax.set(xscale="log", yscale="log", xlabel="training interactions", ylabel=col)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    devices = ", ".join(dict.fromkeys(table["device"]))
+    fig.suptitle(f"Measured on {devices}", fontsize=9)
+    return fig
