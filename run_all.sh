@@ -12,8 +12,9 @@
 #   --seeds 999,1,2    seeds per configuration (default 999,1,2; --smoke: 999)
 #   --epochs N         max epochs per training run (default: each model's, with early stopping)
 #   --scale S          quick | full: the notebooks' size switch. quick runs R2MR at a reduced size
-#                      (d = 64, a small rewriter; default on CPU and with --smoke), full at the paper's
-#                      sizes (default on a GPU). Baselines run at their own sizes at both scales
+#                      (d = 64, a small rewriter, at most 50 epochs): the default on CPU and with
+#                      --smoke; full runs it at the paper's sizes: the default on a GPU. Baselines run
+#                      at their own sizes and epoch limits at both scales
 #   --notebooks 00,03  run only the notebooks with these prefixes (default: all, in order)
 #   --force            recompute cached training runs (default: reuse them)
 #   -h, --help         show this help
