@@ -194,3 +194,30 @@ def timing_plot(table: pd.DataFrame) -> plt.Figure:
     devices = ", ".join(dict.fromkeys(table["device"]))
     fig.suptitle(f"Measured on {devices}", fontsize=9)
     return fig
+
+
+def benchmark_plot(bench: pd.DataFrame) -> plt.Figure:
+    """From :func:`r2mr.report.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
+    (middle) and the Reviewer's forward + backward edge-wise vs dense (right), against training edges."""
+    b = bench.sort_values("train_edges")
+    x = b["train_edges"]
+    fig, (a, m, r) = plt.subplots(1, 3, figsize=(11, 3.4), constrained_layout=True)
+    a.plot(x, b["train_s_per_epoch"], marker="o", label="training epoch")
+    a.plot(x, b["eval_s_valid_and_test"], marker="s", label="evaluation (valid + test)")
+    a.plot(x, b["rewriter_round20_s"], marker="^", label="rewriter round (20 epochs)")
+    a.set(ylabel="seconds", title="time")
+    m.plot(x, b["peak_gib"], marker="o", color="tab:purple")
+    m.set(ylabel="GiB", title="peak memory")
+    r.plot(x, b["reviewer_edge_ms"], marker="o", label="edge-wise (ours)")
+    r.plot(x, b["reviewer_dense_ms"], marker="s", label="dense (official)")
+    r.set(ylabel="ms per forward + backward", title="Reviewer")
+    for ax in (a, m, r):
+        ax.set(xscale="log", xlabel="training interactions")
+        ax.grid(True, which="both", alpha=0.3)
+        for xi, name in zip(x, b["scale"]):
+            ax.annotate(name, (xi, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom", ha="right", alpha=0.6)
+    for ax in (a, r):
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"R2MR at the paper's sizes on {b['device'].iloc[0]} ({b['timer'].iloc[0]})", fontsize=9)
+    return fig
