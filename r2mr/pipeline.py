@@ -53,6 +53,17 @@ def notebook_paths(select: Sequence[str] | str | None = None, folder: Path = NOT
     return sorted(out)
 
 
+def missing_models(path: Path) -> list[str]:
+    """Models a notebook declares in its metadata (``"r2mr": {"requires_models": [...]}``) that this checkout
+    does not register (e.g. a notebook written ahead of the model it studies)."""
+    import json
+
+    from .models import MODELS
+
+    meta = json.loads(Path(path).read_text()).get("metadata", {}).get("r2mr", {})
+    return [m for m in meta.get("requires_models", []) if m not in MODELS]
+
+
 def portable(path: str | Path | None, base: Path = REPO_ROOT) -> str | None:
     """``path`` relative to the repository when it can be (no absolute paths in executed notebooks)."""
     if path is None:
@@ -202,6 +213,11 @@ def run(plan: Plan, stream: TextIO = sys.stdout) -> list[Path]:
     logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
     done, t_all = [], time.time()
     for n, path in enumerate(plan.notebooks, 1):
+        missing = missing_models(path)
+        if missing:
+            print(f"[{n}/{len(plan.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
+                  f"not registered in this checkout", file=stream, flush=True)
+            continue
         print(f"[{n}/{len(plan.notebooks)}] {path.name} ...", file=stream, flush=True)
         t0 = time.time()
         execute(path, plan, stream)

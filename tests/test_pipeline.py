@@ -93,3 +93,20 @@ def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path,
 def test_cli_run_all_reports_a_bad_prefix(capsys: pytest.CaptureFixture) -> None:
     assert main(["run-all", "--notebooks", "99", "--device", "cpu", "--datasets", "baby"]) == 2
     assert "no notebook matches '99'" in capsys.readouterr().err
+
+
+def test_notebooks_that_need_an_unregistered_model_are_skipped(tmp_path: Path) -> None:
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    needs = make_nb(nbdir / "00_needs.ipynb", "x = 1", "print('ran')")
+    nb = nbformat.read(str(needs), 4)
+    nb.metadata["r2mr"] = {"requires_models": ["bpr", "not-a-model"]}
+    nbformat.write(nb, str(needs))
+    assert pipeline.missing_models(needs) == ["not-a-model"]
+    plan = pipeline.Plan(datasets=["synthetic"], data_dir=None, device="cpu", seeds=[1], epochs=1, scale="quick",
+                         force_since=0.0, output_root=str(tmp_path / "out"), notebooks=[needs])
+    import io
+
+    stream = io.StringIO()
+    assert pipeline.run(plan, stream) == []
+    assert "00_needs.ipynb skipped: needs model(s) not-a-model" in stream.getvalue()
