@@ -10,8 +10,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from r2mr.data import Dataset, Split
 from r2mr.experiment import make_configs
-from r2mr.models.r2mr import R2MR, gate, knn_weights, resolve, rewrite_candidates, round_epochs
+from r2mr.models.r2mr import R2MR, gate, knn_weights, resolve, round_epochs
 from r2mr.models.reviewer import dense_consensus
+from r2mr.models.rewriter import rewrite_candidates
 from r2mr.sampler import Batch, BPRSampler
 from r2mr.selection import official_test_rule
 from r2mr.train import lr_factor
@@ -86,6 +87,11 @@ def test_gating_and_propagation_closed_form() -> None:
         h = model.fallback()
         assert torch.allclose(h, torch.tanh(a.T @ model.user_id), atol=1e-6) and h[4].abs().max() == 0
         s = model.review()
+        assert list(model.features) == list(model.prefs) == model.modalities == ["text", "image"]
+        views, mask = model.reviewer.user_views(model.user_id), (a.T > 0).float()
+        for j, m in enumerate(model.modalities):  # column j is modality j's own score (not another modality's)
+            want = dense_consensus(views, model.reviewer.item_maps[m](model.features[m]), mask)
+            assert torch.allclose(s[:, j], want, atol=1e-6)
         e = model.features["text"]
         assert torch.equal(gate(e, s[:, 0], h, 1e-3), (s[:, :1] + 1e-3) * e + (1 - s[:, :1]) * h)
         assert s[4].abs().max() == 0

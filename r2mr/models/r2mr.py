@@ -37,8 +37,8 @@ from ..graph import cached_knn, spmm, to_torch, ui_norm
 from ..losses import bpr, half_l2
 from ..sampler import Batch
 from .base import Recommender, xavier_normal_table
-from .reviewer import HIGH, STATE_NAMES, Reviewer, quality_states
-from .rewriter import Rewriter, RewriterConfig, accept, training_pairs
+from .reviewer import STATE_NAMES, Reviewer, quality_states
+from .rewriter import Rewriter, RewriterConfig, rewrite_round
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +114,6 @@ def knn_weights(modalities: list[str], image_weight: float) -> dict[str, float]:
     return {m: image_weight if m == "image" else rest for m in modalities}
 
 
-def rewrite_candidates(scores: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(items, source, target) modality indices (n,) for every low modality of every disparity item;
-    the source is the item's highest-scoring high modality."""
-    good = scores >= eta  # (I, M)
-    disparity = good.any(1) & ~good.all(1)  # (I,)
-    best = torch.where(good, scores, torch.full_like(scores, -1.0)).argmax(1)  # (I,)
-    items, target = (~good & disparity.unsqueeze(1)).nonzero(as_tuple=True)  # (n,), (n,)
-    return items, best[items], target
-
-
 def round_epochs(every: int, max_rounds: int, max_epochs: int) -> list[int]:
     """The epochs after which a rewrite round runs: 6, 12, ..., 60 by default."""
     return [e for e in range(1, max_epochs) if e % every == 0][:max_rounds]
@@ -155,10 +145,11 @@ class R2MR(Recommender):
         if cfg.perspective_split and d % cfg.n_perspectives:
             raise ConfigError(f"dim {d} is not divisible by n_perspectives {cfg.n_perspectives}; fix: change K")
         train = cfg.features != "frozen"
-        self.features = nn.ParameterDict({m: nn.Parameter(torch.from_numpy(f), requires_grad=train)
-                                          for m, f in feats.items()})  # (I, d) each
+        # ParameterDict sorts the keys of a plain dict; a list of pairs keeps the modality order
+        self.features = nn.ParameterDict([(m, nn.Parameter(torch.from_numpy(f), requires_grad=train))
+                                          for m, f in feats.items()])  # (I, d) each
         self.user_id = nn.Parameter(torch.empty(ds.n_users, d).uniform_(-1.0, 1.0))  # Z (U, d)
-        self.prefs = nn.ParameterDict({m: xavier_normal_table(ds.n_users, d) for m in self.modalities})  # (U, d)
+        self.prefs = nn.ParameterDict([(m, xavier_normal_table(ds.n_users, d)) for m in self.modalities])  # (U, d)
         self.reviewer = Reviewer(ds.train.users, ds.train.items, ds.n_users, ds.n_items, d, self.modalities,
                                  cfg.n_perspectives, cfg.perspective_split, cfg.dropout)
         if cfg.h_source == "item_id":
@@ -180,7 +171,7 @@ class R2MR(Recommender):
     # -- forward -----------------------------------------------------------------------------------
     def review(self) -> torch.Tensor:
         """Reviewer scores s (I, M) of the current features (dropout on Z in training mode)."""
-        return self.reviewer(self.user_id, dict(self.features))
+        return self.reviewer(self.user_id, {m: self.features[m] for m in self.modalities})
 
     def fallback(self) -> torch.Tensor:
         """h (I, d): tanh(A^T dropout(Z)) (official) or the item-ID table (paper)."""
@@ -236,47 +227,20 @@ class R2MR(Recommender):
         current, a = self.eval_scores()
         use_last = c.classes_from_last_batch and self._last_scores is not None
         classes = self._last_scores if use_last else current  # (I, M)
-        state = quality_states(classes, c.eta)
-        feats = {m: p.detach() for m, p in self.features.items()}
-        high = (state == HIGH).nonzero().squeeze(1)  # (|H|,)
-        rw = self.rewriter.to(a.device)
-        epochs = c.rw_first_epochs if first else c.rw_epochs
-        with torch.enable_grad():
-            losses = rw.train_round(*training_pairs(feats, high, rw.pairs), epochs) if len(high) else {}
-        items, src, tgt = rewrite_candidates(classes, c.eta)
-        stats = {"round": self.rounds_done + 1, "epoch": epoch, "rewriter_epochs": epochs if len(high) else 0,
-                 **{f"n_{n}": int((state == k).sum()) for k, n in enumerate(STATE_NAMES)},
-                 "rewriter_loss": losses, "directions": {}}
-        if len(items) and rw.steps > 0:  # never rewrite with an untrained generator
-            stats["directions"] = self.apply_rewrites(rw, a, current, items, src, tgt)
+        feats = {m: self.features[m].detach() for m in self.modalities}
+        updates, stats = rewrite_round(self.rewriter.to(a.device), feats, classes, current,
+                                       lambda m, idx, x: self.reviewer.score_rows(a, m, idx, x), c.eta,
+                                       c.accept_rule, c.rw_first_epochs if first else c.rw_epochs)
+        for m, (idx, rows) in updates.items():
+            self.features[m][idx] = rows
+            self.rewritten[m][idx.cpu()] = True
         self.rounds_done += 1
         if c.freeze_after_first_rewrite and first:
             self.features.requires_grad_(False)
+        stats = {"round": self.rounds_done, "epoch": epoch, **stats}
         self.round_stats.append(stats)
-        log.info("rewrite round %d after epoch %d: %s", stats["round"], epoch, stats)
+        log.info("rewrite round %d after epoch %d: %s", self.rounds_done, epoch, stats)
         return stats
-
-    def apply_rewrites(self, rw: Rewriter, a: torch.Tensor, current: torch.Tensor, items: torch.Tensor,
-                       src: torch.Tensor, tgt: torch.Tensor) -> dict[str, dict[str, float]]:
-        """Generate target features for the candidates, re-score, overwrite the accepted rows."""
-        pair_id = {p: k for k, p in enumerate(rw.pairs)}
-        out = {}
-        for (s_name, t_name), k in pair_id.items():
-            si, ti = self.modalities.index(s_name), self.modalities.index(t_name)
-            idx = items[(src == si) & (tgt == ti)]  # (n,)
-            if not len(idx):
-                continue
-            new_feat = rw.generate(self.features[s_name][idx], torch.full_like(idx, k))  # (n, d)
-            new = self.reviewer.score_rows(a, t_name, idx, new_feat)  # (n,)
-            old = current[idx, ti]  # (n,)
-            keep = accept(new, old, self.cfg.eta, self.cfg.accept_rule)
-            self.features[t_name][idx[keep]] = new_feat[keep]
-            self.rewritten[t_name][idx[keep].cpu()] = True
-            out[f"{s_name}->{t_name}"] = {"candidates": len(idx), "accepted": int(keep.sum()),
-                                          "mean_score_before": float(old.mean()),
-                                          "mean_score_generated": float(new.mean()),
-                                          "mean_score_after": float(torch.where(keep, new, old).mean())}
-        return out
 
     # -- state and results -------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:

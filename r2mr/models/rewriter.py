@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reviewer import HIGH, STATE_NAMES, quality_states
+
 log = logging.getLogger(__name__)
+ScoreFn = Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]  # (target modality, items (n,), x (n, d)) -> (n,)
 
 
 @dataclass
@@ -204,3 +207,48 @@ class Rewriter:
 def accept(new: torch.Tensor, original: torch.Tensor, eta: float, rule: str) -> torch.Tensor:
     """Keep a rewrite? ``eta``: new > eta (official code); ``improve``: new > original (paper). Strict."""
     return new > eta if rule == "eta" else new > original
+
+
+def rewrite_candidates(scores: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(items, source, target) modality indices (n,) for every low modality of every disparity item;
+    the source is the item's highest-scoring high modality (the only one when there are two modalities)."""
+    good = scores >= eta  # (I, M)
+    disparity = good.any(1) & ~good.all(1)  # (I,)
+    best = torch.where(good, scores, torch.full_like(scores, -1.0)).argmax(1)  # (I,)
+    items, target = (~good & disparity.unsqueeze(1)).nonzero(as_tuple=True)  # (n,), (n,)
+    return items, best[items], target
+
+
+@torch.no_grad()
+def rewrite_round(rw: Rewriter, feats: dict[str, torch.Tensor], classes: torch.Tensor, current: torch.Tensor,
+                  score: ScoreFn, eta: float, rule: str, epochs: int) -> tuple[dict[str, tuple], dict[str, Any]]:
+    """One round (spec 7.1-7.6): train ``rw`` on every direction of the high-quality items, rewrite the weak
+    modality of disparity items, re-score and accept.
+
+    ``feats`` {m: (I, d)}; ``classes`` (I, M) scores that define the groups; ``current`` (I, M) eval-mode
+    scores (the "original" of the ``improve`` rule). Returns ({target: (items, new rows)}, statistics).
+    An empty group is skipped; nothing is generated before the generator has had a training step.
+    """
+    state = quality_states(classes, eta)
+    high = (state == HIGH).nonzero().squeeze(1)  # (|H|,)
+    with torch.enable_grad():
+        losses = rw.train_round(*training_pairs(feats, high, rw.pairs), epochs) if len(high) else {}
+    stats: dict[str, Any] = {"rewriter_epochs": epochs if len(high) else 0, "rewriter_loss": losses,
+                             **{f"n_{n}": int((state == k).sum()) for k, n in enumerate(STATE_NAMES)}}
+    items, src, tgt = rewrite_candidates(classes, eta)
+    names = list(feats)
+    updates: dict[str, list] = {}
+    stats["directions"] = directions = {}
+    for k, (s_name, t_name) in enumerate(rw.pairs if len(items) and rw.steps else []):
+        idx = items[(src == names.index(s_name)) & (tgt == names.index(t_name))]  # (n,)
+        if not len(idx):
+            continue
+        new_feat = rw.generate(feats[s_name][idx], torch.full_like(idx, k))  # (n, d)
+        new, old = score(t_name, idx, new_feat), current[idx, names.index(t_name)]  # (n,) each
+        keep = accept(new, old, eta, rule)
+        updates.setdefault(t_name, []).append((idx[keep], new_feat[keep]))
+        directions[f"{s_name}->{t_name}"] = {"candidates": len(idx), "accepted": int(keep.sum()),
+                                             "mean_score_before": float(old.mean()),
+                                             "mean_score_generated": float(new.mean()),
+                                             "mean_score_after": float(torch.where(keep, new, old).mean())}
+    return {t: tuple(torch.cat(parts) for parts in zip(*u)) for t, u in updates.items()}, stats
