@@ -92,5 +92,5 @@ def content_control(features: dict[str, np.ndarray], mode: str, n_items: int, se
         return dict(features)
     shapes = {m: f.shape[1] for m, f in features.items()} or parse_widths(widths)
     rng = np.random.default_rng(seed % 2**32)
-    log.info("features=random: replacing %s by seeded N(0, 1) vectors", ", ".join(f"{m} ({w}-d)" for m, w in shapes.items()))
+    log.info("features=random: seeded N(0, 1) vectors for %s", ", ".join(f"{m} ({w}-d)" for m, w in shapes.items()))
     return {m: rng.standard_normal((n_items, w), dtype=np.float32) for m, w in shapes.items()}  # (n_items, w) each

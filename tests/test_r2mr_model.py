@@ -33,6 +33,9 @@ def make_ds(n_users: int, n_items: int, n_edges: int, widths: dict[str, int], se
     return Dataset("toy", n_users, n_items, Split(users, items), tiny, tiny, feats)
 
 
+TINY_RW = dict(rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4)  # a fast rewriter for unit tests
+
+
 def build(ds: Dataset, **over) -> R2MR:
     _, mcfg, _ = make_configs("r2mr", over)
     torch.manual_seed(0)
@@ -52,17 +55,19 @@ def test_parameter_count_on_clothing_shapes() -> None:
 def test_variant_presets_and_explicit_values_win() -> None:
     _, off, _ = make_configs("r2mr")
     off = resolve(off)
-    assert (off.n_perspectives, off.perspective_split, off.h_source, off.accept_rule, off.knn_hop) == (1, True, "users", "eta", True)
+    fields = lambda c: (c.n_perspectives, c.perspective_split, c.h_source, c.accept_rule, c.knn_hop)  # noqa: E731
+    assert fields(off) == (1, True, "users", "eta", True)
     _, pap, _ = make_configs("r2mr", {"variant": "paper"})
     pap = resolve(pap)
-    assert (pap.n_perspectives, pap.perspective_split, pap.h_source, pap.accept_rule, pap.knn_hop) == (3, False, "item_id", "improve", False)
+    assert fields(pap) == (3, False, "item_id", "improve", False)
     _, mix, _ = make_configs("r2mr", {"n_perspectives": "2", "variant": "paper", "knn_hop": "true"})
     assert (resolve(mix).n_perspectives, resolve(mix).knn_hop, resolve(mix).h_source) == (2, True, "item_id")
 
 
 def test_train_defaults_lr_schedule_and_official_stop_rule() -> None:
     _, _, t = make_configs("r2mr")
-    assert (t.batch_size, t.optimizer, t.weight_decay, t.lr, t.stop_rule, t.max_epochs) == (1024, "adamw", 0.01, 1e-3, "both", 200)
+    assert (t.batch_size, t.optimizer, t.weight_decay, t.lr) == (1024, "adamw", 0.01, 1e-3)
+    assert (t.lr_schedule, t.lr_linear_epochs, t.stop_rule, t.max_epochs, t.patience) == ("linear", 70, "both", 200, 20)
     assert [lr_factor(e, t) for e in (0, 35, 70, 73)] == [1.0, 0.5, 0.0, 0.0]  # clamped by default
     _, _, raw = make_configs("r2mr", {"lr_clamp": False})
     assert lr_factor(73, raw) * raw.lr == pytest.approx(-3 / 70 * 1e-3)  # the official negative LR (spec 6.3)
@@ -97,7 +102,8 @@ def test_gating_and_propagation_closed_form() -> None:
         assert s[4].abs().max() == 0
         users, items = model.final_embeddings()
         u0 = torch.cat([F.normalize(model.prefs[m]) for m in ("text", "image")], 1)
-        i0 = torch.cat([F.normalize(gate(model.features[m], s[:, j], h, 1e-3)) for j, m in enumerate(("text", "image"))], 1)
+        i0 = torch.cat([F.normalize(gate(model.features[m], s[:, j], h, 1e-3))
+                        for j, m in enumerate(("text", "image"))], 1)
         want_u = u0 + a @ i0 + a @ a.T @ u0
         want_i = i0 + a.T @ u0 + a.T @ a @ i0
         knn = model.knn.to_dense()
@@ -127,7 +133,7 @@ def test_loss_by_hand() -> None:
 
 def test_round_epochs_and_rewriter_epochs(monkeypatch) -> None:
     assert round_epochs(6, 10, 200) == [6, 12, 18, 24, 30, 36, 42, 48, 54, 60]
-    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4)
+    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), **TINY_RW)
     calls = []
 
     def fake_round(x, pair, y, epochs):
@@ -135,7 +141,8 @@ def test_round_epochs_and_rewriter_epochs(monkeypatch) -> None:
         model.rewriter.steps += 1
         return {}
     monkeypatch.setattr(model.rewriter, "train_round", fake_round)
-    monkeypatch.setattr(model, "eval_scores", lambda: (torch.full((9, 2), 0.9), model.reviewer.user_views(model.user_id)))
+    views = model.reviewer.user_views(model.user_id)
+    monkeypatch.setattr(model, "eval_scores", lambda: (torch.full((9, 2), 0.9), views))
     fired = [e for e in range(80) if model.after_epoch(e)]
     assert fired == round_epochs(6, 10, 80) and calls == [200] + [20] * 9
 
@@ -151,8 +158,7 @@ def test_group_selection_ge_and_lt() -> None:
 
 @pytest.mark.parametrize("rule", ["eta", "improve"])
 def test_acceptance_overwrites_only_accepted_rows(rule: str, monkeypatch) -> None:
-    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), accept_rule=rule, rw_first_epochs=1,
-                  rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4)
+    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), accept_rule=rule, rw_first_epochs=1, **TINY_RW)
     current = torch.tensor([[0.9, 0.2], [0.9, 0.45], [0.9, 0.3]] + [[0.9, 0.9]] * 6)  # items 0-2: image is weak
     monkeypatch.setattr(model, "eval_scores", lambda: (current, model.reviewer.user_views(model.user_id)))
     monkeypatch.setattr(model.reviewer, "score_rows", lambda a, m, idx, x: torch.tensor([0.5, 0.4, 0.51]))
@@ -169,9 +175,9 @@ def test_acceptance_overwrites_only_accepted_rows(rule: str, monkeypatch) -> Non
 @pytest.mark.parametrize("value", [0.9, 0.1])
 def test_empty_groups_do_not_crash(value: float, monkeypatch) -> None:
     """All high: no disparity item; all low: no training pair (and nothing generated untrained)."""
-    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), rw_first_epochs=1,
-                  rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4)
-    monkeypatch.setattr(model, "eval_scores", lambda: (torch.full((9, 2), value), model.reviewer.user_views(model.user_id)))
+    model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), rw_first_epochs=1, **TINY_RW)
+    views = model.reviewer.user_views(model.user_id)
+    monkeypatch.setattr(model, "eval_scores", lambda: (torch.full((9, 2), value), views))
     stats = model.rewrite_round(6)
     assert stats["directions"] == {} and model.rounds_done == 1
 

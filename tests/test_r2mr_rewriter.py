@@ -24,7 +24,8 @@ def count(module: torch.nn.Module | torch.nn.Parameter) -> int:
 def test_parameter_counts_at_official_sizes() -> None:
     cfg = RewriterConfig()
     g, d = Generator(384, 2, cfg), Discriminator(384, cfg)
-    assert (count(g.encoder), count(g.decoder), count(g.codebook), count(g.prompt)) == (4_861_952, 3_942_528, 131_072, 512)
+    parts = (count(g.encoder), count(g.decoder), count(g.codebook), count(g.prompt))
+    assert parts == (4_861_952, 3_942_528, 131_072, 512)
     assert count(g) == 8_936_064 and count(d) == 264_193
 
 
@@ -50,7 +51,8 @@ def test_quantiser_straight_through_and_vq_weights() -> None:
 
 def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(8, 6, generator=g), torch.randint(0, 2, (8,), generator=g), torch.tanh(torch.randn(8, 6, generator=g))
+    x, pair = torch.randn(8, 6, generator=g), torch.randint(0, 2, (8,), generator=g)
+    return x, pair, torch.tanh(torch.randn(8, 6, generator=g))
 
 
 def test_default_update_leaks_nothing_into_the_generator() -> None:
@@ -94,7 +96,8 @@ def test_leak_flag_adds_the_lagged_discriminator_gradient() -> None:
 
 def test_pairs_every_direction_one_prompt_each() -> None:
     pairs = modality_pairs(["text", "image", "audio"])
-    assert len(pairs) == 6 and pairs[0] == ("text", "image") and modality_pairs(["text", "image"])[1] == ("image", "text")
+    assert len(pairs) == 6 and pairs[0] == ("text", "image")
+    assert modality_pairs(["text", "image"]) == [("text", "image"), ("image", "text")]
     feats = {m: torch.full((5, 2), float(k)) for k, m in enumerate(["text", "image", "audio"])}
     x, ids, y = training_pairs(feats, torch.tensor([1, 3]), pairs)
     assert x.shape == (12, 2) and ids.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]

@@ -74,7 +74,9 @@ def test_cli_paper_variant(small_root: Path, tmp_path: Path) -> None:
                     "--out", str(out), "--no-progress"], check=True, capture_output=True, text=True)
     res = json.loads(out.read_text())
     assert res["variant"] == "paper" and res["config"]["n_perspectives"] == 3
-    assert (res["config"]["h_source"], res["config"]["accept_rule"], res["config"]["knn_hop"]) == ("item_id", "improve", False)
+    cfg = res["config"]
+    assert (cfg["h_source"], cfg["accept_rule"], cfg["knn_hop"]) == ("item_id", "improve", False)
+    assert cfg["perspective_split"] is False
     assert {"test", "test_selected_by_test", "valid"} <= set(res)
 
 

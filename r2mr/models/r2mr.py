@@ -56,9 +56,10 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     features: str = "real"  # content control: real | random (seeded N(0,1), same shapes) | frozen (not trained)
     random_widths: str = "text:384,image:4096"  # features=random on a set without feature files: modality:width
     n_perspectives: int | None = None  # K user perspectives; None = preset (official 1, paper 3)
-    perspective_split: bool | None = None  # None = preset: True cuts a d->d user map in K chunks (official), False d->K*d (paper)
+    perspective_split: bool | None = None  # None = preset: True: a d->d user map cut in K chunks (official),
+    #                                        False: a d->K*d map, K perspectives of width d (paper)
     h_source: str | None = None  # None = preset: users = tanh(A^T dropout(Z)) (official) | item_id table (paper)
-    accept_rule: str | None = None  # None = preset: eta = keep if s_new > eta (official) | improve = s_new > s_old (paper)
+    accept_rule: str | None = None  # None = preset: eta (s_new > eta, official) | improve (s_new > s_old, paper)
     knn_hop: bool | None = None  # None = preset: item-item kNN hop of the logged version (official on, paper off)
     knn_k: int = 5  # neighbours per item (self included) of the kNN hop
     knn_image_weight: float = 0.1  # weight of the image kNN graph; other modalities share the rest equally
