@@ -8,7 +8,8 @@ model's ``features=random`` control, so no feature files are needed.
 
 Each scale runs in a fresh process (clean peak-memory figures). Times are wall-clock on CUDA and process
 CPU seconds on CPU (run it with OMP_NUM_THREADS=1 for single-core figures). Peak memory is
-torch.cuda.max_memory_allocated on CUDA and the process's peak RSS on CPU. Where a full measurement would take too
+torch.cuda.max_memory_allocated on CUDA and the process's peak RSS on CPU; ``build_s`` (preprocessing,
+kNN graph) is wall-clock. Where a full measurement would take too
 long (``--batches``, ``--dense-users``), a fixed number of batches / users is timed and extrapolated
 linearly; the output says so. Example::
 
@@ -170,9 +171,9 @@ def _worker(queue: mp.Queue, args: tuple) -> None:
 
 
 COLUMNS = {"train_s_per_epoch": "train s/epoch", "sampling_s_per_epoch": "of which batches s",
-           "eval_s_valid_and_test": "eval s (valid+test)", "peak_gib": "peak GiB", "rewriter_round20_s": "rewriter 20 ep s",
-           "reviewer_edge_ms": "reviewer edge ms", "reviewer_dense_ms": "reviewer dense ms",
-           "reviewer_dense_over_edge": "dense/edge"}
+           "eval_s_valid_and_test": "eval s (valid+test)", "peak_gib": "peak GiB",
+           "rewriter_round20_s": "rewriter 20 ep s", "reviewer_edge_ms": "reviewer edge ms",
+           "reviewer_dense_ms": "reviewer dense ms", "reviewer_dense_over_edge": "dense/edge"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rw-batches", type=int, default=None, help="rewriter batches timed (default 50 cuda, 4 cpu)")
     p.add_argument("--dense-users", type=int, default=None,
                    help="users in the dense reviewer pass, extrapolated to all (default: all on cuda, 2048 on cpu)")
-    p.add_argument("--out", help="JSON path (a .csv/.md table goes beside it); default results/benchmarks/r2mr_<device>.json")
+    p.add_argument("--out", help="JSON path (a .csv/.md table goes beside it); "
+                                 "default results/benchmarks/r2mr_<device>.json")
     a = p.parse_args(argv)
     dev = resolve_device(a.device)
     cpu = dev.type == "cpu"
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     for scale in a.scales.split(","):
         queue = ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(queue, (scale, a.data_dir, str(dev), batches, rw_batches, dense_users)))
+        args = (scale, a.data_dir, str(dev), batches, rw_batches, dense_users)
+        proc = ctx.Process(target=_worker, args=(queue, args))
         proc.start()
         rows.append(queue.get())
         proc.join()
@@ -216,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_row(r: dict) -> None:
-    ext = f" (timed {r['batches_timed']} of {r['batches_per_epoch']} batches, extrapolated)" if r["train_extrapolated"] else ""
-    dense = f" (timed on {r['reviewer_dense_users_timed']} users, extrapolated)" if r["reviewer_dense_users_timed"] < r["users"] else ""
+    ext = (f" (timed {r['batches_timed']} of {r['batches_per_epoch']} batches, extrapolated)"
+           if r["train_extrapolated"] else "")
+    dense = (f" (timed on {r['reviewer_dense_users_timed']} users, extrapolated)"
+             if r["reviewer_dense_users_timed"] < r["users"] else "")
     print(f"{r['scale']}: {r['users']} users, {r['items']} items, {r['train_edges']} edges on {r['device']}: "
           f"{r['train_s_per_epoch']:.2f} s/epoch{ext}, of which {r['sampling_s_per_epoch']:.2f} s building batches; "
           f"eval valid+test {r['eval_s_valid_and_test']:.2f} s; peak {r['peak_gib']:.2f} GiB; "
