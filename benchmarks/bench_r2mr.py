@@ -37,7 +37,7 @@ from r2mr.experiment import make_configs  # noqa: E402
 from r2mr.models.reviewer import consensus, dense_consensus  # noqa: E402
 from r2mr.models.rewriter import training_pairs  # noqa: E402
 from r2mr.paths import REPO_ROOT  # noqa: E402
-from r2mr.results import device_name, write_json, write_table  # noqa: E402
+from r2mr.results import device_name, git_commit, write_json, write_table  # noqa: E402
 from r2mr.train import Trainer, resolve_device, seed_everything  # noqa: E402
 
 CLOTHING = dict(n_users=39_387, n_items=23_033, train=197_338, valid=40_150, test=41_189)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.join()
         print_row(rows[-1])
     out = Path(a.out) if a.out else REPO_ROOT / "results" / "benchmarks" / f"r2mr_{dev.type}.json"
-    meta = {"device": rows[0]["device"], "torch": torch.__version__, "threads": torch.get_num_threads(),
+    meta = {"device": rows[0]["device"], "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": git_commit(),
             "timer": "wall-clock" if dev.type == "cuda" else "process CPU time (all threads)",
             "targets_authors_code_h200": TARGETS}
     write_json(out, {"meta": meta, "rows": rows})
