@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.join()
         print_row(rows[-1])
     out = Path(a.out) if a.out else REPO_ROOT / "results" / "benchmarks" / f"r2mr_{dev.type}.json"
-    meta = {"device": rows[0]["device"], "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": git_commit(),
+    meta = {"device": rows[0]["device"], "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "commit": git_commit(),
             "timer": "wall-clock" if dev.type == "cuda" else "process CPU time (all threads)",
             "targets_authors_code_h200": TARGETS}
     write_json(out, {"meta": meta, "rows": rows})
