@@ -73,7 +73,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     else:
         ds = load_dataset(dataset, data_root(data_dir), features=cls.needs_features,
                           root_source=data_root_source(data_dir))
-    if cls.needs_features and not ds.features:
+    if cls.requires_features(mcfg) and not ds.features:
         from .errors import DataError
 
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "

@@ -8,10 +8,12 @@ from ..errors import ConfigError
 from .base import Recommender
 from .bpr import BPR
 from .lightgcn import LightGCN
+from .r2mr import R2MR
 
 MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "lightgcn": LightGCN,
+    "r2mr": R2MR,
 }
 
 

@@ -35,6 +35,11 @@ class Recommender(nn.Module):
         self.cfg = cfg
         self.n_users, self.n_items = ds.n_users, ds.n_items
 
+    @classmethod
+    def requires_features(cls, cfg: Any) -> bool:
+        """Whether this configuration needs the data set's feature files (default: ``needs_features``)."""
+        return cls.needs_features
+
     def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
