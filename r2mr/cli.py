@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     g = dsub.add_parser("download", help="download an Amazon set (baby, sports, clothing) from MMRec's Google Drive")
     g.add_argument("name")
     _add_data_dir(g)
+
+    r = sub.add_parser("run-all", help="execute the notebooks in order with papermill (what run_all.sh runs)",
+                       description="Detect the data and the device, then execute notebooks/NN_*.ipynb in order; "
+                                   "executed copies go to results/executed/, tables to results/, figures to figures/.")
+    r.add_argument("--smoke", action="store_true",
+                   help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
+    r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
+                                      "the embedded synthetic set if there is none)")
+    _add_data_dir(r)
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda if available)")
+    r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
+    r.add_argument("--epochs", type=int, help="max epochs per run (default: the model's, with early stopping)")
+    r.add_argument("--scale", choices=("quick", "full"), help="quick: R2MR at a reduced size (default on CPU and with --smoke); full: the paper's sizes (default on GPU)")
+    r.add_argument("--force", action="store_true", help="recompute cached training runs")
+    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
     return parser
 
 
@@ -95,10 +111,23 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_all(args: argparse.Namespace) -> int:
+    from .pipeline import describe, make_plan, run
+
+    plan = make_plan(datasets=args.datasets, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
+                     epochs=args.epochs, scale=args.scale, smoke=args.smoke, force=args.force,
+                     notebooks=args.notebooks, caller_cwd=os.environ.get("R2MR_CALLER_CWD"))
+    print(describe(plan), flush=True)
+    run(plan)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "run-all":
+            return cmd_run_all(args)
         return cmd_train(args) if args.command == "train" else cmd_data(args)
     except R2MRError as exc:
         print(f"error: {exc}", file=sys.stderr)

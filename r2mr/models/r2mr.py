@@ -81,6 +81,7 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key} '{value}' unknown; fix: use one of {', '.join(str(a) for a in allowed)}")
+        self.check_rewriter()
         if self.n_perspectives is not None and self.n_perspectives < 1:
             raise ConfigError(f"n_perspectives {self.n_perspectives} < 1; fix: use K >= 1")
 

@@ -15,6 +15,12 @@ reaches G from L_D (spec 13 row 2). ``leak_disc_grad=True`` reproduces the offic
 gradient of 0.1 * BCE(D(y_hat), 0) w.r.t. G is left in G's .grad and added to the *next* step's gradient.
 (On the authors' stack the leaked backward read partly updated weights; here it uses the pre-step weights,
 the only form current PyTorch allows.)
+
+Ablation switches (notebook 02): ``rw_arch`` = ``vq`` (the model above), ``ae`` (the same encoder and decoder
+with the codebook taken out: y_hat = Dec(Enc([x || pi_c])), no VQ loss) or ``mlp`` (a plain mapping
+Linear(d + 256 -> rw_hidden[0]), ReLU, Linear(-> d), no codebook); ``rw_discriminator=False`` builds no
+discriminator and computes no L_D (with the default non-leaking update D never reaches G, so this changes
+the generator only when ``leak_disc_grad`` is on; it saves D's compute either way).
 """
 
 from __future__ import annotations
@@ -49,6 +55,17 @@ class RewriterConfig:
     rw_first_epochs: int = 200  # rewriter epochs in the first round
     rw_epochs: int = 20  # rewriter epochs in every later round (weights kept across rounds)
     leak_disc_grad: bool = False  # True: official update order, the lagged L_D gradient leaks into G
+    rw_arch: str = "vq"  # vq: encoder -> codebook -> decoder | ae: no codebook | mlp: one ReLU hidden layer (ablations)
+    rw_discriminator: bool = True  # False: no discriminator, no L_D (ablation)
+
+    def check_rewriter(self) -> None:
+        from ..errors import ConfigError
+
+        if self.rw_arch not in ARCHS:
+            raise ConfigError(f"rw_arch '{self.rw_arch}' unknown; fix: use one of {', '.join(ARCHS)}")
+
+
+ARCHS = ("vq", "ae", "mlp")
 
 
 class Block(nn.Module):
@@ -77,10 +94,16 @@ class Generator(nn.Module):
             from ..errors import ConfigError
 
             raise ConfigError(f"rw_latent {cfg.rw_latent} is not a multiple of rw_code_dim {cfg.rw_code_dim}")
+        cfg.check_rewriter()
         self.cfg = cfg
         self.prompt = nn.Embedding(n_pairs, cfg.rw_prompt_dim)  # N(0, 1) init
+        if cfg.rw_arch == "mlp":
+            self.mlp = nn.Sequential(nn.Linear(dim + cfg.rw_prompt_dim, cfg.rw_hidden[0]), nn.ReLU(),
+                                     nn.Linear(cfg.rw_hidden[0], dim))
+            return
         self.encoder = stack([dim + cfg.rw_prompt_dim, *cfg.rw_hidden, cfg.rw_latent])
-        self.codebook = nn.Parameter(nn.init.xavier_normal_(torch.empty(cfg.rw_codebook, cfg.rw_code_dim)))
+        if cfg.rw_arch == "vq":
+            self.codebook = nn.Parameter(nn.init.xavier_normal_(torch.empty(cfg.rw_codebook, cfg.rw_code_dim)))
         self.decoder = stack([cfg.rw_latent, *cfg.rw_hidden, dim])
 
     def quantise(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,8 +117,11 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_hat (B, d), VQ loss) for source features x (B, d) and pair ids (B,)."""
-        z = self.encoder(torch.cat([x, self.prompt(pair)], 1))  # (B, latent)
-        zq, vq = self.quantise(z)
+        xp = torch.cat([x, self.prompt(pair)], 1)  # (B, d + prompt)
+        if self.cfg.rw_arch == "mlp":
+            return self.mlp(xp), xp.new_zeros(())  # (B, d)
+        z = self.encoder(xp)  # (B, latent)
+        zq, vq = self.quantise(z) if self.cfg.rw_arch == "vq" else (z, z.new_zeros(()))
         return self.decoder(zq), vq
 
 
@@ -131,14 +157,17 @@ class Rewriter:
 
     def __init__(self, dim: int, modalities: list[str], cfg: RewriterConfig) -> None:
         self.cfg, self.pairs = cfg, modality_pairs(modalities)
-        self.gen, self.disc = Generator(dim, len(self.pairs), cfg), Discriminator(dim, cfg)
+        self.gen = Generator(dim, len(self.pairs), cfg)
+        self.disc = Discriminator(dim, cfg) if cfg.rw_discriminator else None
         self.opt_g = torch.optim.AdamW(self.gen.parameters(), lr=cfg.rw_lr, betas=(0.5, 0.9), weight_decay=0.01)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.rw_disc_lr, betas=(0.5, 0.9))
+        self.opt_d = (torch.optim.Adam(self.disc.parameters(), lr=cfg.rw_disc_lr, betas=(0.5, 0.9))
+                      if self.disc is not None else None)
         self.steps = 0  # generator steps taken over all rounds
 
     def to(self, device: torch.device) -> "Rewriter":
         self.gen.to(device)
-        self.disc.to(device)
+        if self.disc is not None:
+            self.disc.to(device)
         return self
 
     def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -146,6 +175,12 @@ class Rewriter:
         y_hat, vq = self.gen(x, pair)
         rec = (y_hat - y).abs().mean()
         loss_g = rec + vq
+        if self.disc is None:  # ablation: the generator alone
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            self.steps += 1
+            return {"rec": rec.item(), "vq": float(vq.detach()), "disc": 0.0}
         fake = y_hat if self.cfg.leak_disc_grad else y_hat.detach()
         ones, zeros = torch.ones(len(y), device=y.device), torch.zeros(len(y), device=y.device)
         loss_d = self.cfg.rw_gan_weight * (F.binary_cross_entropy_with_logits(self.disc(y), ones)
@@ -168,7 +203,8 @@ class Rewriter:
     def train_round(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, epochs: int) -> dict[str, float]:
         """``epochs`` passes over the pairs in shuffled batches (global torch RNG); last epoch's mean losses."""
         self.gen.train()
-        self.disc.train()
+        if self.disc is not None:
+            self.disc.train()
         sums: dict[str, float] = {}
         for _ in range(epochs):
             perm = torch.randperm(len(x)).to(x.device)
@@ -191,14 +227,15 @@ class Rewriter:
 
     def state_dict(self) -> dict[str, Any]:
         pending = [None if p.grad is None else p.grad.detach().clone() for p in self.gen.parameters()]
-        return {"gen": self.gen.state_dict(), "disc": self.disc.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "pending_grad": pending, "steps": self.steps}
+        return {"gen": self.gen.state_dict(), "disc": self.disc.state_dict() if self.disc is not None else None,
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None, "pending_grad": pending, "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.load_state_dict(state["gen"])
-        self.disc.load_state_dict(state["disc"])
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
         for p, g in zip(self.gen.parameters(), state["pending_grad"]):
             p.grad = None if g is None else g.to(p.device)
         self.steps = state["steps"]

@@ -1,0 +1,132 @@
+"""Analyses of the Modality Reviewer's per-item scores: quality states at a threshold η, their shares, how
+they move with η, and how well low scores find the planted corruption of the synthetic set (ROC).
+
+Pure functions on arrays and tables (no training, no I/O); the notebooks feed them the scores that an R2MR
+run saved as artifacts.
+
+Quality areas (R2MR, Fig. 2B): with two modalities a and b and scores s_a, s_b in [0, 1],
+* high-quality: s_a ≥ η and s_b ≥ η;
+* disparity: exactly one of them ≥ η (the item the Rewriter may repair);
+* low-quality: s_a < η and s_b < η.
+(The official code compares with ≥ η; the paper writes > η. With continuous scores the two agree.)
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+STATES = ("high-quality", "disparity", "low-quality")
+
+
+def quality_states(scores: Mapping[str, np.ndarray], eta: float | Mapping[str, float] = 0.5) -> np.ndarray:
+    """Per item, one of :data:`STATES` from the scores of (exactly) two modalities; ``eta`` may differ per
+    modality (the official code has a text and an image threshold)."""
+    if len(scores) != 2:
+        raise ValueError(f"quality states need two modalities, got {list(scores)}")
+    (ma, a), (mb, b) = scores.items()
+    ea, eb = (eta[ma], eta[mb]) if isinstance(eta, Mapping) else (eta, eta)
+    good_a, good_b = np.asarray(a) >= ea, np.asarray(b) >= eb
+    return np.select([good_a & good_b, good_a ^ good_b], STATES[:2], STATES[2])
+
+
+def state_shares(states: np.ndarray) -> pd.Series:
+    """Share of items per state, in :data:`STATES` order (zeros included)."""
+    counts = pd.Series(states).value_counts().reindex(list(STATES), fill_value=0)
+    return counts / max(len(states), 1)
+
+
+def disparity_direction(scores: Mapping[str, np.ndarray], eta: float = 0.5) -> pd.Series:
+    """Among disparity items: how many have only the first modality good, and how many only the second."""
+    (ma, a), (mb, b) = scores.items()
+    good_a, good_b = np.asarray(a) >= eta, np.asarray(b) >= eta
+    return pd.Series({f"{ma} good, {mb} poor": int((good_a & ~good_b).sum()),
+                      f"{mb} good, {ma} poor": int((good_b & ~good_a).sum())})
+
+
+def eta_sweep(scores: Mapping[str, np.ndarray], etas: Sequence[float]) -> pd.DataFrame:
+    """Shares of the three states for each threshold in ``etas`` (rows) — the η sensitivity of the split."""
+    rows = {float(e): state_shares(quality_states(scores, e)) for e in etas}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("eta")
+
+
+def roc(scores: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC of "a low score flags a corrupted modality": (false-positive rates, true-positive rates, AUC).
+
+    AUC 1 means every corrupted item scores below every clean one; 0.5 is chance."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y, s = np.asarray(corrupted, bool), -np.asarray(scores, float)
+    if y.all() or not y.any():
+        raise ValueError("ROC needs both corrupted and clean items")
+    fpr, tpr, _ = roc_curve(y, s)
+    return fpr, tpr, float(roc_auc_score(y, s))
+
+
+def detection_table(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndarray],
+                    eta: float = 0.5) -> pd.DataFrame:
+    """Per modality: AUC, and with "flagged" = score < η, the share of corrupted items flagged (recall) and
+    the share of flagged items that are corrupted (precision)."""
+    rows = {}
+    for m, s in scores.items():
+        y, flagged = np.asarray(corrupted[m], bool), np.asarray(s) < eta
+        rows[m] = {"AUC": roc(s, y)[2], "corrupted items": int(y.sum()), "flagged at η": int(flagged.sum()),
+                   "recall at η": float((flagged & y).sum() / max(y.sum(), 1)),
+                   "precision at η": float((flagged & y).sum() / max(flagged.sum(), 1))}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("modality")
+
+
+def corruption_masks(quality: pd.DataFrame, n_items: int) -> dict[str, np.ndarray]:
+    """``{modality: bool (n_items,)}`` from a synthetic set's ``quality.csv`` table (see ``load_quality``)."""
+    out = {}
+    for m, g in quality.groupby("modality"):
+        mask = np.zeros(n_items, bool)
+        mask[g.item.to_numpy()] = g.corrupted.to_numpy(bool)
+        out[str(m)] = mask
+    return out
+
+
+# ---- R2MR run artifacts ----------------------------------------------------------------------------------------
+
+def scores_of(art: Mapping) -> dict[str, np.ndarray]:
+    """``{modality: final Reviewer scores (n_items,)}`` from an R2MR run's artifacts."""
+    s = np.asarray(art["scores"], dtype=float)  # (I, M)
+    return {m: s[:, j] for j, m in enumerate(art["modalities"])}
+
+
+def rounds_table(art: Mapping) -> pd.DataFrame:
+    """One row per rewrite round: the epoch after which it ran, the shares of the quality states the round
+    started from, and per direction the candidates, accepted rewrites and mean scores before and after."""
+    rows = []
+    for r in art.get("rewrite_rounds", []):
+        n = {k: r.get(f"n_{k}", 0) for k in ("high", "disparity", "low")}
+        total = max(sum(n.values()), 1)
+        row = {"round": r["round"], "epoch": r["epoch"], **{f"share {k}": v / total for k, v in n.items()}}
+        for d, st in r.get("directions", {}).items():
+            row.update({f"{d} candidates": st["candidates"], f"{d} accepted": st["accepted"],
+                        f"{d} score before": st["mean_score_before"], f"{d} score after": st["mean_score_after"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("round") if rows else pd.DataFrame()
+
+
+def rewrite_totals(art: Mapping) -> dict[str, float]:
+    """Totals over a run's rounds: rounds, candidates, accepted rewrites and items ever rewritten."""
+    rounds = art.get("rewrite_rounds", [])
+    cand = sum(st["candidates"] for r in rounds for st in r.get("directions", {}).values())
+    acc = sum(st["accepted"] for r in rounds for st in r.get("directions", {}).values())
+    ever = sum(int(np.asarray(v).sum()) for v in art.get("rewritten", {}).values())
+    return {"rounds": len(rounds), "candidates": cand, "accepted": acc, "rows rewritten": ever}
+
+
+def shares_table(views: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per data set (R2MR artifacts): η, items, the shares of the three quality areas of the final scores, and
+    how the disparity items split by which modality is the good one."""
+    rows = {}
+    for name, art in views.items():
+        s = scores_of(art)
+        eta = float(art["eta"])
+        rows[name] = {"η": eta, "items": len(next(iter(s.values()))),
+                      **state_shares(quality_states(s, eta)).to_dict(), **disparity_direction(s, eta).to_dict()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("data set")
