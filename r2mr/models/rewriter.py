@@ -141,8 +141,9 @@ class Rewriter:
         self.disc.to(device)
         return self
 
-    def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One batch: G step on L_G, D step on L_D (see the module docstring for the leak flag)."""
+    def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One batch: G step on L_G, D step on L_D (see the module docstring for the leak flag); returns the
+        detached losses (tensors, so that no device synchronisation happens per step)."""
         y_hat, vq = self.gen(x, pair)
         rec = (y_hat - y).abs().mean()
         loss_g = rec + vq
@@ -163,23 +164,22 @@ class Rewriter:
             for p, g in zip(g_params, leaked):
                 p.grad = torch.zeros_like(p) if g is None else g
         self.steps += 1
-        return {"rec": rec.item(), "vq": vq.item(), "disc": loss_d.item()}
+        return {"rec": rec.detach(), "vq": vq.detach(), "disc": loss_d.detach()}
 
     def train_round(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, epochs: int) -> dict[str, float]:
         """``epochs`` passes over the pairs in shuffled batches (global torch RNG); last epoch's mean losses."""
         self.gen.train()
         self.disc.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         for _ in range(epochs):
             perm = torch.randperm(len(x)).to(x.device)
             sums, n = {}, 0
             for s in range(0, len(x), self.cfg.rw_batch):
                 idx = perm[s:s + self.cfg.rw_batch]
                 for k, v in self.step(x[idx], pair[idx], y[idx]).items():
-                    sums[k] = sums.get(k, 0.0) + v
+                    sums[k] = sums[k] + v if k in sums else v
                 n += 1
-            sums = {k: v / max(n, 1) for k, v in sums.items()}
-        return sums
+        return {k: float(v) / max(n, 1) for k, v in sums.items()}
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
