@@ -211,3 +211,22 @@ def test_no_users_by_items_tensor_in_a_training_step(variant: str) -> None:
         a = model.reviewer.user_views(model.user_id)
         dense_consensus(a, model.reviewer.item_maps["text"](model.features["text"]), torch.ones(ds.n_items, ds.n_users))
     assert dense.largest >= ds.n_users * ds.n_items
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu() -> None:
+    """Loss, gradients and Reviewer scores agree across devices; a rewrite round runs on CUDA."""
+    ds = make_ds(300, 200, 1500, {"text": 16, "image": 24})
+    cpu, gpu = (build(ds, dropout=0.0, rw_first_epochs=2, **TINY_RW) for _ in range(2))  # same seed
+    gpu.to("cuda")
+    batch = next(iter(BPRSampler(ds, 256, seed=0)))
+    losses = [m.loss(batch.to(dev)) for m, dev in ((cpu, "cpu"), (gpu, "cuda"))]
+    for loss in losses:
+        loss.backward()
+    assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-4)
+    for (name, p), q in zip(cpu.named_parameters(), gpu.parameters()):
+        assert torch.allclose(p.grad, q.grad.cpu(), atol=1e-5, rtol=1e-3), name
+    assert torch.allclose(cpu.eval_scores()[0], gpu.eval_scores()[0].cpu(), atol=1e-5)
+    stats = gpu.rewrite_round(6)
+    assert stats["round"] == 1 and gpu.features["text"].is_cuda

@@ -100,3 +100,16 @@ def test_quality_states_thresholds() -> None:
     assert quality_states(s, 0.5).tolist() == [HIGH, DISPARITY, LOW, DISPARITY]
     s3 = torch.tensor([[0.6, 0.7, 0.8], [0.6, 0.1, 0.8], [0.1, 0.2, 0.3]])
     assert quality_states(s3, 0.5).tolist() == [HIGH, DISPARITY, LOW]
+
+
+def test_xavier_init_option_is_not_saturated() -> None:
+    """U(-1, 1) maps saturate the sigmoids on tanh-range features (spec 4.6); Xavier-uniform does not."""
+    users, items = random_graph(200, 50, 1500)
+    z, e = torch.rand(200, 64) * 2 - 1, torch.tanh(torch.randn(50, 64))
+    share = {}
+    for init in ("uniform", "xavier"):
+        torch.manual_seed(0)
+        rev = Reviewer(users, items, 200, 50, 64, ["text"], dropout=0.0, init=init)
+        logits = edge_dot(rev.user_views(z), rev.item_maps["text"](e), rev.pattern())
+        share[init] = (logits.abs() > 10).float().mean().item()
+    assert share["uniform"] > 0.8 and share["xavier"] < 0.05, share

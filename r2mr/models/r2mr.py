@@ -61,6 +61,7 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     h_source: str | None = None  # None = preset: users = tanh(A^T dropout(Z)) (official) | item_id table (paper)
     accept_rule: str | None = None  # None = preset: eta (s_new > eta, official) | improve (s_new > s_old, paper)
     knn_hop: bool | None = None  # None = preset: item-item kNN hop of the logged version (official on, paper off)
+    review_init: str = "uniform"  # reviewer map weights: uniform U(-1,1) (official; saturated sigmoids) | xavier
     knn_k: int = 5  # neighbours per item (self included) of the kNN hop
     knn_image_weight: float = 0.1  # weight of the image kNN graph; other modalities share the rest equally
     dropout: float = 0.3  # dropout on the user-ID table, drawn separately for the reviewer and for h
@@ -77,7 +78,8 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     def __post_init__(self) -> None:
         checks = [("variant", self.variant, PRESETS), ("features", self.features, ("real", "random", "frozen")),
                   ("h_source", self.h_source, ("users", "item_id", None)),
-                  ("accept_rule", self.accept_rule, ("eta", "improve", None))]
+                  ("accept_rule", self.accept_rule, ("eta", "improve", None)),
+                  ("review_init", self.review_init, ("uniform", "xavier"))]
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key} '{value}' unknown; fix: use one of {', '.join(str(a) for a in allowed)}")
@@ -153,7 +155,7 @@ class R2MR(Recommender):
         self.user_id = nn.Parameter(torch.empty(ds.n_users, d).uniform_(-1.0, 1.0))  # Z (U, d)
         self.prefs = nn.ParameterDict([(m, xavier_normal_table(ds.n_users, d)) for m in self.modalities])  # (U, d)
         self.reviewer = Reviewer(ds.train.users, ds.train.items, ds.n_users, ds.n_items, d, self.modalities,
-                                 cfg.n_perspectives, cfg.perspective_split, cfg.dropout)
+                                 cfg.n_perspectives, cfg.perspective_split, cfg.dropout, cfg.review_init)
         if cfg.h_source == "item_id":
             self.item_id = xavier_normal_table(ds.n_items, d)  # (I, d)
         self.drop = nn.Dropout(cfg.dropout)

@@ -128,19 +128,24 @@ class Reviewer(nn.Module):
     """The Reviewer's maps and the training edge pattern.
 
     f_r: d -> K * r (user perspectives) and g_m: d -> r per modality, all affine with U(-1, 1) weights
-    (spec section 3). ``split=True`` (official code): r = d / K, i.e. a d -> d user map cut into K chunks;
-    ``split=False`` (paper, W_u in R^{d x Kd}): r = d.
+    (spec section 3; ``init="xavier"`` avoids the saturated logits of spec 4.6). ``split=True`` (official
+    code): r = d / K, i.e. a d -> d user map cut into K chunks; ``split=False`` (paper, W_u in R^{d x Kd}):
+    r = d.
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, dim: int,
-                 modalities: list[str], n_perspectives: int = 1, split: bool = True, dropout: float = 0.3) -> None:
+                 modalities: list[str], n_perspectives: int = 1, split: bool = True, dropout: float = 0.3,
+                 init: str = "uniform") -> None:
         super().__init__()
         k = n_perspectives
         self.k, self.r, self.n_items = k, (dim // k if split else dim), n_items
         self.user_map = nn.Linear(dim, k * self.r)  # f_r
         self.item_maps = nn.ModuleDict({m: nn.Linear(dim, self.r) for m in modalities})  # g_m
         for lin in [self.user_map, *self.item_maps.values()]:
-            nn.init.uniform_(lin.weight, -1.0, 1.0)  # official init; biases keep PyTorch's default
+            if init == "uniform":
+                nn.init.uniform_(lin.weight, -1.0, 1.0)  # official; biases keep PyTorch's default
+            else:
+                nn.init.xavier_uniform_(lin.weight)
         self.drop = nn.Dropout(dropout)
         pat = EdgePattern.build(torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long),
                                 n_users, n_items)

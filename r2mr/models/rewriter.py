@@ -170,8 +170,9 @@ class Rewriter:
             self.disc.to(device)
         return self
 
-    def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One batch: G step on L_G, D step on L_D (see the module docstring for the leak flag)."""
+    def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One batch: G step on L_G, D step on L_D (see the module docstring for the leak flag); returns the
+        detached losses (tensors, so that no device synchronisation happens per step)."""
         y_hat, vq = self.gen(x, pair)
         rec = (y_hat - y).abs().mean()
         loss_g = rec + vq
@@ -180,7 +181,7 @@ class Rewriter:
             loss_g.backward()
             self.opt_g.step()
             self.steps += 1
-            return {"rec": rec.item(), "vq": float(vq.detach()), "disc": 0.0}
+            return {"rec": rec.detach(), "vq": vq.detach(), "disc": torch.zeros((), device=rec.device)}
         fake = y_hat if self.cfg.leak_disc_grad else y_hat.detach()
         ones, zeros = torch.ones(len(y), device=y.device), torch.zeros(len(y), device=y.device)
         loss_d = self.cfg.rw_gan_weight * (F.binary_cross_entropy_with_logits(self.disc(y), ones)
@@ -198,24 +199,23 @@ class Rewriter:
             for p, g in zip(g_params, leaked):
                 p.grad = torch.zeros_like(p) if g is None else g
         self.steps += 1
-        return {"rec": rec.item(), "vq": vq.item(), "disc": loss_d.item()}
+        return {"rec": rec.detach(), "vq": vq.detach(), "disc": loss_d.detach()}
 
     def train_round(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, epochs: int) -> dict[str, float]:
         """``epochs`` passes over the pairs in shuffled batches (global torch RNG); last epoch's mean losses."""
         self.gen.train()
         if self.disc is not None:
             self.disc.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         for _ in range(epochs):
             perm = torch.randperm(len(x)).to(x.device)
             sums, n = {}, 0
             for s in range(0, len(x), self.cfg.rw_batch):
                 idx = perm[s:s + self.cfg.rw_batch]
                 for k, v in self.step(x[idx], pair[idx], y[idx]).items():
-                    sums[k] = sums.get(k, 0.0) + v
+                    sums[k] = sums[k] + v if k in sums else v
                 n += 1
-            sums = {k: v / max(n, 1) for k, v in sums.items()}
-        return sums
+        return {k: float(v) / max(n, 1) for k, v in sums.items()}
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
@@ -228,7 +228,8 @@ class Rewriter:
     def state_dict(self) -> dict[str, Any]:
         pending = [None if p.grad is None else p.grad.detach().clone() for p in self.gen.parameters()]
         return {"gen": self.gen.state_dict(), "disc": self.disc.state_dict() if self.disc is not None else None,
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None, "pending_grad": pending, "steps": self.steps}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+                "pending_grad": pending, "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.load_state_dict(state["gen"])
