@@ -34,7 +34,8 @@ class BPR(Recommender):
         return self.user_emb, self.item_emb
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        u = self.user_emb[batch.users]  # (B, d)
-        i, j = self.item_emb[batch.pos], self.item_emb[batch.neg]  # (B, d) each
+        # index_select, not [idx]: its backward (index_add) is deterministic on multi-threaded CPU
+        u = self.user_emb.index_select(0, batch.users)  # (B, d)
+        i, j = self.item_emb.index_select(0, batch.pos), self.item_emb.index_select(0, batch.neg)  # (B, d) each
         rank = bpr((u * i).sum(1), (u * j).sum(1), eps=1e-10)
         return rank + self.cfg.reg_weight * emb_loss(u, i, j)

@@ -51,7 +51,9 @@ class LightGCN(Recommender):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         users, items = self.final_embeddings()
-        u, i, j = users[batch.users], items[batch.pos], items[batch.neg]  # (B, d) each
+        # index_select, not [idx]: its backward (index_add) is deterministic on multi-threaded CPU
+        u, i, j = users.index_select(0, batch.users), items.index_select(0, batch.pos), items.index_select(0, batch.neg)
         rank = bpr((u * i).sum(1), (u * j).sum(1), eps=1e-10)
-        reg = emb_loss(self.user_emb[batch.users], self.item_emb[batch.pos], self.item_emb[batch.neg])
+        reg = emb_loss(self.user_emb.index_select(0, batch.users), self.item_emb.index_select(0, batch.pos),
+                       self.item_emb.index_select(0, batch.neg))
         return rank + self.cfg.reg_weight * reg
