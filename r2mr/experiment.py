@@ -62,8 +62,8 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
           reuse: bool = True, progress: bool = True) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` and return the result dict (see :meth:`Trainer.result`).
 
-    ``reuse``: return a finished run's saved result instead of training again; ``resume``: continue from
-    the run directory's checkpoint.
+    ``reuse``: return a finished run's saved result (marked ``"cached": True``) instead of training again;
+    ``resume``: continue from the run directory's checkpoint.
     """
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     cls, mcfg, tcfg = make_configs(model, overrides, seed, max_epochs, dataset=name)
@@ -81,7 +81,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     run_dir = Path(run_dir) if run_dir else RUNS / ds.name / f"{model}-{run_key(model, ds, mcfg, tcfg, dev)}-seed{tcfg.seed}"
     done = run_dir / "result.json"
     if reuse and resume and done.is_file():
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "cached": True}
     seed_everything(tcfg.seed)
     net = cls(ds, mcfg) if not _wants_cache_dir(cls) else cls(ds, mcfg, cache_dir=RUNS / ds.name / "cache")
     meta = {"model": model, "dataset": ds.name, **({"variant": mcfg.variant} if hasattr(mcfg, "variant") else {})}

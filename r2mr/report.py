@@ -289,16 +289,16 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
     reason = missing_data_reason(dataset, data_dir, spec_needs_features(spec, dataset))
     if reason:
         return Run(spec, dataset, seed, reason)
-    root, started = locate(dataset, data_dir), time.time()
+    root = locate(dataset, data_dir)
     kwargs = dict(data_dir=root, overrides=dict(spec.overrides), device=device, seed=seed, max_epochs=epochs,
                   progress=progress)
     try:
         res = train(spec.model, dataset, **kwargs)
-        if force_since and _finished_at(res) < force_since:
+        if force_since and res.get("cached") and _finished_at(res) < force_since:
             res = train(spec.model, dataset, resume=False, **kwargs)
     except DataError as exc:
         return Run(spec, dataset, seed, "not run: " + _strip_paths(str(exc), root, REPO_ROOT))
-    status = "trained" if _finished_at(res) >= started - 1 else "cached"
+    status = "cached" if res.get("cached") else "trained"
     return Run(spec, dataset, seed, status, res)
 
 
