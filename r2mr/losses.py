@@ -25,3 +25,12 @@ def emb_loss(*tensors: torch.Tensor) -> torch.Tensor:
 def half_l2(*tensors: torch.Tensor, divisor: float) -> torch.Tensor:
     """1/2 * sum of squared L2 norms of all rows, divided by a fixed ``divisor`` (the configured batch size)."""
     return 0.5 * sum(t.pow(2).sum() for t in tensors) / divisor
+
+
+def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE over a batch (MGCN's form): rows L2-normalised; row b's positive is y_b and its candidates are
+    every row of ``y`` (positive included, duplicates kept); mean over b of
+    -log(exp(x_b . y_b / tau) / sum_b' exp(x_b . y_b' / tau)). x, y: (B, d)."""
+    x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
+    logits = x @ y.T / tau  # (B, B)
+    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()

@@ -8,11 +8,21 @@ from ..errors import ConfigError
 from .base import Recommender
 from .bpr import BPR
 from .lightgcn import LightGCN
+from .vbpr import VBPR
+from .lattice import LATTICE
+from .freedom import FREEDOM
+from .bm3 import BM3
+from .mgcn import MGCN
 from .r2mr import R2MR
 
 MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "lightgcn": LightGCN,
+    "vbpr": VBPR,
+    "lattice": LATTICE,
+    "freedom": FREEDOM,
+    "bm3": BM3,
+    "mgcn": MGCN,
     "r2mr": R2MR,
 }
 

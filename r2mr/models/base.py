@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -79,3 +81,9 @@ def xavier_uniform_table(rows: int, dim: int) -> nn.Parameter:
 def xavier_normal_table(rows: int, dim: int) -> nn.Parameter:
     """Embedding table with Xavier-normal init over the whole matrix (MMRec convention)."""
     return nn.Parameter(nn.init.xavier_normal_(torch.empty(rows, dim)))
+
+
+def feature_tables(features: dict[str, np.ndarray], trainable: bool = True) -> nn.ParameterDict:
+    """One table per modality initialised with the raw features (n_items, d_m), trainable unless told otherwise."""
+    return nn.ParameterDict({m: nn.Parameter(torch.as_tensor(x, dtype=torch.float32).clone(), requires_grad=trainable)
+                             for m, x in features.items()})

@@ -26,11 +26,11 @@ class LightGCNConfig:
     reg_weight: float = 1e-4  # lambda on EmbLoss of the ego embeddings; best on Baby valid
 
 
-def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d)."""
+def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric)."""
     layers = [ego]
     for _ in range(n_layers):
-        layers.append(spmm(adj, layers[-1]))  # A is symmetric
+        layers.append(spmm(adj, layers[-1], adj_t))
     return torch.stack(layers).mean(0)
 
 
