@@ -1,10 +1,12 @@
-"""Seconds per training epoch and per evaluation (valid + test) of graph-only models on real graphs.
+"""Seconds per training epoch and per evaluation (valid + test) of any registered model on real data sets.
 
 Usage: python benchmarks/bench_train.py --data-dir DIR [--datasets baby,sports] [--models bpr,lightgcn]
        [--device cpu] [--epochs 3] [--out results/benchmarks/train_<device>.json]
 
 Trains each model for a few epochs with its default configuration (no early stopping) and reports the
-median training-only seconds per epoch and the median seconds of one evaluation (both splits). Prints
+median training-only seconds per epoch (per-epoch hooks such as graph re-sampling included), the median
+seconds of one evaluation (both splits) and the model's build time (kNN graphs are built, not read from a
+cache). R2MR's rewrite rounds are not part of an epoch here: use bench_r2mr.py for R2MR. Prints
 a table; writes JSON atomically. A benchmark, not a test: numbers depend on the machine and its load.
 """
 
