@@ -54,10 +54,11 @@ def test_train_config_defaults_are_mmrec() -> None:
 def test_dataset_defaults_then_overrides(monkeypatch) -> None:
     from r2mr.models import MODELS
 
-    monkeypatch.setattr(MODELS["lightgcn"], "dataset_defaults", {"baby": {"n_layers": 4, "lr": 5e-4}})
+    class_default = MODELS["lightgcn"].Config().n_layers
+    monkeypatch.setattr(MODELS["lightgcn"], "dataset_defaults", {"baby": {"n_layers": 7, "lr": 5e-4}})
     _, m, t = make_configs("lightgcn", dataset="baby")
-    assert (m.n_layers, t.lr) == (4, 5e-4)
+    assert (m.n_layers, t.lr) == (7, 5e-4)
     _, m, _ = make_configs("lightgcn", {"n_layers": 1}, dataset="baby")
     assert m.n_layers == 1
     _, m, _ = make_configs("lightgcn", dataset="sports")
-    assert m.n_layers == 2
+    assert m.n_layers == class_default != 7
