@@ -13,7 +13,7 @@ kNN graph) is wall-clock. Where a full measurement would take too
 long (``--batches``, ``--dense-users``), a fixed number of batches / users is timed and extrapolated
 linearly; the output says so. Example::
 
-    python benchmarks/bench_r2mr.py --data-dir ../shared/data --device cpu --scales baby,sports,clothing
+    python benchmarks/bench_r2mr.py --data-dir data --device cpu --scales baby,sports,clothing
 """
 
 from __future__ import annotations
