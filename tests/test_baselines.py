@@ -22,6 +22,7 @@ from r2mr.models.freedom import frozen_item_graph, modality_weights, prune_edges
 from r2mr.models.lattice import item_graph, learned_graph
 from r2mr.models.mgcn import fuse
 from r2mr.sampler import BPRSampler
+from tests.test_train import strip_timing
 
 BASELINES = ["vbpr", "lattice", "freedom", "bm3", "mgcn"]
 MODALITY_SETS = [("text", "image"), ("image",), ("image", "audio")]
@@ -291,6 +292,4 @@ def test_same_seed_bit_identical_with_two_threads(name: str, small_root: Path, t
         a, b = (experiment.train(name, "small", run_dir=tmp_path / r, **kw) for r in "ab")
     finally:
         torch.set_num_threads(threads)
-    timing = ("train_seconds", "hook_seconds", "eval_seconds")
-    strip = lambda h: [{k: v for k, v in e.items() if k not in timing} for e in h]  # noqa: E731
-    assert strip(a["history"]) == strip(b["history"])
+    assert strip_timing(a["history"]) == strip_timing(b["history"])
