@@ -235,10 +235,11 @@ class Trainer:
                 on_epoch(entry)
             epochs.set_postfix({"loss": f"{loss:.4f}", self.cfg.valid_metric: f"{valid[self.cfg.valid_metric]:.4f}"})
             stop, now = self.should_stop(), time.perf_counter()
-            if (stop or epoch + 1 >= self.cfg.max_epochs or epoch + 1 - last_log_epoch >= self.progress_every_epochs
-                    or now - last_log_t >= self.progress_every_seconds):
-                log.info("%s", progress_line(self.history, self.cfg, self.meta, now - t_start, len(self.history) - first,
-                                             stopped=stop))
+            due = (epoch + 1 - last_log_epoch >= self.progress_every_epochs
+                   or now - last_log_t >= self.progress_every_seconds)
+            if due or stop or epoch + 1 >= self.cfg.max_epochs:
+                timed = len(self.history) - first  # epochs trained in this session (elapsed covers only them)
+                log.info("%s", progress_line(self.history, self.cfg, self.meta, now - t_start, timed, stopped=stop))
                 last_log_t, last_log_epoch = now, epoch + 1
             if stop:
                 break
