@@ -1,3 +1,5 @@
+"""``python -m r2mr``: the command line (see :mod:`r2mr.cli`)."""
+
 import sys
 
 from .cli import main

@@ -1,92 +1,190 @@
-"""Command line: ``python -m r2mr {train, data} ...`` (the only place that parses arguments)."""
+"""Command line: ``python -m r2mr <command> ...``, the only place that parses arguments.
+
+The commands are rows of :data:`COMMANDS`; each row names a help line, a function that adds its arguments and
+a function that runs it (``args -> exit status``). A command from another module is added as one row with
+:func:`lazy` (``add_arguments(parser)`` and ``main(args) -> int`` in that module, which must stay light to import).
+Importing this module does not import torch: heavy modules are imported inside the commands.
+
+Exit status: 0 ok; 2 bad input (usage, config or data error, reported on one line); 3 a run or a notebook
+failed (:class:`r2mr.errors.TrainingError`, ``NotebookFailed``); 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence
 
-from . import config as cfgmod
-from .errors import R2MRError
+from . import __version__
+from .errors import ConfigError, R2MRError, TrainingError
+from .names import DEVICES, DOWNLOADABLE, MODEL_NAMES
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+SEED_MAX = 2**32 - 1  # numpy's seed range
 
 log = logging.getLogger("r2mr")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``error: <command>: <problem>; fix: ...``, exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message}; fix: see `{self.prog} --help`\n")
+
+
+# -- argument types: each rejects a bad value with one line naming the value and what is allowed -------------
+def seed(text: str) -> int:
+    """A seed: an integer 0 ... 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: an integer from 0 to {SEED_MAX})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (epoch limits)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: an integer >= 1)")
+    return value
+
+
+def device(text: str) -> str:
+    """auto | cpu | cuda | cuda:N."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: {', '.join(DEVICES)})")
+    return text
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag name kept for one release: hidden from --help, stores into the new flag and says so."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str = "", **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(ns, self.dest, self.const if self.nargs == 0 else values)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data root holding <name>/ folders (default: $R2MR_DATA_DIR, else ./data)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .models import MODELS
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=device, default="auto", metavar="{" + ",".join(DEVICES) + "}",
+                   help="auto (default): cuda if PyTorch sees a GPU, else cpu; cuda:N picks the N-th GPU")
 
-    parser = argparse.ArgumentParser(prog="python -m r2mr", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train and evaluate one model on one data set")
-    t.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}")
+def _add_epochs(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--epochs", type=positive_int, metavar="N", help=f"epoch limit {what}")
+    p.add_argument("--max-epochs", dest="epochs", type=positive_int, action=DeprecatedAlias, new="--epochs")
+
+
+def _add_restart(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--restart", action="store_true", help=what)
+    p.add_argument("--force", dest="restart", action=DeprecatedAlias, nargs=0, const=True, new="--restart")
+
+
+# -- train ---------------------------------------------------------------------------------------------------
+def add_train_arguments(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--model", required=True, type=str.lower, choices=MODEL_NAMES, help="the model (any case)")
     t.add_argument("--dataset", required=True, help="data set folder name under the data root")
     _add_data_dir(t)
-    t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    t.add_argument("--seed", type=int, default=None, help="random seed (default 999)")
-    t.add_argument("--max-epochs", type=int, default=None, help="epoch limit (default: the model's)")
+    _add_device(t)
+    t.add_argument("--seed", type=seed, default=None, help=f"random seed, 0 to {SEED_MAX} (default 999)")
+    _add_epochs(t, "(default: the model's, with early stopping)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model or training config key (repeatable), e.g. --set n_layers=3")
     t.add_argument("--config", help="YAML file of config keys (applied before --set)")
-    t.add_argument("--out", help="also write the result JSON here")
+    t.add_argument("--out", help="also write the result JSON to this file")
     t.add_argument("--run-dir", help="checkpoint/log folder (default runs/<dataset>/<model>-<key>-seed<N>)")
-    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint or result and start over")
-    t.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_restart(t, "ignore an existing checkpoint or result and start over")
+    t.add_argument("--no-progress", action="store_true", help="hide progress bars (the log lines stay)")
 
-    d = sub.add_parser("data", help="check, generate or download data sets")
-    dsub = d.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("check", help="validate a data set folder and print its statistics")
-    c.add_argument("name")
-    _add_data_dir(c)
-    s = dsub.add_parser("synth", help="write the embedded synthetic data set")
-    s.add_argument("--out", required=True, help="folder to create; its name is the data set name (e.g. data/synthetic)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a generator setting, e.g. --set n_users=500")
-    g = dsub.add_parser("download", help="download an Amazon set (baby, sports, clothing) from MMRec's Google Drive")
-    g.add_argument("name")
-    _add_data_dir(g)
 
-    r = sub.add_parser("run-all", help="execute the notebooks in order with papermill (what run_all.sh runs)",
-                       description="Detect the data and the device, then execute notebooks/NN_*.ipynb in order; "
-                                   "executed copies go to results/executed/, tables to results/, figures to figures/.")
-    r.add_argument("--smoke", action="store_true",
-                   help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
-    r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
-                                      "the embedded synthetic set if there is none)")
-    _add_data_dir(r)
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda if available)")
-    r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
-    r.add_argument("--epochs", type=int, help="max epochs per run (default: the model's, with early stopping)")
-    r.add_argument("--scale", choices=("quick", "full"), help="quick: R2MR at a reduced size (default on CPU and with --smoke); full: the paper's sizes (default on GPU)")
-    r.add_argument("--force", action="store_true", help="recompute cached training runs")
-    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
-    return parser
+def check_config_file(path: str) -> None:
+    """``--config``: an existing UTF-8 file (the YAML itself is checked by the config reader)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--config {path}: is a folder; fix: name a YAML file")
+    if not p.is_file():
+        raise ConfigError(f"--config {path}: no such file; fix: check the path")
+    try:
+        p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.start}); fix: save the file as UTF-8") from None
+
+
+def check_out_file(path: str) -> None:
+    """``--out``: not a folder, and its folder (or the nearest existing one above it) is writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--out {path}: is a folder; fix: name a file, e.g. {p / 'result.json'}")
+    folder = p.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {path}: {folder} is a file, not a folder; fix: choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {path}: folder {folder} is not writable; fix: choose a writable folder")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import config as cfgmod
+
+    if args.config:
+        check_config_file(args.config)
+    if args.out:
+        check_out_file(args.out)
+    overrides = cfgmod.load_yaml(args.config) if args.config else {}
+    overrides.update(cfgmod.parse_overrides(args.overrides))
+
     from .experiment import train
     from .results import write_json
     from .train import summary_line
 
-    overrides = cfgmod.load_yaml(args.config) if args.config else {}
-    overrides.update(cfgmod.parse_overrides(args.overrides))
     res = train(args.model, args.dataset, data_dir=args.data_dir, overrides=overrides, device=args.device,
-                seed=args.seed, max_epochs=args.max_epochs, run_dir=args.run_dir, resume=not args.restart,
+                seed=args.seed, max_epochs=args.epochs, run_dir=args.run_dir, resume=not args.restart,
                 progress=not args.no_progress)
     if args.out:
         write_json(args.out, res)
     print(summary_line(res))
-    return 0
+    return EXIT_OK
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def add_data_arguments(d: argparse.ArgumentParser) -> None:
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="{check,synth,download}")
+    c = dsub.add_parser("check", help="validate a data set folder and print its statistics")
+    c.add_argument("name", help="data set folder name under the data root")
+    _add_data_dir(c)
+    s = dsub.add_parser("synth", help="write the embedded synthetic data set")
+    s.add_argument("--out", required=True, help="folder to create; its name is the data set name (e.g. data/synthetic)")
+    s.add_argument("--seed", type=seed, default=0, help=f"generator seed, 0 to {SEED_MAX} (default 0)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a generator setting, e.g. --set n_users=500")
+    g = dsub.add_parser("download", help="download an Amazon set from MMRec's Google Drive folder")
+    g.add_argument("name", type=str.lower, choices=DOWNLOADABLE, help="the data set")
+    _add_data_dir(g)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from . import config as cfgmod
     from .data import check_dataset, format_log
     from .paths import data_root, data_root_source
 
@@ -108,33 +206,105 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         out = download(args.name, data_root(args.data_dir))
         print(f"installed {out}")
-    return 0
+    return EXIT_OK
+
+
+# -- run-all -------------------------------------------------------------------------------------------------
+RUN_ALL_DESCRIPTION = ("Detect the data and the device, then execute notebooks/NN_*.ipynb in order with papermill; "
+                       "executed copies go to results/executed/, tables to results/, figures to figures/.")
+
+
+def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--smoke", action="store_true",
+                   help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
+    r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
+                                      "the embedded synthetic set if there is none)")
+    _add_data_dir(r)
+    _add_device(r)
+    r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
+    _add_epochs(r, "per training run (default: the model's, with early stopping)")
+    r.add_argument("--scale", choices=("quick", "full"),
+                   help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
+                        "full: the paper's sizes (default on GPU)")
+    _add_restart(r, "recompute cached training runs instead of reusing them")
+    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
+    for extend in RUN_ALL_EXTENSIONS:
+        extend(r)
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:
     from .pipeline import describe, make_plan, run
 
     plan = make_plan(datasets=args.datasets, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
-                     epochs=args.epochs, scale=args.scale, smoke=args.smoke, force=args.force,
+                     epochs=args.epochs, scale=args.scale, smoke=args.smoke, force=args.restart,
                      notebooks=args.notebooks, caller_cwd=os.environ.get("R2MR_CALLER_CWD"))
     print(describe(plan), flush=True)
     run(plan)
-    return 0
+    return EXIT_OK
+
+
+# -- the table of commands -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+
+def lazy(module: str, attr: str) -> Callable[..., Any]:
+    """``module.attr``, imported when first called (for commands that live in other modules)."""
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args)
+    return call
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("train", "train and evaluate one model on one data set", add_train_arguments, cmd_train),
+    Command("data", "check, generate or download data sets", add_data_arguments, cmd_data),
+    Command("run-all", "execute the notebooks in order with papermill (what run_all.sh runs)",
+            add_run_all_arguments, cmd_run_all, RUN_ALL_DESCRIPTION),
+)
+# Functions adding options to run-all from other modules, e.g. lazy("r2mr.<module>", "add_run_all_arguments").
+RUN_ALL_EXTENSIONS: tuple[Callable[[argparse.ArgumentParser], None], ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    names = ", ".join(c.name for c in COMMANDS)
+    parser = Parser(prog="python -m r2mr", description=f"r2mr {__version__}: reproduce R2MR (KDD 2025). "
+                    f"Commands: {names}. Exit status: 0 ok, 2 bad input, 3 a run or notebook failed, "
+                    f"130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"r2mr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(c.name for c in COMMANDS) + "}")
+    for c in COMMANDS:
+        p = sub.add_parser(c.name, help=c.help, description=c.description or c.help)
+        c.add_arguments(p)
+        p.set_defaults(run=c.run)
+    return parser
+
+
+def exit_status(exc: BaseException) -> int:
+    """2 for bad input, 3 for a failed run or notebook, 130 for an interruption."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    pipeline = sys.modules.get("r2mr.pipeline")  # NotebookFailed can only come from a loaded pipeline
+    if isinstance(exc, TrainingError) or (pipeline is not None and isinstance(exc, pipeline.NotebookFailed)):
+        return EXIT_RUN_FAILED
+    return EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run-all":
-            return cmd_run_all(args)
-        return cmd_train(args) if args.command == "train" else cmd_data(args)
+        return args.run(args)
     except R2MRError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr)
-        return 130
+        return exit_status(exc)
+    except KeyboardInterrupt as exc:
+        print("interrupted: rerun the same command to continue (finished epochs and runs are kept)", file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

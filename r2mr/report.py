@@ -723,6 +723,7 @@ def setup_notebook() -> str:
     logger.setLevel(logging.WARNING)  # the library's warnings (e.g. dropped rows) ...
     logger.propagate = False
     logging.getLogger(__name__).setLevel(logging.INFO)  # ... and one progress line per run
+    logging.getLogger("r2mr.train").setLevel(logging.INFO)  # ... and the trainer's lines every N epochs / 60 s
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     pd.set_option("display.max_colwidth", 90)

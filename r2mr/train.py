@@ -116,6 +116,9 @@ def _sync(device: torch.device) -> None:
 class Trainer:
     """Trains one model on one data set; ``run_dir`` (optional) holds checkpoint, log and result."""
 
+    progress_every_epochs: int = 10  # log a progress line at least every this many epochs ...
+    progress_every_seconds: float = 60.0  # ... or this many seconds, whichever comes first
+
     def __init__(self, model: Recommender, ds: Dataset, cfg: TrainConfig, device: torch.device | str = "cpu",
                  run_dir: str | Path | None = None, progress: bool = True,
                  meta: dict[str, Any] | None = None) -> None:
@@ -202,12 +205,19 @@ class Trainer:
         return {"valid": v, "official": o, "both": v and o}[c.stop_rule]
 
     def fit(self, resume: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
-        """Train until the stop rule fires or ``max_epochs``; return the result dict (also saved)."""
+        """Train until the stop rule fires or ``max_epochs``; save and return the result dict.
+
+        Logs one INFO line to ``r2mr.train`` every ``progress_every_epochs`` epochs or ``progress_every_seconds``
+        seconds, whichever comes first (and at the last epoch); the tqdm bars are for terminals.
+        """
         if not (resume and self.try_resume()):
             self.history = []
+        self.write_log()  # once: the log holds exactly the checkpoint's epochs (none of a rolled-back epoch)
         done = len(self.history) >= self.cfg.max_epochs or (self.history and self.should_stop())
         epochs = tqdm(range(len(self.history), self.cfg.max_epochs), desc=f"{self.meta.get('model', 'train')}",
                       initial=len(self.history), total=self.cfg.max_epochs, disable=not self.progress or done)
+        t_start, first = time.perf_counter(), len(self.history)
+        last_log_t, last_log_epoch = t_start, first
         for epoch in ([] if done else epochs):
             lr = self.optimizer.param_groups[0]["lr"]
             loss, secs = self.train_epoch(epoch)
@@ -220,43 +230,89 @@ class Trainer:
                      "eval_seconds": eval_secs, "valid": valid, "test": test, **({"extra": extra} if extra else {})}
             self.history.append(entry)
             self.save_checkpoint()
-            self.write_log()
+            self.write_log(entry)
             if on_epoch:
                 on_epoch(entry)
             epochs.set_postfix({"loss": f"{loss:.4f}", self.cfg.valid_metric: f"{valid[self.cfg.valid_metric]:.4f}"})
-            if self.should_stop():
+            stop, now = self.should_stop(), time.perf_counter()
+            due = (epoch + 1 - last_log_epoch >= self.progress_every_epochs
+                   or now - last_log_t >= self.progress_every_seconds)
+            if due or stop or epoch + 1 >= self.cfg.max_epochs:
+                timed = len(self.history) - first  # epochs trained in this session (elapsed covers only them)
+                log.info("%s", progress_line(self.history, self.cfg, self.meta, now - t_start, timed, stopped=stop))
+                last_log_t, last_log_epoch = now, epoch + 1
+            if stop:
                 break
-        return self.result()
+        return self.save_result()
 
-    def write_log(self) -> None:
-        if self.run_dir is not None:
-            import json
+    def write_log(self, entry: dict[str, Any] | None = None) -> None:
+        """``log.jsonl`` in the run folder, one JSON line per epoch: append ``entry``, or (without one) rewrite
+        the file from the history (at the start of ``fit``, so a resumed run drops lines of unsaved epochs)."""
+        if self.run_dir is None:
+            return
+        import json
 
-            write_text(self.run_dir / "log.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        path = self.run_dir / "log.jsonl"
+        if entry is None:
+            write_text(path, "".join(json.dumps(h) + "\n" for h in self.history))
+        else:
+            with open(path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
 
     # -- results -----------------------------------------------------------------------------------
     def result(self) -> dict[str, Any]:
-        """The run's summary: metrics at the best-valid epoch, the official test-selected metrics, history."""
+        """The run's summary (writes nothing): metrics at the best-valid epoch, the official test-selected
+        metrics, timings, config and the history. :meth:`save_result` adds the ``artifacts`` file it writes."""
         h, c = self.history, self.cfg
         if not h:
             raise TrainingError("no epoch was trained (max_epochs 0?); fix: set max_epochs >= 1")
         sel = by_valid(h, c.valid_metric, c.patience)
         off = official_test_rule(h, c.official_stopping_step)
         train_secs = [e["train_seconds"] for e in h]
-        res = {**self.meta, "seed": c.seed, "device": self.device.type, "best_epoch": sel.best_epoch,
-               "epochs_run": len(h), "valid": h[sel.best_epoch]["valid"], "test": h[sel.best_epoch]["test"],
-               "selected_by_test_epoch": off.best_epoch, "test_selected_by_test": h[off.best_epoch]["test"],
-               "valid_selected_by_test": h[off.best_epoch]["valid"],
-               "seconds_per_epoch": float(np.mean(train_secs)),
-               "seconds_per_eval": float(np.mean([e["eval_seconds"] for e in h])),
-               "config": self.config, **run_metadata(self.device), "history": h}
+        return {**self.meta, "seed": c.seed, "device": self.device.type, "best_epoch": sel.best_epoch,
+                "epochs_run": len(h), "valid": h[sel.best_epoch]["valid"], "test": h[sel.best_epoch]["test"],
+                "selected_by_test_epoch": off.best_epoch, "test_selected_by_test": h[off.best_epoch]["test"],
+                "valid_selected_by_test": h[off.best_epoch]["valid"],
+                "seconds_per_epoch": float(np.mean(train_secs)),
+                "seconds_per_eval": float(np.mean([e["eval_seconds"] for e in h])),
+                "config": self.config, **run_metadata(self.device), "history": h}
+
+    def save_result(self) -> dict[str, Any]:
+        """Write the model's artifacts (``artifacts.pt``, if it has any) and ``result.json`` to the run folder;
+        return the result (with ``artifacts`` naming that file). Without a run folder, only return it."""
+        res = self.result()
+        if self.run_dir is None:
+            return res
         artifacts = self.model.artifacts()
-        if artifacts and self.run_dir is not None:
+        if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
             res["artifacts"] = str(self.run_dir / "artifacts.pt")
-        if self.run_dir is not None:
-            write_json(self.run_dir / "result.json", res)
+        write_json(self.run_dir / "result.json", res)
         return res
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def progress_line(history: list[dict[str, Any]], cfg: TrainConfig, meta: dict[str, Any], elapsed: float,
+                  epochs_timed: int, stopped: bool = False) -> str:
+    """One progress line: epochs done/max, loss, valid metric, best so far (epochs 0-based, as ``best_epoch``),
+    elapsed time and ETA.
+
+    ETA = epochs left until ``max_epochs`` x the mean wall time of the ``epochs_timed`` epochs of this session
+    (training, hook and evaluation); early stopping may end the run sooner, so it is an upper bound.
+    """
+    e, m = history[-1], cfg.valid_metric
+    best = by_valid(history, m, cfg.patience).best_epoch
+    left = cfg.max_epochs - len(history)
+    eta = "stopped early" if stopped else ("done" if left <= 0 else
+                                           f"ETA <= {_hms(left * elapsed / max(epochs_timed, 1))} (early stopping "
+                                           f"may end sooner)")
+    who = f"{meta['model']} on {meta['dataset']}: " if "model" in meta and "dataset" in meta else ""
+    return (f"{who}{len(history)}/{cfg.max_epochs} epochs, loss {e['loss']:.4f}, valid {m} {e['valid'][m]:.4f} "
+            f"(best {history[best]['valid'][m]:.4f} at epoch {best}), {_hms(elapsed)} elapsed, {eta}")
 
 
 def summary_line(res: dict[str, Any]) -> str:

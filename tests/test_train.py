@@ -131,3 +131,44 @@ def test_nan_loss_raises_with_context(small_root: Path) -> None:
     cls, m, t = make_configs("bpr", {"lr": 1e30, "batch_size": 512}, max_epochs=50)
     with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch \d+, batch \d+ \(last finite batch loss"):
         Trainer(cls(ds, m), ds, t, "cpu", None, progress=False).fit()
+
+
+def test_result_is_pure_and_log_is_appended(small_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """log.jsonl holds one line per checkpointed epoch, also after a resume that rolls back an epoch the checkpoint
+    never saw; a progress line every N epochs and at the end; result() writes nothing (save_result() does)."""
+    ds = load_dataset("small", small_root)
+    run = tmp_path / "run"
+
+    def trainer() -> Trainer:
+        cls, m, t = make_configs("bpr", overrides={"batch_size": 512}, max_epochs=6)
+        tr = Trainer(cls(ds, m), ds, t, "cpu", run, progress=False)
+        tr.progress_every_epochs = 2
+        return tr
+
+    class Kill(Exception):
+        pass
+
+    def die_after_2(entry: dict) -> None:
+        if entry["epoch"] == 1:
+            raise Kill
+    with pytest.raises(Kill):
+        trainer().fit(on_epoch=die_after_2)
+    assert [json.loads(ln)["epoch"] for ln in (run / "log.jsonl").read_text().splitlines()] == [0, 1]
+    with open(run / "log.jsonl", "a") as f:  # an epoch logged but never checkpointed (killed in between)
+        f.write(json.dumps({"epoch": 2, "loss": 0.0}) + "\n")
+    tr = trainer()
+    with caplog.at_level("INFO", logger="r2mr.train"):
+        res = tr.fit()
+    logged = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in logged] == list(range(6)) and logged[2]["loss"] != 0.0
+    assert strip_timing(logged) == strip_timing(res["history"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "r2mr.train" and "epochs, loss" in r.getMessage()]
+    assert [ln.split(" epochs")[0].split()[-1] for ln in lines] == ["4/6", "6/6"], lines
+    assert "ETA <= " in lines[0] and "elapsed" in lines[0] and lines[-1].endswith("done")
+    (run / "result.json").unlink()
+    pure = {k: v for k, v in tr.result().items() if k != "date"}  # date: when result() is called
+    assert pure == {k: v for k, v in res.items() if k not in ("artifacts", "date")}
+    assert not (run / "result.json").exists()
+    saved = tr.save_result()
+    assert json.loads((run / "result.json").read_text())["date"] == saved["date"]
+    assert {k: v for k, v in saved.items() if k != "date"} == {k: v for k, v in res.items() if k != "date"}
