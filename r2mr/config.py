@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import ConfigError
+from .validation import validate
 
 
 def _field_types(cfg: Any) -> dict[str, Any]:
@@ -75,10 +76,8 @@ def apply(cfgs: Iterable[Any], overrides: dict[str, Any]) -> None:
             raise ConfigError(f"unknown config key '{key}'; {hint}")
         setattr(owner, key, _coerce(raw, _field_types(owner)[key], key))
         touched.append(owner)
-    for owner in {id(o): o for o in touched}.values():  # validate once all keys are set
-        post = getattr(owner, "__post_init__", None)
-        if post is not None:
-            post()
+    for owner in {id(o): o for o in touched}.values():  # validate once all keys are set (cross-field rules)
+        validate(owner)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:

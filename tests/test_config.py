@@ -25,7 +25,7 @@ def test_types_coerced_and_checked() -> None:
         make_configs("lightgcn", {"n_layers": "two"})
     with pytest.raises(ConfigError, match="not a valid int"):
         make_configs("lightgcn", {"n_layers": "2.5"})
-    with pytest.raises(ConfigError, match="optimizer 'sgd' unknown"):
+    with pytest.raises(ConfigError, match=r"config key 'optimizer': sgd is not allowed \(allowed: one of adam, adamw\)"):
         make_configs("bpr", {"optimizer": "sgd"})
 
 

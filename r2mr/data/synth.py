@@ -28,10 +28,11 @@ import pandas as pd
 import yaml
 
 from ..errors import DataError
+from ..validation import Validated
 
 
 @dataclass
-class SynthConfig:
+class SynthConfig(Validated):
     n_users: int = 2000  # users before 5-core filtering
     n_items: int = 1000  # items before 5-core filtering
     latent_dim: int = 16  # rank of the true preference model
