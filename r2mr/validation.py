@@ -12,7 +12,8 @@ A refused value reads, on one line::
     config key 'lr': -0.1 is not allowed (allowed: a finite number > 0); fix: set lr to a finite number > 0, e.g. the default 0.001
 
 Decisions: ``topk`` given as one number (``--set topk=20``) is read as the one-element tuple ``(20,)``
-(the parser wraps scalars); ``patience=0`` is allowed and means "stop at the first epoch that does not
+(the parser wraps scalars) and then refused, since every result also reports the official test-based
+rule, which reads Recall and NDCG at 10 and 20: ``topk`` must include both; ``patience=0`` is allowed and means "stop at the first epoch that does not
 improve the validation metric"; ``max_rounds=0`` means R2MR never rewrites; ``dim=0`` means automatic width.
 """
 
@@ -44,10 +45,12 @@ def max_feature_width() -> int:
 
 @dataclass(frozen=True)
 class Rule:
-    """``allowed`` says in words what ``ok(value, cfg)`` accepts."""
+    """``allowed`` says in words what ``ok(value, cfg)`` accepts; ``detail(cfg)`` adds the other fields it
+    depends on (such rules are checked after the rest, so the field they read is reported first)."""
 
     allowed: str
     ok: Callable[[Any, Any], bool]
+    detail: Callable[[Any], str] | None = None
 
 
 def _is_int(v: Any) -> bool:
@@ -101,6 +104,16 @@ def _valid_metric_ok(v: Any, c: Any) -> bool:
     return bool(m) and m.group(1) in METRICS and int(m.group(2)) in tuple(getattr(c, "topk", ()))
 
 
+def _official_ks() -> set[int]:
+    from .selection import OFFICIAL_METRICS  # the test-based rule every result also reports
+
+    return {int(m.split("@")[1]) for m in OFFICIAL_METRICS}
+
+
+def _topk_ok(v: Any, c: Any) -> bool:
+    return int_tuple(1).ok(v, c) and _official_ks() <= set(v)
+
+
 def _widths_ok(v: Any, c: Any) -> bool:
     if not isinstance(v, str):
         return False
@@ -143,10 +156,11 @@ RULES: dict[str, Rule] = {
     "max_epochs": integer(1),
     "patience": integer(0, note="; 0 stops at the first epoch without improvement"),
     "valid_metric": Rule("<metric>@<k> with metric one of recall, ndcg, precision, map and k one of topk",
-                         _valid_metric_ok),
+                         _valid_metric_ok, lambda c: f"topk is {_show(c.topk)}"),
     "stop_rule": choice("valid", "official", "both"),
     "official_stopping_step": integer(1),
-    "topk": int_tuple(1),
+    "topk": Rule("a list of integers >= 1 that includes 10 and 20 (the official test-based rule, reported in "
+                 "every result, reads recall and ndcg at 10 and 20), e.g. [10, 20, 50]", _topk_ok),
     "eval_batch_size": integer(1),
     "negatives": BOOL,
     "seed": integer(0, MAX_SEED),
@@ -192,7 +206,8 @@ RULES: dict[str, Rule] = {
     # the rewriter (r2mr/models/rewriter.py RewriterConfig)
     "rw_prompt_dim": WIDTH,
     "rw_hidden": int_tuple(1),
-    "rw_latent": Rule("an integer >= 1, a multiple of rw_code_dim", _latent_ok),
+    "rw_latent": Rule("an integer >= 1, a multiple of rw_code_dim", _latent_ok,
+                      lambda c: f"rw_code_dim is {c.rw_code_dim}"),
     "rw_codebook": integer(1),
     "rw_code_dim": WIDTH,
     "rw_beta": WEIGHT,
@@ -239,19 +254,20 @@ def _show(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def message(key: str, value: Any, rule: Rule, default: Any) -> str:
+def message(key: str, value: Any, rule: Rule, default: Any, cfg: Any = None) -> str:
     """The one-line refusal of ``value`` for ``key``."""
-    return (f"config key '{key}': {_show(value)} is not allowed (allowed: {rule.allowed}); "
+    allowed = rule.allowed + (f"; {rule.detail(cfg)}" if rule.detail and cfg is not None else "")
+    return (f"config key '{key}': {_show(value)} is not allowed (allowed: {allowed}); "
             f"fix: set {key} to an allowed value, e.g. the default {_show(default)}")
 
 
 def validate(cfg: Any) -> None:
     """Check every field of the dataclass ``cfg`` that has a rule; raise :class:`ConfigError` on the first refusal."""
-    for f in dataclasses.fields(cfg):
-        rule = RULES.get(f.name)
-        value = getattr(cfg, f.name)
-        if rule is not None and not rule.ok(value, cfg):
-            raise ConfigError(message(f.name, value, rule, _default(cfg, f.name)))
+    ruled = [(f.name, RULES[f.name]) for f in dataclasses.fields(cfg) if f.name in RULES]
+    for key, rule in sorted(ruled, key=lambda kr: kr[1].detail is not None):  # stable: independent ones first
+        value = getattr(cfg, key)
+        if not rule.ok(value, cfg):
+            raise ConfigError(message(key, value, rule, _default(cfg, key), cfg))
 
 
 def unruled(cls: type) -> list[str]:
