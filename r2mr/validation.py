@@ -134,7 +134,10 @@ def _share() -> Rule:
     def ok(v: Any, c: Any) -> bool:
         shares = [getattr(c, k, 0.0) for k in ("corrupt_text", "corrupt_image", "corrupt_both")]
         return _is_num(v) and 0 <= v <= 1 and all(_is_num(s) for s in shares) and sum(shares) <= 1 + 1e-12
-    return Rule("a number in [0, 1], with corrupt_text + corrupt_image + corrupt_both <= 1", ok)
+    def total(c: Any) -> str:
+        shares = [getattr(c, k, 0.0) for k in ("corrupt_text", "corrupt_image", "corrupt_both")]
+        return f"the three sum to {sum(shares):g}" if all(_is_num(s) for s in shares) else "the three must be numbers"
+    return Rule("a number in [0, 1], with corrupt_text + corrupt_image + corrupt_both <= 1", ok, total)
 
 
 CONTENT = choice("real", "random", "frozen")
