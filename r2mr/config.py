@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import ConfigError
+from .validation import validate
 
 
 def _field_types(cfg: Any) -> dict[str, Any]:
@@ -75,10 +76,8 @@ def apply(cfgs: Iterable[Any], overrides: dict[str, Any]) -> None:
             raise ConfigError(f"unknown config key '{key}'; {hint}")
         setattr(owner, key, _coerce(raw, _field_types(owner)[key], key))
         touched.append(owner)
-    for owner in {id(o): o for o in touched}.values():  # validate once all keys are set
-        post = getattr(owner, "__post_init__", None)
-        if post is not None:
-            post()
+    for owner in {id(o): o for o in touched}.values():  # validate once all keys are set (cross-field rules)
+        validate(owner)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:
@@ -92,15 +91,48 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a flat YAML mapping of config keys."""
-    path = Path(path)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self.name}: config key '{key}' is given twice (line "
+                                  f"{key_node.start_mark.line + 1}); fix: keep one of the two lines")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; a missing, folder, unreadable or non-UTF-8 path is one ConfigError line."""
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found; fix: check the path")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file; fix: name a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found; fix: check the path") from None
+        return path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise ConfigError(f"{path}: not readable (permission denied); fix: chmod u+r it or copy it") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); fix: save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); fix: check the file") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a flat YAML mapping of config keys; a key given twice is an error."""
+    path = Path(path)
+    text = _read_text(path)
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        data = loader.get_single_data() or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix: correct the syntax") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of key: value; fix: write one key per line")
     return data

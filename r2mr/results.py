@@ -16,15 +16,30 @@ from typing import Any, Iterator
 from .paths import REPO_ROOT
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask: ``0o666 & ~umask`` (e.g. 0o644 under umask 022)."""
+    try:
+        with open("/proc/self/status") as fh:  # Linux: read the umask without changing it
+            mask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success rename it over ``path``."""
+    """Yield a temporary path in the target's folder; on success rename it over ``path``.
+
+    The file gets the user's umask mode (mkstemp alone would make it 0600); folders are made with it too.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -27,12 +27,13 @@ from .models.base import Recommender
 from .results import run_metadata, save_torch, write_json, write_text
 from .sampler import BPRSampler
 from .selection import by_valid, official_test_rule
+from .validation import Validated
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Validated):
     batch_size: int = 2048  # MMRec train_batch_size
     lr: float = 1e-3  # learning rate
     optimizer: str = "adam"  # adam | adamw
@@ -51,16 +52,6 @@ class TrainConfig:
     eval_batch_size: int = 4096  # users per evaluation batch
     negatives: bool = True  # draw one negative per positive (BM3 trains without)
     seed: int = 999  # MMRec / official seed
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"optimizer '{self.optimizer}' unknown; fix: use adam or adamw")
-        if self.lr_schedule not in ("exp", "linear"):
-            raise ConfigError(f"lr_schedule '{self.lr_schedule}' unknown; fix: use exp or linear")
-        if self.stop_rule not in ("valid", "official", "both"):
-            raise ConfigError(f"stop_rule '{self.stop_rule}' unknown; fix: use valid, official or both")
-        if self.valid_metric.split("@")[-1] not in map(str, self.topk):
-            raise ConfigError(f"valid_metric {self.valid_metric} needs its cut-off in topk {self.topk}")
 
 
 def resolve_device(device: str) -> torch.device:

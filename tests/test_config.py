@@ -18,14 +18,14 @@ def test_unknown_key_suggests_close_match() -> None:
 
 
 def test_types_coerced_and_checked() -> None:
-    _, m, t = make_configs("lightgcn", {"n_layers": "3", "reg_weight": "1e-3", "lr": "0.01", "topk": "[5, 10]",
-                                        "valid_metric": "recall@10", "lr_clamp": "false"})
-    assert (m.n_layers, m.reg_weight, t.lr, t.topk, t.lr_clamp) == (3, 1e-3, 0.01, (5, 10), False)
+    _, m, t = make_configs("lightgcn", {"n_layers": "3", "reg_weight": "1e-3", "lr": "0.01", "topk": "[10, 20, 100]",
+                                        "valid_metric": "ndcg@100", "lr_clamp": "false"})
+    assert (m.n_layers, m.reg_weight, t.lr, t.topk, t.lr_clamp) == (3, 1e-3, 0.01, (10, 20, 100), False)
     with pytest.raises(ConfigError, match="'n_layers': 'two' is not a valid int"):
         make_configs("lightgcn", {"n_layers": "two"})
     with pytest.raises(ConfigError, match="not a valid int"):
         make_configs("lightgcn", {"n_layers": "2.5"})
-    with pytest.raises(ConfigError, match="optimizer 'sgd' unknown"):
+    with pytest.raises(ConfigError, match=r"config key 'optimizer': sgd is not allowed \(allowed: one of adam, adamw\)"):
         make_configs("bpr", {"optimizer": "sgd"})
 
 
@@ -42,6 +42,11 @@ def test_yaml_and_overrides(tmp_path: Path) -> None:
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         cfgmod.load_yaml(p)
+    p.write_text("n_layers: 4\nbatch_size: 512\nn_layers: 2\n")
+    with pytest.raises(ConfigError, match="config key 'n_layers' is given twice \\(line 3\\)"):
+        cfgmod.load_yaml(p)
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        cfgmod.load_yaml(tmp_path)
     with pytest.raises(ConfigError, match="is not key=value"):
         cfgmod.parse_overrides(["n_layers"])
 

@@ -102,6 +102,12 @@ MALFORMED = [
     ("object npy", lambda f: _pickled_npy(f / "image_feat.npy"), ["image_feat.npy", "not a readable .npy"]),
     ("1-d features", lambda f: np.save(f / "image_feat.npy", np.ones(5, np.float32)), ["expected a 2-D matrix"]),
     ("integer features", lambda f: np.save(f / "image_feat.npy", np.ones((5, 2), np.int64)), ["expected a float matrix"]),
+    ("empty valid split", lambda f: write_inter(f, [r for r in TOY_ROWS if r[2] != 1]), ["valid split (x_label 1) is empty"]),
+    ("empty test split", lambda f: write_inter(f, [r for r in TOY_ROWS if r[2] != 2]), ["test split (x_label 2) is empty"]),
+    ("zero-width features", lambda f: np.save(f / "text_feat.npy", np.ones((5, 0), np.float32)),
+     ["text_feat.npy", "has 0 columns"]),
+    ("over-wide features", lambda f: np.save(f / "image_feat.npy", np.zeros((5, 32769), np.float32)),
+     ["image_feat.npy", "has 32,769 columns, more than the limit of 32,768", "R2MR_MAX_FEATURE_WIDTH=32769"]),
 ]
 
 

@@ -60,5 +60,5 @@ def test_no_discriminator_leaves_the_default_generator_unchanged() -> None:
 
 
 def test_unknown_architecture_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="rw_arch 'gan' unknown"):
+    with pytest.raises(ConfigError, match="config key 'rw_arch': gan is not allowed"):
         R2MRConfig(rw_arch="gan")

@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError
+from ..validation import max_feature_width
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,29 @@ def _check_ids(df: pd.DataFrame, path: Path) -> None:
                             f"fix: re-index the ids to 0..n-1")
 
 
-def load_feature(path: Path, n_items: int) -> np.ndarray:
-    """Load one ``<modality>_feat.npy`` as float32 (n_items, d) and validate it."""
+def _check_width(path: Path) -> None:
+    """Refuse a 2-D matrix with 0 columns or more than :func:`max_feature_width` columns (header only)."""
     with open(path, "rb") as fh:
         if fh.read(6) != b"\x93NUMPY":
             raise DataError(f"{path}: not a .npy file (no NumPy header); fix: save it with numpy.save or re-download it")
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header, maps no data
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile):
+        return  # the full load below reports an unreadable file
+    if len(shape) != 2:
+        return
+    width, limit = shape[1], max_feature_width()
+    if width == 0:
+        raise DataError(f"{path}: has 0 columns (no content); fix: re-extract the features or delete the file")
+    if width > limit:
+        raise DataError(f"{path}: has {width:,} columns, more than the limit of {limit:,} (memory and checkpoint "
+                        f"size grow with it); fix: reduce the width (e.g. PCA), or lift the limit with "
+                        f"R2MR_MAX_FEATURE_WIDTH={width}")
+
+
+def load_feature(path: Path, n_items: int) -> np.ndarray:
+    """Load one ``<modality>_feat.npy`` as float32 (n_items, d) and validate it."""
+    _check_width(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
@@ -187,6 +206,11 @@ def load_dataset(name: str, root: str | Path, *, features: bool = True, root_sou
             dropped += int((~keep).sum())
             part = part[keep]
         splits[split] = Split(part.userID.to_numpy(np.int64), part.itemID.to_numpy(np.int64))
+    for label, split in enumerate(SPLITS[1:], start=1):
+        if len(splits[split]) == 0:
+            why = f" after dropping {dropped} row(s) of users with no training row" if dropped else ""
+            raise DataError(f"{inter}: the {split} split (x_label {label}) is empty{why}; fix: label some rows "
+                            f"{label} (MMRec's split holds out ~10% of each user's interactions for each)")
     if dropped:
         log.warning("%s: dropped %d valid/test row(s) of users with no training row (as MMRec does)", inter, dropped)
     feats = {m: load_feature(p, n_items) for m, p in feature_files(folder).items()} if features else {}

@@ -17,9 +17,6 @@ Generative story (all draws from one ``numpy.random.Generator``):
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +25,12 @@ import pandas as pd
 import yaml
 
 from ..errors import DataError
+from ..results import atomic_path, write_json, write_text
+from ..validation import Validated
 
 
 @dataclass
-class SynthConfig:
+class SynthConfig(Validated):
     n_users: int = 2000  # users before 5-core filtering
     n_items: int = 1000  # items before 5-core filtering
     latent_dim: int = 16  # rank of the true preference model
@@ -124,6 +123,9 @@ def generate(cfg: SynthConfig) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.
     rng = np.random.default_rng(cfg.seed)
     users, items, q = _sample_interactions(cfg, rng)
     users, items = five_core(users, items)
+    if len(users) == 0:
+        raise DataError("synthetic settings leave no interaction after 5-core filtering; fix: raise n_users, "
+                        "n_items or mean_interactions (--set n_users=2000)")
     u_ids, users = np.unique(users, return_inverse=True)
     i_ids, items = np.unique(items, return_inverse=True)
     order = np.lexsort((items, users))
@@ -142,28 +144,58 @@ def generate(cfg: SynthConfig) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.
     return inter, feats, quality
 
 
+MARKER = ".r2mr-synthetic.json"  # written by `write` into every set it makes: its settings and its files
+
+
+def own_files(name: str) -> list[str]:
+    """The files ``write`` creates in folder ``<name>`` (the marker last)."""
+    return [f"{name}.inter", "text_feat.npy", "image_feat.npy", "quality.csv", "synth.yaml", MARKER]
+
+
+def _claim(out: Path) -> None:
+    """Refuse ``out`` unless it is missing, an empty folder, or a synthetic set made by ``write``.
+
+    A set made before the marker existed (``synth.yaml`` present, no other files) counts as made by ``write``.
+    """
+    if out.is_symlink() and not out.exists():
+        raise DataError(f"{out}: is a symlink to a missing folder; fix: create its target or choose another --out")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; fix: choose a new folder for --out, e.g. data/synthetic")
+    present = {p.name for p in out.iterdir()}
+    legacy = "synth.yaml" in present and present <= set(own_files(out.name))
+    if present and MARKER not in present and not legacy:
+        raise DataError(f"{out}: exists and is not a synthetic set written by `r2mr data synth` (no {MARKER}); "
+                        f"nothing was changed; fix: choose a new folder for --out, e.g. {out / 'synthetic'}")
+
+
 def write(out: str | Path, cfg: SynthConfig | None = None) -> Path:
-    """Write the synthetic set to folder ``out`` (name = its basename) atomically; return the folder."""
+    """Write the synthetic set to folder ``out`` (name = its basename); return the folder.
+
+    ``out`` must be missing, empty, or a set this function wrote (it holds :data:`MARKER`); then only the
+    files of :func:`own_files` are replaced, each atomically, and any other file in the folder is kept.
+    """
     cfg = cfg or SynthConfig()
     out = Path(out)
     name = out.name
-    if not name:
+    if not name or name in (".", ".."):
         raise DataError(f"{out}: give a folder name for the synthetic data set, e.g. data/synthetic")
+    _claim(out)
     inter, feats, quality = generate(cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out.parent))
-    try:
-        inter.to_csv(tmp / f"{name}.inter", sep="\t", index=False)
-        for m, arr in feats.items():
-            np.save(tmp / f"{m}_feat.npy", arr)
-        quality.to_csv(tmp / "quality.csv", index=False)
-        (tmp / "synth.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    settings = dataclasses.asdict(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = {"made_by": "r2mr data synth", "settings": settings, "files": own_files(name), "complete": False}
+    write_json(out / MARKER, marker)  # first: a killed run leaves a folder the next run may rewrite
+    with atomic_path(out / f"{name}.inter") as tmp:
+        inter.to_csv(tmp, sep="\t", index=False)
+    for m, arr in feats.items():
+        with atomic_path(out / f"{m}_feat.npy") as tmp:
+            np.save(tmp, arr)
+    with atomic_path(out / "quality.csv") as tmp:
+        quality.to_csv(tmp, index=False)
+    write_text(out / "synth.yaml", yaml.safe_dump(settings, sort_keys=False))
+    write_json(out / MARKER, {**marker, "complete": True})
     return out
 
 

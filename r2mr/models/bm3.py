@@ -35,10 +35,11 @@ from ..losses import emb_loss
 from ..sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from ..validation import Validated
 
 
 @dataclass
-class BM3Config:
+class BM3Config(Validated):
     embedding_size: int = 64  # d (MMRec)
     n_layers: int = 1  # LightGCN rounds (authors: 1 on Baby and Sports)
     dropout: float = 0.5  # target-view dropout rate p (authors: 0.5 on Baby and Sports)

@@ -14,10 +14,11 @@ from ..data import Dataset
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
 from .base import Recommender, xavier_normal_table
+from ..validation import Validated
 
 
 @dataclass
-class BPRConfig:
+class BPRConfig(Validated):
     embedding_size: int = 64  # latent dimension d (MMRec)
     reg_weight: float = 0.1  # lambda on EmbLoss(p_u, q_i+, q_i-); best of MMRec's grid on Baby valid R@20
 

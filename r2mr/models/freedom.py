@@ -34,10 +34,11 @@ from ..losses import bpr
 from ..sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from ..validation import Validated
 
 
 @dataclass
-class FREEDOMConfig:
+class FREEDOMConfig(Validated):
     embedding_size: int = 64  # d, also the width of the modality projections (MMRec feat_embed_dim 64)
     knn_k: int = 10  # neighbours per item in each kNN-B graph (MMRec)
     mm_image_weight: float = 0.1  # alpha, weight of the image graph; the rest share 1 - alpha (MMRec)

@@ -37,10 +37,11 @@ from ..losses import bpr, half_l2
 from ..sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from ..validation import Validated
 
 
 @dataclass
-class LATTICEConfig:
+class LATTICEConfig(Validated):
     embedding_size: int = 64  # d (MMRec)
     feat_embed_dim: int = 64  # width of the projections W_m used for the learned graph (MMRec)
     knn_k: int = 10  # neighbours per item in the original and learned graphs (MMRec, paper)

@@ -17,10 +17,11 @@ from ..graph import spmm, sym_adj, to_torch
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
 from .base import Recommender, xavier_uniform_table
+from ..validation import Validated
 
 
 @dataclass
-class LightGCNConfig:
+class LightGCNConfig(Validated):
     embedding_size: int = 64  # latent dimension d (MMRec)
     n_layers: int = 4  # propagation rounds L; best on Baby valid (grid 1-4, see the README)
     reg_weight: float = 1e-4  # lambda on EmbLoss of the ego embeddings; best on Baby valid

@@ -33,10 +33,11 @@ from ..losses import bpr, half_l2, info_nce
 from ..sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from ..validation import Validated
 
 
 @dataclass
-class MGCNConfig:
+class MGCNConfig(Validated):
     embedding_size: int = 64  # d (MMRec)
     knn_k: int = 10  # neighbours per item in each kNN-W graph (MMRec)
     n_ui_layers: int = 2  # user-item LightGCN rounds (MMRec)

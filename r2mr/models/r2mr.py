@@ -75,17 +75,7 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     freeze_after_first_rewrite: bool = False  # True: official accident, features stop training after round 1
     classes_from_last_batch: bool = False  # True: quality classes from the last batch's dropout scores (official)
 
-    def __post_init__(self) -> None:
-        checks = [("variant", self.variant, PRESETS), ("features", self.features, ("real", "random", "frozen")),
-                  ("h_source", self.h_source, ("users", "item_id", None)),
-                  ("accept_rule", self.accept_rule, ("eta", "improve", None)),
-                  ("review_init", self.review_init, ("uniform", "xavier"))]
-        for key, value, allowed in checks:
-            if value not in allowed:
-                raise ConfigError(f"{key} '{value}' unknown; fix: use one of {', '.join(str(a) for a in allowed)}")
-        self.check_rewriter()
-        if self.n_perspectives is not None and self.n_perspectives < 1:
-            raise ConfigError(f"n_perspectives {self.n_perspectives} < 1; fix: use K >= 1")
+    # every field is checked against r2mr/validation.py's RULES by the inherited __post_init__
 
 
 def resolve(cfg: R2MRConfig) -> R2MRConfig:

@@ -34,13 +34,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .reviewer import HIGH, STATE_NAMES, quality_states
+from ..validation import Validated
 
 log = logging.getLogger(__name__)
 ScoreFn = Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]  # (target modality, items (n,), x (n, d)) -> (n,)
 
 
 @dataclass
-class RewriterConfig:
+class RewriterConfig(Validated):
     rw_prompt_dim: int = 256  # width of each learned source -> target prompt
     rw_hidden: tuple[int, ...] = (1024, 2048)  # hidden widths of the encoder and of the decoder (both as coded)
     rw_latent: int = 1024  # encoder output width, quantised in rw_latent / rw_code_dim pieces

@@ -29,10 +29,11 @@ from ..data import Dataset
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
 from .base import Recommender, xavier_uniform_table
+from ..validation import Validated
 
 
 @dataclass
-class VBPRConfig:
+class VBPRConfig(Validated):
     embedding_size: int = 64  # d: item ID part and content part each d, user vector 2d (MMRec)
     reg_weight: float = 1e-3  # lambda on EmbLoss; not published (MMRec grid 2 .. 1e-5), placeholder
 
