@@ -117,19 +117,6 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (the log lines stay)")
 
 
-def check_config_file(path: str) -> None:
-    """``--config``: an existing UTF-8 file (the YAML itself is checked by the config reader)."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"--config {path}: is a folder; fix: name a YAML file")
-    if not p.is_file():
-        raise ConfigError(f"--config {path}: no such file; fix: check the path")
-    try:
-        p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.start}); fix: save the file as UTF-8") from None
-
-
 def check_out_file(path: str) -> None:
     """``--out``: not a folder, and its folder (or the nearest existing one above it) is writable."""
     p = Path(path)
@@ -147,8 +134,6 @@ def check_out_file(path: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import config as cfgmod
 
-    if args.config:
-        check_config_file(args.config)
     if args.out:
         check_out_file(args.out)
     overrides = cfgmod.load_yaml(args.config) if args.config else {}

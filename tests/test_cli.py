@@ -158,8 +158,8 @@ def cases(tmp: Path) -> list[tuple[list[str], str]]:
             (["--device", "cuda:x"], "--device: 'cuda:x' is not allowed"),
             (["--epochs", "0"], "--epochs: '0' is not allowed (allowed: an integer >= 1)"),
             (["--max-epochs", "-3"], "--max-epochs: '-3' is not allowed"),
-            (["--config", str(tmp / "folder")], "is a folder; fix: name a YAML file"),
-            (["--config", str(tmp / "missing.yaml")], "no such file"),
+            (["--config", str(tmp / "folder")], "is a folder, not a config file"),
+            (["--config", str(tmp / "missing.yaml")], "config file not found"),
             (["--config", str(tmp / "latin1.yaml")], "not UTF-8 text"),
             (["--out", str(tmp / "folder")], "is a folder; fix: name a file"),
             (["--out", str(tmp / "latin1.yaml" / "r.json")], "is a file, not a folder")]
