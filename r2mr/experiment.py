@@ -99,7 +99,7 @@ def _job(model: str, dataset: str | Dataset, data_dir: str | Path | None, overri
 def run_folder(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = None,
                overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
                max_epochs: int | None = None, strict: bool = False) -> Path:
-    """The folder where this run lives in the store (it may not exist yet)."""
+    """The folder where this run lives in the store (it may not exist yet); ``strict`` does not change it."""
     return _job(model, dataset, data_dir, overrides, device, seed, max_epochs, None).folder
 
 

@@ -16,6 +16,8 @@ when the folder is created), ``result.json`` (the record), ``checkpoint.pt``, ``
   digest catches accidental or partial edits (a hand-edited metric, a truncated copy); it is no signature:
   someone who edits a record and recomputes the digest is not detected.
 * Paths inside a record are relative to its folder (``"artifacts": "artifacts.pt"``), so a store can move.
+* Recorded, not keyed: ``device``, ``device_name``, ``torch``, ``commit`` and ``wall_seconds`` (the wall time of
+  the call that finished the run: building the model and training; a resumed run counts its last part only).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock, Timeout  # a core dependency (also required by torch)
 
 from .errors import ConfigError
 from .paths import REPO_ROOT
@@ -117,14 +119,16 @@ def claim(folder: Path, req: Request, *, restart: bool = False) -> None:
         try:
             stored = json.loads(key_file.read_text())
         except (OSError, ValueError):
-            stored = {}
-        if stored.get("key") == req.key or restart:
-            if stored.get("key") != req.key:
-                _write(key_file, {"key": req.key, **req.fields})
+            stored = None
+        if isinstance(stored, dict) and stored.get("key") == req.key:
             return
-        what = ", ".join(_differs(stored, req)) or "its key file"
-        raise ConfigError(f"{folder}: this run folder holds another run (differs in {what}); fix: use another "
-                          f"--run-dir, or --restart to replace it")
+        if restart:
+            _write(key_file, {"key": req.key, **req.fields})
+            return
+        what = (f"differs in {', '.join(_differs(stored, req)) or 'its key'}" if isinstance(stored, dict)
+                else f"its {KEY_FILE} is unreadable")
+        raise ConfigError(f"{folder}: this run folder holds another run ({what}); fix: use another --run-dir, "
+                          f"or --restart to replace it")
     if any(p.name != LOCK_FILE for p in folder.iterdir()):
         raise ConfigError(f"{folder}: not empty and not a run folder (no {KEY_FILE}); fix: choose a new or "
                           f"empty --run-dir")

@@ -229,6 +229,9 @@ def test_run_dir_is_reused_only_for_its_key(small_root: Path, tmp_path: Path) ->
     assert train("bpr", "small", run_dir=rd, **kw, **ARGS["bpr"])["cached"] is True
     taken = train("lightgcn", "small", run_dir=rd, resume=False, **kw, **ARGS["lightgcn"])  # --restart takes over
     assert taken["model"] == "lightgcn" and json.loads((rd / "key.json").read_text())["model"] == "lightgcn"
+    (rd / "key.json").write_text("{")
+    with pytest.raises(ConfigError, match=r"rd: this run folder holds another run \(its key.json is unreadable\)"):
+        train("lightgcn", "small", run_dir=rd, **kw, **ARGS["lightgcn"])
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
