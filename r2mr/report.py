@@ -324,12 +324,12 @@ def run_grid(specs: Iterable[Spec], datasets: Iterable[str], seeds: Iterable[int
 
 def artifacts(run: Run) -> dict[str, Any]:
     """The artifacts a finished run saved (R2MR: final Reviewer scores, quality states, rewrite rounds)."""
-    import torch
+    from .results import load_torch, result_path
 
-    path = run.result.get("artifacts") if run.ok else None
-    if not path or not Path(path).is_file():
+    path = result_path(run.result) if run.ok else None  # relative to the run folder
+    if not path or not path.is_file():
         raise DataError(f"{run.spec.label} on {run.dataset} (seed {run.seed}): no artifacts file; fix: rerun it")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch(path)
 
 
 # ---- summaries ----------------------------------------------------------------------------------------------

@@ -90,6 +90,37 @@ def save_torch(obj: Any, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Load a ``.pt`` file with ``weights_only=True`` (tensors, containers and plain values only), so a planted
+    pickle cannot run code; a file that is not such a checkpoint is a ConfigError naming it."""
+    import pickle
+
+    import torch
+
+    from .errors import ConfigError
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError:
+        why = "it holds Python objects that weights-only loading refuses"
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: RuntimeError, EOFError, ...
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    raise ConfigError(f"{path}: not a safe, readable torch file ({why}); fix: rerun with --restart "
+                      f"(resume=False) to recompute it")
+
+
+def result_path(result: dict[str, Any], field: str = "artifacts") -> Path | None:
+    """The file a result names in ``field`` (``"artifacts"``, ``"per_user"``, ...), resolved against the run
+    folder (``result["run_dir"]``, set by :mod:`r2mr.experiment`); None if the result names none."""
+    name = result.get(field)
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.is_absolute() or "run_dir" not in result else Path(result["run_dir"]) / path
+
+
 def git_commit() -> str:
     """Short commit of the repository (with ``+dirty`` if files changed), or ``unknown``."""
     try:

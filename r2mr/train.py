@@ -24,7 +24,7 @@ from .data import Dataset
 from .errors import ConfigError, TrainingError
 from .evaluate import Evaluator
 from .models.base import Recommender
-from .results import run_metadata, save_torch, write_json, write_text
+from .results import load_torch, run_metadata, save_torch, write_json, write_text
 from .sampler import BPRSampler
 from .selection import by_valid, official_test_rule
 from .validation import Validated
@@ -85,15 +85,22 @@ def build_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Optimiz
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every global RNG's state as weights_only-safe values (lists, ints, floats, str, byte tensors)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore what :func:`_rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -117,6 +124,7 @@ class Trainer:
         self.model, self.ds, self.cfg = model.to(self.device), ds, cfg
         self.run_dir = Path(run_dir) if run_dir else None
         self.progress, self.meta = progress, dict(meta or {})
+        self.write_result_file = True  # False: the caller (the run store) writes result.json
         self.sampler = BPRSampler(ds, cfg.batch_size, cfg.negatives, seed=cfg.seed)
         self.evaluator = Evaluator(ds, cfg.topk, cfg.eval_batch_size, self.device)
         self.optimizer = build_optimizer(model, cfg)
@@ -138,10 +146,11 @@ class Trainer:
                     "extra": self.model.extra_state(), "config": self.config}, self.ckpt_path)
 
     def try_resume(self) -> bool:
-        """Load the run directory's checkpoint if there is one; its config must match."""
+        """Load the run directory's checkpoint if there is one (weights_only: a planted pickle is refused, not
+        run); its config must match."""
         if self.ckpt_path is None or not self.ckpt_path.is_file():
             return False
-        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        ck = load_torch(self.ckpt_path, map_location=self.device)
         if ck["config"] != self.config:
             diff = sorted(k for k in set(ck["config"]) | set(self.config) if ck["config"].get(k) != self.config.get(k))
             raise ConfigError(f"{self.ckpt_path}: checkpoint was made with another config (differs in {', '.join(diff)}); "
@@ -277,8 +286,9 @@ class Trainer:
         artifacts = self.model.artifacts()
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
-            res["artifacts"] = str(self.run_dir / "artifacts.pt")
-        write_json(self.run_dir / "result.json", res)
+            res["artifacts"] = "artifacts.pt"  # relative to the run folder (see r2mr.results.result_path)
+        if self.write_result_file:  # the run store writes its own validated record instead
+            write_json(self.run_dir / "result.json", res)
         return res
 
 

@@ -270,7 +270,7 @@ def test_models_cache_graphs_under_cache_dir(small: Dataset, tmp_path: Path) -> 
 @pytest.mark.parametrize("name", BASELINES)
 def test_cli_smoke(name: str, small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(experiment, "RUNS", tmp_path / "runs")
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
     out = tmp_path / "r.json"
     rc = cli.main(["train", "--model", name, "--dataset", "small", "--data-dir", str(small_root), "--device", "cpu",
                    "--max-epochs", "2", "--set", "batch_size=1024", "--run-dir", str(tmp_path / "run"),

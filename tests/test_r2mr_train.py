@@ -13,6 +13,7 @@ import torch
 
 from r2mr.data import load_dataset
 from r2mr.experiment import make_configs, train
+from r2mr.results import load_torch, result_path
 from r2mr.train import Trainer, seed_everything
 from tests.test_train import strip_timing
 
@@ -30,14 +31,14 @@ def test_result_json_artifacts_and_bit_identical_rerun(small_root: Path, tmp_pat
     assert a["test_selected_by_test"] == a["history"][a["selected_by_test_epoch"]]["test"]
     rounds = [h["epoch"] for h in a["history"] if "extra" in h]
     assert rounds == [2, 4] and a["history"][2]["extra"]["rewrite"]["rewriter_epochs"] == 2
-    art = torch.load(a["artifacts"], weights_only=False)
+    art = load_torch(result_path(a))
     n_items = load_dataset("small", small_root).n_items
     assert art["scores"].shape == (n_items, 2) and art["modalities"] == ["text", "image"]
     assert ((art["scores"] >= 0) & (art["scores"] <= 1)).all() and set(art["quality"].tolist()) <= {0, 1, 2}
     assert [r["round"] for r in art["rewrite_rounds"]] == [1, 2]
     b = train("r2mr", "small", run_dir=tmp_path / "b", **kw)
     assert strip_timing(a["history"]) == strip_timing(b["history"])  # exact float equality on CPU
-    assert torch.equal(art["scores"], torch.load(b["artifacts"], weights_only=False)["scores"])
+    assert torch.equal(art["scores"], load_torch(result_path(b))["scores"])
 
 
 def test_resume_after_a_rewrite_round_is_exact(small_root: Path, tmp_path: Path) -> None:

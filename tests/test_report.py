@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import experiment, report
+from r2mr import report
 from r2mr.models import MODELS
 from r2mr.models.bpr import BPR
 
@@ -20,7 +20,7 @@ from .conftest import TOY_ROWS, write_inter
 
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(experiment, "RUNS", tmp_path / "runs")
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path / "runs"
 
 

@@ -113,8 +113,12 @@ def test_changed_config_refuses_stale_checkpoint(small_root: Path, tmp_path: Pat
 
     kw = dict(data_dir=small_root, max_epochs=1, device="cpu", progress=False, run_dir=tmp_path / "r", reuse=False)
     train("bpr", "small", **kw)
+    with pytest.raises(ConfigError, match="this run folder holds another run \\(differs in reg_weight\\)"):
+        train("bpr", "small", overrides={"reg_weight": 0.5}, **kw)  # the folder's key file refuses it
+    ds = load_dataset("small", small_root)
+    cls, m, t = make_configs("bpr", {"reg_weight": 0.5}, max_epochs=1)
     with pytest.raises(ConfigError, match="checkpoint was made with another config \\(differs in reg_weight\\)"):
-        train("bpr", "small", overrides={"reg_weight": 0.5}, **kw)
+        Trainer(cls(ds, m), ds, t, "cpu", tmp_path / "r", progress=False).fit()  # and so does the checkpoint
 
 
 def test_lr_schedules() -> None:

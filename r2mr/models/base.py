@@ -9,6 +9,8 @@
   trainer's optimiser (checkpointed); ``train_defaults`` to override :class:`TrainConfig` defaults;
   ``dataset_defaults`` for published per-data-set hyper-parameters (applied before user overrides);
   ``artifacts()`` for extra results saved with the run.
+* ``maths_version``: bump it when a model's maths changes (loss, forward pass, initialisation: anything its
+  config does not say): stored results are keyed on it, so results of the old maths are no longer found.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Recommender(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}  # overrides of TrainConfig defaults for this model
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # per-data-set published values (model or train keys)
     needs_features: ClassVar[bool] = False
+    maths_version: ClassVar[int] = 1  # bump when a model's maths changes: the result store keys on it
 
     def __init__(self, ds: Dataset, cfg: Any) -> None:
         super().__init__()
