@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import config as cfgmod
 from .data import Dataset
 from .errors import ConfigError, TrainingError
-from .evaluate import Evaluator
+from .evaluate import Evaluator, save_per_user
 from .models.base import Recommender
 from .results import run_metadata, save_torch, write_json, write_text
 from .sampler import BPRSampler
@@ -128,6 +128,8 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, cfg))
         self.history: list[dict[str, Any]] = []
+        self._best_per_user: dict[str, dict[str, Any]] = {}  # see _track_best
+        self._last_per_user: dict[str, dict[str, torch.Tensor]] = {}
         self.config = {**cfgmod.to_dict(cfg), **cfgmod.to_dict(model.cfg)}
 
     # -- checkpoints -------------------------------------------------------------------------------
@@ -141,7 +143,8 @@ class Trainer:
         save_torch({"epoch": len(self.history) - 1, "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "sampler": self.sampler.state_dict(), "rng": _rng_state(), "history": self.history,
-                    "extra": self.model.extra_state(), "config": self.config}, self.ckpt_path)
+                    "extra": self.model.extra_state(), "config": self.config, "per_user": self._best_per_user},
+                   self.ckpt_path)
 
     def try_resume(self) -> bool:
         """Load the run directory's checkpoint if there is one; its config must match."""
@@ -159,6 +162,7 @@ class Trainer:
         self.sampler.load_state_dict(ck["sampler"])
         _set_rng_state(ck["rng"])
         self.history = ck["history"]
+        self._best_per_user = ck.get("per_user", {})
         log.info("resumed %s after epoch %d", self.ckpt_path, ck["epoch"])
         return True
 
@@ -190,7 +194,7 @@ class Trainer:
         t0 = time.perf_counter()
         with torch.no_grad():
             score = self.model.scorer()
-            res = self.evaluator.evaluate(score, ("valid", "test"))
+            res, self._last_per_user = self.evaluator.evaluate_full(score, ("valid", "test"))
             valid, test = res["valid"], res["test"]
         _sync(self.device)
         return valid, test, time.perf_counter() - t0
@@ -204,7 +208,7 @@ class Trainer:
     def fit(self, resume: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
         """Train until the stop rule fires or ``max_epochs``; return the result dict (also saved)."""
         if not (resume and self.try_resume()):
-            self.history = []
+            self.history, self._best_per_user = [], {}
         done = len(self.history) >= self.cfg.max_epochs or (self.history and self.should_stop())
         epochs = tqdm(range(len(self.history), self.cfg.max_epochs), desc=f"{self.meta.get('model', 'train')}",
                       initial=len(self.history), total=self.cfg.max_epochs, disable=not self.progress or done)
@@ -219,6 +223,7 @@ class Trainer:
             entry = {"epoch": epoch, "loss": loss, "lr": lr, "train_seconds": secs, "hook_seconds": hook_secs,
                      "eval_seconds": eval_secs, "valid": valid, "test": test, **({"extra": extra} if extra else {})}
             self.history.append(entry)
+            self._track_best(entry, self._last_per_user)
             self.save_checkpoint()
             self.write_log()
             if on_epoch:
@@ -227,6 +232,34 @@ class Trainer:
             if self.should_stop():
                 break
         return self.result()
+
+    # -- per-user metrics and model artifacts of the selected epochs -------------------------------
+    def _track_best(self, entry: dict[str, Any], per_user: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Keep the per-user valid/test metrics of the best-valid epoch (``by_valid``) and of the official
+        test-selected epoch (``by_test``); they travel in the checkpoint, so a resumed run keeps them. At a
+        new best-valid epoch the model's artifacts are saved as ``artifacts_best.pt``."""
+        h, c, epoch = self.history, self.cfg, entry["epoch"]
+        if by_valid(h, c.valid_metric, c.patience).best_epoch == epoch:
+            self._best_per_user["by_valid"] = {"epoch": epoch, **per_user}
+            artifacts = self.model.artifacts() if self.run_dir is not None else None
+            if artifacts:
+                save_torch({**artifacts, "epoch": epoch}, self.run_dir / "artifacts_best.pt")
+        if official_test_rule(h, c.official_stopping_step).best_epoch == epoch:
+            self._best_per_user["by_test"] = {"epoch": epoch, **per_user}
+
+    def _evidence_fields(self, valid_epoch: int, test_epoch: int) -> dict[str, str]:
+        """Write ``per_user.npz`` (when the stored epochs are the selected ones) and return the result fields
+        naming it and ``artifacts_best.pt``, relative to the run folder."""
+        if self.run_dir is None:
+            return {}
+        out, kept = {}, {r: v for r, v in self._best_per_user.items()
+                         if v["epoch"] == {"by_valid": valid_epoch, "by_test": test_epoch}[r]}
+        if kept:
+            save_per_user(self.run_dir / "per_user.npz", kept)
+            out["per_user"] = "per_user.npz"
+        if (self.run_dir / "artifacts_best.pt").is_file():
+            out["artifacts_best"] = "artifacts_best.pt"
+        return out
 
     def write_log(self) -> None:
         if self.run_dir is not None:
@@ -250,6 +283,7 @@ class Trainer:
                "seconds_per_epoch": float(np.mean(train_secs)),
                "seconds_per_eval": float(np.mean([e["eval_seconds"] for e in h])),
                "config": self.config, **run_metadata(self.device), "history": h}
+        res.update(self._evidence_fields(sel.best_epoch, off.best_epoch))
         artifacts = self.model.artifacts()
         if artifacts and self.run_dir is not None:
             save_torch(artifacts, self.run_dir / "artifacts.pt")

@@ -1,0 +1,50 @@
+"""The trainer keeps per-user metrics of the selected epochs (also across a resume) in per_user.npz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from r2mr.data import load_dataset
+from r2mr.evaluate import load_per_user
+from r2mr.experiment import make_configs
+from r2mr.train import Trainer, seed_everything
+
+
+def _trainer(ds, run_dir: Path, **kw) -> Trainer:
+    cls, m, t = make_configs("bpr", overrides={"batch_size": 512}, max_epochs=6, **kw)
+    seed_everything(t.seed)
+    return Trainer(cls(ds, m), ds, t, "cpu", run_dir, progress=False)
+
+
+def test_per_user_of_selected_epochs_survive_resume(small_root: Path, tmp_path: Path) -> None:
+    ds = load_dataset("small", small_root)
+    full = _trainer(ds, tmp_path / "full").fit()
+    assert full["per_user"] == "per_user.npz"
+    pu = load_per_user(tmp_path / "full" / full["per_user"])
+    assert pu["by_valid"]["epoch"] == full["best_epoch"] and pu["by_test"]["epoch"] == full["selected_by_test_epoch"]
+    for rule, res in (("by_valid", full["test"]), ("by_test", full["test_selected_by_test"])):
+        t = pu[rule]["test"]
+        assert len(t["users"]) == len(np.unique(ds.test.users)) == len(t["recall@20"])
+        assert float(torch.from_numpy(t["recall@20"]).mean()) == res["recall@20"]  # same numbers as the means
+        assert t["ndcg@20"].mean() == pytest.approx(res["ndcg@20"], abs=1e-12)
+    assert pu["by_valid"]["valid"]["recall@20"].mean() == pytest.approx(full["valid"]["recall@20"], abs=1e-12)
+
+    class Kill(Exception):
+        pass
+
+    def die(entry: dict) -> None:
+        if entry["epoch"] == 3:
+            raise Kill
+    with pytest.raises(Kill):
+        _trainer(ds, tmp_path / "cut").fit(on_epoch=die)
+    resumed = _trainer(ds, tmp_path / "cut").fit()
+    back = load_per_user(tmp_path / "cut" / resumed["per_user"])
+    for rule in ("by_valid", "by_test"):
+        assert back[rule]["epoch"] == pu[rule]["epoch"]
+        for split in ("valid", "test"):
+            for key, v in pu[rule][split].items():
+                assert np.array_equal(back[rule][split][key], v), (rule, split, key)
