@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = dsub.add_parser("download", help="download an Amazon set (baby, sports, clothing) from MMRec's Google Drive")
     g.add_argument("name")
     _add_data_dir(g)
+    from .data import convert
+
+    convert.add_arguments(dsub.add_parser("convert", help="rebuild a data set folder from files fetched by hand "
+                                                           "(tiktok: the DiffMM release's Datasets/tiktok/)"))
 
     r = sub.add_parser("run-all", help="execute the notebooks in order with papermill (what run_all.sh runs)",
                        description="Detect the data and the device, then execute notebooks/NN_*.ipynb in order; "
@@ -108,6 +112,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         out = download(args.name, data_root(args.data_dir))
         print(f"installed {out}")
+    elif args.data_command == "convert":
+        from .data.convert import main as convert_main
+
+        return convert_main(args)
     return 0
 
 
