@@ -70,12 +70,12 @@ def quality_scatter(scores: Mapping[str, np.ndarray], eta: float = 0.5, title: s
                     corrupted: Mapping[str, np.ndarray] | None = None) -> plt.Figure:
     """Per-item scores of two modalities (x: first, y: second) with the η lines, in the spirit of the paper's
     Fig. 1C. Points are coloured by quality state, or by planted corruption when ``corrupted`` is given."""
-    from .analysis import quality_states
+    from .analysis import area_labels
 
     (mx, x), (my, y) = scores.items()
     fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
     if corrupted is None:
-        states = quality_states(scores, eta)
+        states = area_labels(scores, eta)
         groups = {s: states == s for s in STATE_COLOURS}
         colours = STATE_COLOURS
     else:

@@ -48,3 +48,23 @@ def test_per_user_of_selected_epochs_survive_resume(small_root: Path, tmp_path: 
         for split in ("valid", "test"):
             for key, v in pu[rule][split].items():
                 assert np.array_equal(back[rule][split][key], v), (rule, split, key)
+
+
+def test_r2mr_saves_best_valid_and_pre_rewrite_reviewer_states(small_root: Path, tmp_path: Path) -> None:
+    from r2mr.experiment import train
+    from tests.test_r2mr_train import FAST
+
+    res = train("r2mr", "small", data_dir=small_root, max_epochs=5, device="cpu", progress=False,
+                overrides=FAST, run_dir=tmp_path / "r")
+    best = torch.load(tmp_path / "r" / res["artifacts_best"], weights_only=True)
+    assert res["artifacts_best"] == "artifacts_best.pt" and best["epoch"] == res["best_epoch"]
+    final = torch.load(res["artifacts"] if Path(res["artifacts"]).is_absolute() else tmp_path / "r" / res["artifacts"],
+                       weights_only=True)
+    before = final["before_rewrite"]
+    assert before["epoch"] == 2  # the first round ran after epoch 2
+    assert before["scores"].shape == final["scores"].shape and not any(v.any() for v in before["rewritten"].values())
+    assert any(v.any() for v in final["rewritten"].values())  # rows were rewritten after the snapshot
+    assert not torch.equal(before["scores"], final["scores"])
+    assert best["epoch"] < 2  # on this set the best valid epoch precedes round 1: no rewrite in that state
+    assert best["before_rewrite"] is None and not any(v.any() for v in best["rewritten"].values())
+    assert not torch.equal(best["scores"], final["scores"])
