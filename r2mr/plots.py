@@ -61,7 +61,7 @@ def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = 
 
 def n_label(ns: Sequence[int] | pd.Series) -> str:
     """``"n = 3"`` or ``"n = 1–5"`` (seeds per point), for titles and captions."""
-    ns = [int(n) for n in ns if n == n]
+    ns = [int(n) for n in ns if pd.notna(n)]
     if not ns:
         return "n = 0"
     lo, hi = min(ns), max(ns)

@@ -6,16 +6,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from r2mr import plots  # noqa: E402
+from r2mr import plots
 
 
 def _bars(ax: plt.Axes) -> list[np.ndarray]:
     """The vertical error-bar segments drawn on ``ax`` (one (2, 2) array per bar)."""
-    return [seg for c in ax.collections for seg in getattr(c, "get_segments", lambda: [])()]
+    return [seg for c in ax.collections for seg in getattr(c, "get_segments", list)()]
 
 
 def test_error_bars_only_for_two_or_more_seeds() -> None:
