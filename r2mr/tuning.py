@@ -117,6 +117,10 @@ def select(results: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metri
     ``best test`` (the point a test-based grid search would pick; for the selection-bias table only)."""
     if not results:
         raise ConfigError("tuning: no grid results to select from; fix: run the grid first")
+    mixed = {(r.get("model"), r.get("dataset")) for _, r in results}
+    if len(mixed) > 1:
+        raise ConfigError(f"tuning: the grid results mix {sorted(map(str, mixed))}; fix: select per model and "
+                          f"data set")
     groups: dict[str, list[Mapping[str, Any]]] = {}
     overrides: dict[str, dict[str, Any]] = {}
     for ov, res in results:

@@ -68,3 +68,25 @@ def test_r2mr_saves_best_valid_and_pre_rewrite_reviewer_states(small_root: Path,
     assert best["epoch"] < 2  # on this set the best valid epoch precedes round 1: no rewrite in that state
     assert best["before_rewrite"] is None and not any(v.any() for v in best["rewritten"].values())
     assert not torch.equal(best["scores"], final["scores"])
+
+
+def test_significance_table_from_real_runs(small_root: Path, tmp_path: Path) -> None:
+    from r2mr.experiment import train
+    from r2mr.significance import against, table_from_results
+
+    groups = {}
+    for model in ("bpr", "lightgcn"):
+        groups[model] = []
+        for seed in (1, 2):
+            folder = tmp_path / f"{model}-{seed}"
+            res = train(model, "small", data_dir=small_root, max_epochs=2, device="cpu", progress=False, seed=seed,
+                        overrides={"batch_size": 512}, run_dir=folder)
+            groups[model].append((res, folder))
+    table = table_from_results(groups, against("lightgcn", ["bpr"]) + [("bpr", "bpr")])
+    row = table.loc[("lightgcn", "bpr")]
+    n_test_users = len(np.unique(load_dataset("small", small_root).test.users))
+    assert row["n users"] == n_test_users and row["n seeds"] == 2
+    means = {m: np.mean([r["test"]["recall@20"] for r, _ in groups[m]]) for m in groups}
+    assert row["diff"] == pytest.approx(means["lightgcn"] - means["bpr"])
+    assert 0 <= row["p wilcoxon"] <= row["p wilcoxon (Holm)"] <= 1
+    assert table.loc[("bpr", "bpr"), "p wilcoxon"] == 1.0 and table.loc[("bpr", "bpr"), "sig t-test"] == "n.s."

@@ -71,3 +71,8 @@ def test_select_ties_go_to_the_first_point() -> None:
     assert tuning.select(results)[0] == {"x": 2}
     with pytest.raises(ConfigError):
         tuning.select([])
+
+
+def test_select_refuses_mixed_models() -> None:
+    with pytest.raises(ConfigError, match="mix"):
+        tuning.select([({"x": 1}, {**_res(0.1, 0.1), "model": "bpr"}), ({"x": 2}, {**_res(0.1, 0.1), "model": "vbpr"})])
