@@ -8,7 +8,13 @@ Quality areas (R2MR, Fig. 2B): with two modalities a and b and scores s_a, s_b i
 * high-quality: s_a ≥ η and s_b ≥ η;
 * disparity: exactly one of them ≥ η (the item the Rewriter may repair);
 * low-quality: s_a < η and s_b < η.
-(The official code compares with ≥ η; the paper writes > η. With continuous scores the two agree.)
+The official code compares with ≥ η, the paper writes > η (``strict=True``). The two would agree on
+continuous scores, but the Reviewer's scores saturate at exactly 0, 0.5 and 1 (see :func:`saturation`), so
+both rules are reported (:func:`tie_rule_shares`).
+
+Which model state a statistic describes matters: an R2MR run saves the Reviewer's state after the last
+epoch (``artifacts.pt``), at the best-validation epoch (``artifacts_best.pt``) and before its first rewrite
+round (``artifacts["before_rewrite"]``); :func:`model_states` collects them as views for these functions.
 """
 
 from __future__ import annotations
@@ -21,14 +27,21 @@ import pandas as pd
 STATES = ("high-quality", "disparity", "low-quality")
 
 
-def quality_states(scores: Mapping[str, np.ndarray], eta: float | Mapping[str, float] = 0.5) -> np.ndarray:
-    """Per item, one of :data:`STATES` from the scores of (exactly) two modalities; ``eta`` may differ per
-    modality (the official code has a text and an image threshold)."""
+def _good(s: np.ndarray, eta: float, strict: bool) -> np.ndarray:
+    return np.asarray(s) > eta if strict else np.asarray(s) >= eta
+
+
+def area_labels(scores: Mapping[str, np.ndarray], eta: float | Mapping[str, float] = 0.5,
+                strict: bool = False) -> np.ndarray:
+    """Per item (I,), the name of its quality area (one of :data:`STATES`) from the scores of (exactly) two
+    modalities; ``eta`` may differ per modality (the official code has a text and an image threshold);
+    ``strict``: a modality is good if s > η (paper) instead of s ≥ η (code). (Not to be confused with
+    :func:`r2mr.models.reviewer.quality_states`, the integer codes the model uses.)"""
     if len(scores) != 2:
-        raise ValueError(f"quality states need two modalities, got {list(scores)}")
+        raise ValueError(f"quality areas need two modalities, got {list(scores)}")
     (ma, a), (mb, b) = scores.items()
     ea, eb = (eta[ma], eta[mb]) if isinstance(eta, Mapping) else (eta, eta)
-    good_a, good_b = np.asarray(a) >= ea, np.asarray(b) >= eb
+    good_a, good_b = _good(a, ea, strict), _good(b, eb, strict)
     return np.select([good_a & good_b, good_a ^ good_b], STATES[:2], STATES[2])
 
 
@@ -38,18 +51,34 @@ def state_shares(states: np.ndarray) -> pd.Series:
     return counts / max(len(states), 1)
 
 
-def disparity_direction(scores: Mapping[str, np.ndarray], eta: float = 0.5) -> pd.Series:
+def disparity_direction(scores: Mapping[str, np.ndarray], eta: float = 0.5, strict: bool = False) -> pd.Series:
     """Among disparity items: how many have only the first modality good, and how many only the second."""
     (ma, a), (mb, b) = scores.items()
-    good_a, good_b = np.asarray(a) >= eta, np.asarray(b) >= eta
+    good_a, good_b = _good(a, eta, strict), _good(b, eta, strict)
     return pd.Series({f"{ma} good, {mb} poor": int((good_a & ~good_b).sum()),
                       f"{mb} good, {ma} poor": int((good_b & ~good_a).sum())})
 
 
-def eta_sweep(scores: Mapping[str, np.ndarray], etas: Sequence[float]) -> pd.DataFrame:
+def eta_sweep(scores: Mapping[str, np.ndarray], etas: Sequence[float], strict: bool = False) -> pd.DataFrame:
     """Shares of the three states for each threshold in ``etas`` (rows) — the η sensitivity of the split."""
-    rows = {float(e): state_shares(quality_states(scores, e)) for e in etas}
+    rows = {float(e): state_shares(area_labels(scores, e, strict)) for e in etas}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("eta")
+
+
+def tie_rule_shares(scores: Mapping[str, np.ndarray], eta: float = 0.5) -> pd.DataFrame:
+    """Shares of the three areas under both tie rules: rows ``s ≥ η (code)`` and ``s > η (paper)``."""
+    rows = {"s ≥ η (code)": state_shares(area_labels(scores, eta)),
+            "s > η (paper)": state_shares(area_labels(scores, eta, strict=True))}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rule")
+
+
+def saturation(scores: Mapping[str, np.ndarray], values: Sequence[float] = (0.0, 0.5, 1.0),
+               tol: float = 1e-6) -> pd.DataFrame:
+    """Per modality (rows), the share of items whose score lies within ``tol`` of each of ``values`` (the
+    points where the sigmoid consensus saturates or sits at 0.5 for items whose projections vanish)."""
+    rows = {m: {f"share at {v:g}": float(np.mean(np.abs(np.asarray(s, float) - v) <= tol)) for v in values}
+            for m, s in scores.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("modality")
 
 
 def roc(scores: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -91,9 +120,30 @@ def corruption_masks(quality: pd.DataFrame, n_items: int) -> dict[str, np.ndarra
 # ---- R2MR run artifacts ----------------------------------------------------------------------------------------
 
 def scores_of(art: Mapping) -> dict[str, np.ndarray]:
-    """``{modality: final Reviewer scores (n_items,)}`` from an R2MR run's artifacts."""
+    """``{modality: Reviewer scores (n_items,)}`` from an R2MR run's artifacts (or one of its views)."""
     s = np.asarray(art["scores"], dtype=float)  # (I, M)
     return {m: s[:, j] for j, m in enumerate(art["modalities"])}
+
+
+def model_states(final: Mapping, best: Mapping | None = None) -> dict[str, Mapping]:
+    """The Reviewer states an R2MR run saved, as artifact views (each usable with :func:`scores_of`):
+    ``before first rewrite`` (``final["before_rewrite"]``, if a round ran), ``best valid`` (``best``, the
+    run's ``artifacts_best.pt``) and ``after training`` (``final``)."""
+    common = {k: final[k] for k in ("variant", "modalities", "eta") if k in final}
+    out: dict[str, Mapping] = {}
+    if final.get("before_rewrite"):
+        out["before first rewrite"] = {**common, **final["before_rewrite"]}
+    if best is not None:
+        out["best valid"] = best
+    out["after training"] = final
+    return out
+
+
+def detection_by_state(states: Mapping[str, Mapping], corrupted: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """ROC-AUC of "a low score flags the planted corruption" per model state (rows) and modality (columns),
+    e.g. ``detection_by_state(model_states(final, best), corruption_masks(quality, n_items))``."""
+    rows = {name: {m: roc(s, corrupted[m])[2] for m, s in scores_of(art).items()} for name, art in states.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model state")
 
 
 def rounds_table(art: Mapping) -> pd.DataFrame:
@@ -128,5 +178,5 @@ def shares_table(views: Mapping[str, Mapping]) -> pd.DataFrame:
         s = scores_of(art)
         eta = float(art["eta"])
         rows[name] = {"η": eta, "items": len(next(iter(s.values()))),
-                      **state_shares(quality_states(s, eta)).to_dict(), **disparity_direction(s, eta).to_dict()}
+                      **state_shares(area_labels(s, eta)).to_dict(), **disparity_direction(s, eta).to_dict()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("data set")

@@ -154,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- data ----------------------------------------------------------------------------------------------------
 def add_data_arguments(d: argparse.ArgumentParser) -> None:
-    dsub = d.add_subparsers(dest="data_command", required=True, metavar="{check,synth,download}")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="{check,synth,download,convert}")
     c = dsub.add_parser("check", help="validate a data set folder and print its statistics")
     c.add_argument("name", help="data set folder name under the data root")
     _add_data_dir(c)
@@ -166,6 +166,12 @@ def add_data_arguments(d: argparse.ArgumentParser) -> None:
     g = dsub.add_parser("download", help="download an Amazon set from MMRec's Google Drive folder")
     g.add_argument("name", type=str.lower, choices=DOWNLOADABLE, help="the data set")
     _add_data_dir(g)
+    v = dsub.add_parser("convert", help="rebuild a data set folder from files fetched by hand "
+                                        "(tiktok: the DiffMM release's Datasets/tiktok/)")
+    v.add_argument("name", type=str.lower, choices=("tiktok",), help="the data set to rebuild")
+    v.add_argument("--src", required=True, help="folder holding the release files (trnMat.pkl, valMat.pkl, "
+                                                "tstMat.pkl, image_feat.npy, audio_feat.npy)")
+    _add_data_dir(v)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -191,6 +197,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         out = download(args.name, data_root(args.data_dir))
         print(f"installed {out}")
+    elif args.data_command == "convert":
+        from .data.convert import main as convert_main
+
+        return convert_main(args)
     return EXIT_OK
 
 

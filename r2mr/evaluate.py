@@ -11,7 +11,8 @@ items are masked (never ranked); validation items are not masked when evaluating
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from .sampler import contains, pair_keys
 
 METRICS = ("recall", "ndcg", "precision", "map")
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # users (B,) -> scores (B, n_items)
+PER_USER = ("recall@20", "ndcg@20")  # per-user metrics kept for significance tests
+PerUser = dict[str, dict[str, torch.Tensor]]  # {split: {"users": (N,), metric: (N,)}} on the CPU
 
 
 def rank_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -95,16 +98,25 @@ class Evaluator:
 
     def evaluate(self, score_fn: ScoreFn, splits: Sequence[str] = ("valid", "test")) -> dict[str, dict[str, float]]:
         """``{split: {"recall@20": ..., ...}}``: means over each split's users, one ranking for all splits."""
+        return self.evaluate_full(score_fn, splits, per_user=())[0]
+
+    def evaluate_full(self, score_fn: ScoreFn, splits: Sequence[str] = ("valid", "test"),
+                      per_user: Sequence[str] = PER_USER) -> tuple[dict[str, dict[str, float]], PerUser]:
+        """(means as :meth:`evaluate`, per-user values): ``{split: {"users": (N,) int64, metric: (N,) float64}}``
+        for the metrics named in ``per_user``, aligned with the split's users (sorted ids). Same ranking, so
+        the per-user values come at no extra cost; the means are bit-identical to :meth:`evaluate`."""
         per_split = {s: self.users(s) for s in splits}
         union = torch.unique(torch.cat(list(per_split.values())))
         top = self.top_items(score_fn, union)
-        out = {}
+        out, users_out = {}, {}
         for s, users in per_split.items():
             rows = torch.searchsorted(union, users)
             metrics = self.split_metrics(users, top[rows], s)
             out[s] = {k: float(v.mean()) if len(v) else float("nan")
                       for k, v in sorted(metrics.items(), key=lambda kv: _metric_order(kv[0]))}
-        return out
+            if per_user:
+                users_out[s] = {"users": users.cpu(), **{k: metrics[k].cpu() for k in per_user if k in metrics}}
+        return out, users_out
 
     def __call__(self, score_fn: ScoreFn, split: str) -> dict[str, float]:
         """Mean of every metric over the split's users, e.g. ``{"recall@20": 0.0754, ...}``."""
@@ -114,3 +126,40 @@ class Evaluator:
 def _metric_order(key: str) -> tuple[int, int]:
     name, k = key.split("@")
     return METRICS.index(name), int(k)
+
+
+# ---- per-user metrics of the selected epochs on disk ---------------------------------------------------------
+
+def save_per_user(path: str | Path, selected: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Write ``{rule: {"epoch": int, split: {"users": (N,), metric: (N,)}}}`` (tensors or arrays) as one
+    ``.npz``: keys ``<split>.users`` (shared by the rules), ``<rule>.epoch`` and ``<rule>.<split>.<metric>``."""
+    from .results import atomic_path
+
+    arrays: dict[str, np.ndarray] = {}
+    for rule, entry in selected.items():
+        arrays[f"{rule}.epoch"] = np.asarray(entry["epoch"], dtype=np.int64)
+        for split, values in entry.items():
+            if split == "epoch":
+                continue
+            for key, v in values.items():
+                v = np.asarray(v.numpy() if isinstance(v, torch.Tensor) else v)
+                arrays[f"{split}.users" if key == "users" else f"{rule}.{split}.{key}"] = v
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return Path(path)
+
+
+def load_per_user(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read :func:`save_per_user`'s file back: ``{rule: {"epoch": int, split: {"users": ..., metric: ...}}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    with np.load(path, allow_pickle=False) as z:
+        users = {k.split(".")[0]: z[k] for k in z.files if k.endswith(".users")}
+        for key in z.files:
+            parts = key.split(".", 2)
+            if len(parts) == 2 and parts[1] == "epoch":
+                out.setdefault(parts[0], {})["epoch"] = int(z[key])
+            elif len(parts) == 3:
+                rule, split, metric = parts
+                entry = out.setdefault(rule, {}).setdefault(split, {"users": users[split]})
+                entry[metric] = z[key]
+    return out

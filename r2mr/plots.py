@@ -34,7 +34,8 @@ def degree_distribution(datasets: Mapping[str, Any], split: str = "train") -> pl
 
 def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = "valid",
                 order: Sequence[str] | None = None) -> plt.Figure:
-    """Bars of our mean ± std per data set and label (runs that were done), published values as black ticks."""
+    """Bars of our mean per data set and label (runs that were done), ± sample std only where n ≥ 2 seeds,
+    published values as black ticks; the title says n."""
     ok = tidy[(tidy.status == "ok") & (tidy.metric == metric) & (tidy.selection == selection)]
     datasets = list(dict.fromkeys(ok.dataset))
     labels = list(order or dict.fromkeys(ok.label))
@@ -44,8 +45,8 @@ def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = 
         sub = ok[ok.dataset == d].set_index("label")
         present = [lab for lab in labels if lab in sub.index]
         x = np.arange(len(present))
-        ax.bar(x, sub.loc[present, "mean"], yerr=sub.loc[present, "std"].fillna(0.0), capsize=3,
-               color=[_colour(sub.loc[lab, "role"]) for lab in present])
+        ax.bar(x, sub.loc[present, "mean"], color=[_colour(sub.loc[lab, "role"]) for lab in present])
+        error_bars(ax, x, sub.loc[present, "mean"], sub.loc[present, "std"], sub.loc[present, "n_seeds"])
         for i, lab in enumerate(present):
             ref = pub.published(d, sub.loc[lab, "model"])
             if ref and sub.loc[lab, "role"] == "model" and metric in ref[0].metrics:
@@ -53,8 +54,27 @@ def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = 
         ax.set_xticks(x, present, rotation=35, ha="right", fontsize=8)
         ax.set(title=d, ylabel=metric if ax is axes[0][0] else None)
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"Test {metric} (mean ± std over seeds; black: published)", fontsize=10)
+    fig.suptitle(f"Test {metric}: mean over seeds ({n_label(ok.n_seeds)}; ± sample std where n ≥ 2); "
+                 f"black: published", fontsize=10)
     return fig
+
+
+def n_label(ns: Sequence[int] | pd.Series) -> str:
+    """``"n = 3"`` or ``"n = 1–5"`` (seeds per point), for titles and captions."""
+    ns = [int(n) for n in ns if pd.notna(n)]
+    if not ns:
+        return "n = 0"
+    lo, hi = min(ns), max(ns)
+    return f"n = {lo}" if lo == hi else f"n = {lo}–{hi}"
+
+
+def error_bars(ax: plt.Axes, x: Sequence[float], mean: Sequence[float], std: Sequence[float],
+               n: Sequence[int], **kw: Any) -> None:
+    """Draw ± ``std`` at the points with n ≥ 2 only (one seed has no spread to show)."""
+    x, mean, std, n = (np.asarray(v, dtype=float) for v in (x, mean, std, n))
+    keep = (n >= 2) & np.isfinite(std)
+    if keep.any():
+        ax.errorbar(x[keep], mean[keep], yerr=std[keep], fmt="none", ecolor="black", capsize=3, **kw)
 
 
 def _colour(role: str) -> str:
@@ -70,12 +90,12 @@ def quality_scatter(scores: Mapping[str, np.ndarray], eta: float = 0.5, title: s
                     corrupted: Mapping[str, np.ndarray] | None = None) -> plt.Figure:
     """Per-item scores of two modalities (x: first, y: second) with the η lines, in the spirit of the paper's
     Fig. 1C. Points are coloured by quality state, or by planted corruption when ``corrupted`` is given."""
-    from .analysis import quality_states
+    from .analysis import area_labels
 
     (mx, x), (my, y) = scores.items()
     fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
     if corrupted is None:
-        states = quality_states(scores, eta)
+        states = area_labels(scores, eta)
         groups = {s: states == s for s in STATE_COLOURS}
         colours = STATE_COLOURS
     else:
@@ -160,16 +180,17 @@ def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 def eta_curve(table: pd.DataFrame) -> plt.Figure:
-    """Recall@20 (mean ± std over seeds) against the η R2MR was trained with, one panel per data set, with
-    the share of disparity items at that η on a second axis; ``table`` from :func:`r2mr.report.eta_table`."""
+    """Recall@20 (mean over seeds, ± sample std where n ≥ 2) against the η R2MR was trained with, one panel per
+    data set, with the share of disparity items at that η on a second axis; ``table`` from
+    :func:`r2mr.report.eta_table` (its ``seeds`` column is n)."""
     datasets = list(dict.fromkeys(table.index.get_level_values(0)))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
                              constrained_layout=True)
     for ax, d in zip(axes[0], datasets):
         t = table.loc[d]
-        ax.errorbar(t.index, t["recall@20"], yerr=t["recall@20 std"].fillna(0.0), marker="o", capsize=3,
-                    color="tab:blue", label="test recall@20")
-        ax.set(xlabel="η (training threshold)", ylabel="recall@20", title=d)
+        ax.plot(t.index, t["recall@20"], marker="o", color="tab:blue", label="test recall@20")
+        error_bars(ax, t.index, t["recall@20"], t["recall@20 std"], t["seeds"])
+        ax.set(xlabel="η (training threshold)", ylabel="recall@20", title=f"{d} ({n_label(t['seeds'])})")
         twin = ax.twinx()
         twin.plot(t.index, t["share disparity"], marker="s", ls="--", color="tab:orange", label="share disparity")
         twin.set(ylabel="share of disparity items", ylim=(0, 1))

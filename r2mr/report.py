@@ -380,7 +380,7 @@ def run_extras(run: Run) -> dict[str, float]:
         return {}
     art = artifacts(run)
     s = analysis.scores_of(art)
-    shares = analysis.state_shares(analysis.quality_states(s, float(art["eta"])))
+    shares = analysis.state_shares(analysis.area_labels(s, float(art["eta"])))
     return {"eta": float(art["eta"]), **analysis.rewrite_totals(art), **{f"share {k}": v for k, v in shares.items()}}
 
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import config as cfgmod
 from .data import Dataset
 from .errors import ConfigError, TrainingError
-from .evaluate import Evaluator
+from .evaluate import Evaluator, save_per_user
 from .models.base import Recommender
 from .results import load_torch, run_metadata, save_torch, write_json, write_text
 from .sampler import BPRSampler
@@ -130,6 +130,8 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, cfg))
         self.history: list[dict[str, Any]] = []
+        self._best_per_user: dict[str, dict[str, Any]] = {}  # see _track_best
+        self._last_per_user: dict[str, dict[str, torch.Tensor]] = {}
         self.config = {**cfgmod.to_dict(cfg), **cfgmod.to_dict(model.cfg)}
 
     # -- checkpoints -------------------------------------------------------------------------------
@@ -143,7 +145,8 @@ class Trainer:
         save_torch({"epoch": len(self.history) - 1, "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "sampler": self.sampler.state_dict(), "rng": _rng_state(), "history": self.history,
-                    "extra": self.model.extra_state(), "config": self.config}, self.ckpt_path)
+                    "extra": self.model.extra_state(), "config": self.config, "per_user": self._best_per_user},
+                   self.ckpt_path)
 
     def try_resume(self) -> bool:
         """Load the run directory's checkpoint if there is one (weights_only: a planted pickle is refused, not
@@ -162,6 +165,7 @@ class Trainer:
         self.sampler.load_state_dict(ck["sampler"])
         _set_rng_state(ck["rng"])
         self.history = ck["history"]
+        self._best_per_user = ck.get("per_user", {})
         log.info("resumed %s after epoch %d", self.ckpt_path, ck["epoch"])
         return True
 
@@ -193,7 +197,7 @@ class Trainer:
         t0 = time.perf_counter()
         with torch.no_grad():
             score = self.model.scorer()
-            res = self.evaluator.evaluate(score, ("valid", "test"))
+            res, self._last_per_user = self.evaluator.evaluate_full(score, ("valid", "test"))
             valid, test = res["valid"], res["test"]
         _sync(self.device)
         return valid, test, time.perf_counter() - t0
@@ -211,7 +215,7 @@ class Trainer:
         seconds, whichever comes first (and at the last epoch); the tqdm bars are for terminals.
         """
         if not (resume and self.try_resume()):
-            self.history = []
+            self.history, self._best_per_user = [], {}
         self.write_log()  # once: the log holds exactly the checkpoint's epochs (none of a rolled-back epoch)
         done = len(self.history) >= self.cfg.max_epochs or (self.history and self.should_stop())
         epochs = tqdm(range(len(self.history), self.cfg.max_epochs), desc=f"{self.meta.get('model', 'train')}",
@@ -229,6 +233,7 @@ class Trainer:
             entry = {"epoch": epoch, "loss": loss, "lr": lr, "train_seconds": secs, "hook_seconds": hook_secs,
                      "eval_seconds": eval_secs, "valid": valid, "test": test, **({"extra": extra} if extra else {})}
             self.history.append(entry)
+            self._track_best(entry, self._last_per_user)
             self.save_checkpoint()
             self.write_log(entry)
             if on_epoch:
@@ -244,6 +249,34 @@ class Trainer:
             if stop:
                 break
         return self.save_result()
+
+    # -- per-user metrics and model artifacts of the selected epochs -------------------------------
+    def _track_best(self, entry: dict[str, Any], per_user: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Keep the per-user valid/test metrics of the best-valid epoch (``by_valid``) and of the official
+        test-selected epoch (``by_test``); they travel in the checkpoint, so a resumed run keeps them. At a
+        new best-valid epoch the model's artifacts are saved as ``artifacts_best.pt``."""
+        h, c, epoch = self.history, self.cfg, entry["epoch"]
+        if by_valid(h, c.valid_metric, c.patience).best_epoch == epoch:
+            self._best_per_user["by_valid"] = {"epoch": epoch, **per_user}
+            artifacts = self.model.artifacts() if self.run_dir is not None else None
+            if artifacts:
+                save_torch({**artifacts, "epoch": epoch}, self.run_dir / "artifacts_best.pt")
+        if official_test_rule(h, c.official_stopping_step).best_epoch == epoch:
+            self._best_per_user["by_test"] = {"epoch": epoch, **per_user}
+
+    def _evidence_fields(self, valid_epoch: int, test_epoch: int) -> dict[str, str]:
+        """Write ``per_user.npz`` (when the stored epochs are the selected ones) and return the result fields
+        naming it and ``artifacts_best.pt``, relative to the run folder."""
+        if self.run_dir is None:
+            return {}
+        out, kept = {}, {r: v for r, v in self._best_per_user.items()
+                         if v["epoch"] == {"by_valid": valid_epoch, "by_test": test_epoch}[r]}
+        if kept:
+            save_per_user(self.run_dir / "per_user.npz", kept)
+            out["per_user"] = "per_user.npz"
+        if (self.run_dir / "artifacts_best.pt").is_file():
+            out["artifacts_best"] = "artifacts_best.pt"
+        return out
 
     def write_log(self, entry: dict[str, Any] | None = None) -> None:
         """``log.jsonl`` in the run folder, one JSON line per epoch: append ``entry``, or (without one) rewrite
@@ -283,6 +316,7 @@ class Trainer:
         res = self.result()
         if self.run_dir is None:
             return res
+        res.update(self._evidence_fields(res["best_epoch"], res["selected_by_test_epoch"]))
         artifacts = self.model.artifacts()
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")

@@ -9,16 +9,16 @@ import pytest
 from r2mr import analysis
 
 
-def test_quality_states_follow_the_three_areas() -> None:
+def test_area_labels_follow_the_three_areas() -> None:
     s = {"text": np.array([0.9, 0.9, 0.1, 0.1, 0.5]), "image": np.array([0.8, 0.2, 0.7, 0.3, 0.5])}
-    states = analysis.quality_states(s, 0.5)
+    states = analysis.area_labels(s, 0.5)
     assert states.tolist() == ["high-quality", "disparity", "disparity", "low-quality", "high-quality"]  # ≥ η
-    assert analysis.quality_states(s, {"text": 0.95, "image": 0.1}).tolist()[:2] == ["disparity", "disparity"]
+    assert analysis.area_labels(s, {"text": 0.95, "image": 0.1}).tolist()[:2] == ["disparity", "disparity"]
     shares = analysis.state_shares(states)
     assert shares.tolist() == [0.4, 0.4, 0.2] and list(shares.index) == list(analysis.STATES)
     assert analysis.disparity_direction(s).tolist() == [1, 1]
     with pytest.raises(ValueError, match="two modalities"):
-        analysis.quality_states({"text": s["text"]})
+        analysis.area_labels({"text": s["text"]})
 
 
 def test_eta_sweep_moves_items_from_high_to_low() -> None:
@@ -67,3 +67,33 @@ def test_artifact_views() -> None:
     assert table.loc[1, "text->image accepted"] == 1 and np.isnan(table.loc[2, "text->image accepted"])
     assert analysis.rewrite_totals(ART) == {"rounds": 2, "candidates": 2, "accepted": 1, "rows rewritten": 2}
     assert analysis.rounds_table({"rewrite_rounds": []}).empty
+
+
+def test_tie_rules_and_saturation() -> None:
+    # saturated scores: the two rules disagree exactly on items sitting at η = 0.5
+    s = {"text": np.array([0.5, 1.0, 0.5, 0.0]), "image": np.array([0.5, 0.5, 0.0, 1.0])}
+    assert analysis.area_labels(s, 0.5, strict=True).tolist() == ["low-quality", "disparity", "low-quality",
+                                                                   "disparity"]
+    t = analysis.tie_rule_shares(s, 0.5)
+    assert t.loc["s ≥ η (code)"].tolist() == [0.5, 0.5, 0.0]
+    assert t.loc["s > η (paper)"].tolist() == [0.0, 0.5, 0.5]
+    assert analysis.disparity_direction(s, 0.5, strict=True).tolist() == [1, 1]
+    assert analysis.eta_sweep(s, [0.5], strict=True).loc[0.5, "low-quality"] == 0.5
+    sat = analysis.saturation({"text": np.array([0.0, 0.5, 1.0, 0.7]), "image": np.array([1.0, 1 - 1e-8, 0.3, 0.2])})
+    assert sat.loc["text"].tolist() == [0.25, 0.25, 0.25]
+    assert sat.loc["image", "share at 1"] == 0.5 and sat.loc["image", "share at 0"] == 0.0
+
+
+def test_model_states_and_detection_per_state() -> None:
+    before = {"epoch": 6, "scores": np.array([[0.1, 0.9], [0.8, 0.2], [0.9, 0.8]])}
+    final = {**ART, "before_rewrite": before}
+    best = {**ART, "scores": np.array([[0.2, 0.6], [0.7, 0.1], [0.1, 0.9]]), "epoch": 3}
+    states = analysis.model_states(final, best)
+    assert list(states) == ["before first rewrite", "best valid", "after training"]
+    assert states["before first rewrite"]["modalities"] == ["text", "image"]  # taken from the run
+    assert list(analysis.model_states(ART)) == ["after training"]
+    corrupted = {"text": np.array([True, False, False]), "image": np.array([False, True, False])}
+    auc = analysis.detection_by_state(states, corrupted)
+    assert auc.loc["before first rewrite"].tolist() == [1.0, 1.0]  # corrupted rows score lowest
+    assert auc.loc["best valid", "text"] == 0.5 and auc.loc["best valid", "image"] == 1.0
+    assert auc.loc["after training", "image"] == 0.0  # the corrupted item (0.7) scores highest

@@ -103,3 +103,30 @@ def test_rank_metrics_idcg_capped() -> None:
     """3 held-out items, K = 2, hits at ranks 1 and 2 -> NDCG@2 = 1 (IDCG over min(3, 2) = 2 positions)."""
     m = rank_metrics(torch.tensor([[1.0, 1.0]]), torch.tensor([3]), [2])
     assert m["ndcg@2"].item() == pytest.approx(1.0) and m["recall@2"].item() == pytest.approx(2 / 3)
+
+
+def test_per_user_values_align_with_users_and_means() -> None:
+    """User 0 and 1 of the hand example: per-user recall@3 0.5 and 1.0, ndcg as computed there."""
+    ds = make_ds([(0, 0), (1, 4)], [(0, 2)], [(0, 1), (0, 3), (1, 2)], 2, 5)
+    scores = torch.tensor([[5.0, 4.0, 3.0, 1.0, 6.0], [0.0, 0.0, 9.0, 0.0, 0.0]])
+    ev = Evaluator(ds, ks=(3,))
+    means, per = ev.evaluate_full(lambda u: scores[u].clone(), ("valid", "test"), per_user=("recall@3", "ndcg@3"))
+    assert per["test"]["users"].tolist() == [0, 1] and per["valid"]["users"].tolist() == [0]
+    assert per["test"]["recall@3"].tolist() == [0.5, 1.0]
+    assert per["test"]["ndcg@3"][0] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert set(per["test"]) == {"users", "recall@3", "ndcg@3"}
+    assert means == ev.evaluate(lambda u: scores[u].clone(), ("valid", "test"))
+    assert float(per["test"]["recall@3"].mean()) == means["test"]["recall@3"]
+
+
+def test_per_user_file_round_trip(tmp_path) -> None:
+    from r2mr.evaluate import load_per_user, save_per_user
+
+    users = np.array([3, 5, 9])
+    sel = {"by_valid": {"epoch": 4, "test": {"users": torch.tensor(users), "recall@20": torch.tensor([0.0, 0.5, 1.0])}},
+           "by_test": {"epoch": 7, "test": {"users": users, "recall@20": np.array([1.0, 0.5, 1.0])}}}
+    back = load_per_user(save_per_user(tmp_path / "per_user.npz", sel))
+    assert back["by_valid"]["epoch"] == 4 and back["by_test"]["epoch"] == 7
+    assert back["by_valid"]["test"]["users"].tolist() == [3, 5, 9]
+    assert back["by_test"]["test"]["recall@20"].tolist() == [1.0, 0.5, 1.0]
+    assert back["by_valid"]["test"]["recall@20"].tolist() == [0.0, 0.5, 1.0]

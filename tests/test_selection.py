@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from r2mr.selection import by_valid, official_test_rule
 
 # Test R@10, R@20, N@10, N@20 per epoch of the authors' committed Clothing log (spec section 14).
@@ -113,3 +116,34 @@ def test_by_valid_patience() -> None:
 def test_by_valid_first_of_ties() -> None:
     hist = [{"valid": {"recall@20": v}, "test": {}} for v in (0.1, 0.3, 0.3, 0.2)]
     assert by_valid(hist).best_epoch == 1
+
+
+# ---- selection bias ---------------------------------------------------------------------------------------------
+
+def _run(seed: int, valid_sel: float, test_sel: float, valid: float = 0.1) -> dict:
+    return {"seed": seed, "valid": {"recall@20": valid}, "test": {"recall@20": valid_sel},
+            "test_selected_by_test": {"recall@20": test_sel}}
+
+
+def test_selection_bias_per_epoch_and_grid() -> None:
+    import math
+
+    from r2mr.selection_bias import selection_bias_table
+
+    runs = {"bpr": [_run(1, 0.10, 0.11), _run(2, 0.20, 0.22), _run(3, 0.10, 0.12)],
+            "lightgcn": [_run(1, 0.08, 0.08)]}
+    grid = [({"lr": 1}, _run(1, 0.10, 0.12, valid=0.30)), ({"lr": 2}, _run(1, 0.15, 0.16, valid=0.20)),
+            ({"lr": 1}, _run(2, 0.10, 0.10, valid=0.30)), ({"lr": 2}, _run(2, 0.10, 0.13, valid=0.30))]
+    t = selection_bias_table(runs, {"bpr": grid})
+    epoch = t.loc[("bpr", "best test epoch")]
+    assert epoch["abs diff"] == pytest.approx((0.01 + 0.02 + 0.02) / 3)
+    assert epoch["rel diff"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)  # 0.01/0.10, 0.02/0.20, 0.02/0.10
+    assert epoch["n seeds"] == 3 and epoch["abs diff std"] == pytest.approx(np.std([0.01, 0.02, 0.02], ddof=1))
+    # seed 1: valid picks lr 1 (test 0.10), test picks lr 2 (0.15); seed 2: tie in valid -> lr 1 (0.10), best 0.10
+    point = t.loc[("bpr", "best test grid point")]
+    assert point["validation-selected"] == pytest.approx(0.10) and point["test-selected"] == pytest.approx(0.125)
+    both = t.loc[("bpr", "both")]  # best test-selected epoch over the points: 0.16 and 0.13
+    assert both["test-selected"] == pytest.approx(0.145)
+    single = t.loc[("lightgcn", "best test epoch")]
+    assert single["n seeds"] == 1 and math.isnan(single["abs diff std"]) and "±" not in single["abs"]
+    assert ("lightgcn", "best test grid point") not in t.index

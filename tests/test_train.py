@@ -171,7 +171,7 @@ def test_result_is_pure_and_log_is_appended(small_root: Path, tmp_path: Path, ca
     assert "ETA <= " in lines[0] and "elapsed" in lines[0] and lines[-1].endswith("done")
     (run / "result.json").unlink()
     pure = {k: v for k, v in tr.result().items() if k != "date"}  # date: when result() is called
-    assert pure == {k: v for k, v in res.items() if k not in ("artifacts", "date")}
+    assert pure == {k: v for k, v in res.items() if k not in ("artifacts", "artifacts_best", "per_user", "date")}
     assert not (run / "result.json").exists()
     saved = tr.save_result()
     assert json.loads((run / "result.json").read_text())["date"] == saved["date"]

@@ -212,6 +212,10 @@ class R2MR(Recommender):
         c = self.cfg
         if epoch == 0 or epoch % c.rewrite_every or self.rounds_done >= c.max_rounds:
             return {}
+        if self.rounds_done == 0:  # the Reviewer's view of the untouched features, for the statistics
+            s, _ = self.eval_scores()
+            self.before_rewrite = {"epoch": epoch, "scores": s.cpu(), "quality": quality_states(s, c.eta).cpu(),
+                                   "rewritten": {m: v.clone() for m, v in self.rewritten.items()}}
         return {"rewrite": self.rewrite_round(epoch)}
 
     @torch.no_grad()
@@ -239,18 +243,22 @@ class R2MR(Recommender):
     # -- state and results -------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
         return {"rewriter": self.rewriter.state_dict(), "rounds_done": self.rounds_done,
-                "round_stats": self.round_stats, "rewritten": self.rewritten}
+                "round_stats": self.round_stats, "rewritten": self.rewritten,
+                "before_rewrite": getattr(self, "before_rewrite", None)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.rewriter.to(self.user_id.device).load_state_dict(state["rewriter"])
         self.rounds_done, self.round_stats = state["rounds_done"], state["round_stats"]
         self.rewritten = {m: v.cpu() for m, v in state["rewritten"].items()}
+        self.before_rewrite = state.get("before_rewrite")
         if self.cfg.freeze_after_first_rewrite and self.rounds_done:
             self.features.requires_grad_(False)
 
     def artifacts(self) -> dict[str, Any]:
-        """Final eval-mode scores (I, M), quality states (I,), rewritten masks and per-round statistics."""
+        """Current eval-mode scores (I, M), quality states (I,), rewritten masks, per-round statistics and,
+        once a round has run, ``before_rewrite``: the same scores, states and masks just before round 1."""
         s, _ = self.eval_scores()
         return {"variant": self.cfg.variant, "modalities": self.modalities, "eta": self.cfg.eta,
                 "scores": s.cpu(), "quality": quality_states(s, self.cfg.eta).cpu(),
-                "quality_names": list(STATE_NAMES), "rewritten": self.rewritten, "rewrite_rounds": self.round_stats}
+                "quality_names": list(STATE_NAMES), "rewritten": {m: v.clone() for m, v in self.rewritten.items()},
+                "rewrite_rounds": list(self.round_stats), "before_rewrite": getattr(self, "before_rewrite", None)}
