@@ -24,6 +24,7 @@ from typing import Any, Callable, NoReturn, Sequence
 from . import __version__
 from .errors import ConfigError, R2MRError, TrainingError
 from .names import DEVICES, DOWNLOADABLE, MODEL_NAMES
+from .paths import REPO_ROOT
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 SEED_MAX = 2**32 - 1  # numpy's seed range
@@ -227,7 +228,8 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
                         "full: the paper's sizes (default on GPU)")
     _add_restart(r, "recompute cached training runs instead of reusing them")
-    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
+    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    r.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
     for extend in RUN_ALL_EXTENSIONS:
         extend(r)
 
