@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import __version__, cli
+from r2mr import __version__, arguments, cli
 from r2mr.errors import ConfigError, TrainingError
 from r2mr.names import DOWNLOADABLE, MODEL_NAMES
 
@@ -205,4 +205,4 @@ def test_out_checks_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """The writability check itself, where the test cannot drop root's rights: os.access says no."""
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(ConfigError, match=r"--out .*r.json: folder .* is not writable; fix: choose a writable"):
-        cli.check_out_file(str(tmp_path / "sub" / "r.json"))
+        arguments.check_out_file(str(tmp_path / "sub" / "r.json"))
