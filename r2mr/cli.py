@@ -3,7 +3,8 @@
 The commands are rows of :data:`COMMANDS`; each row names a help line, a function that adds its arguments and
 a function that runs it (``args -> exit status``). A command from another module is added as one row with
 :func:`lazy` (``add_arguments(parser)`` and ``main(args) -> int`` in that module, which must stay light to import).
-Importing this module does not import torch: heavy modules are imported inside the commands.
+Importing this module does not import torch: heavy modules are imported inside the commands. Argument types
+and checks shared by the commands (seed, device, epochs, paths) are in :mod:`r2mr.arguments`.
 
 Exit status: 0 ok; 2 bad input (usage, config or data error, reported on one line); 3 a run or a notebook
 failed (:class:`r2mr.errors.TrainingError`, ``NotebookFailed``); 130 interrupted (Ctrl-C).
@@ -15,18 +16,16 @@ import argparse
 import importlib
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn
 
-from . import __version__
-from .errors import ConfigError, R2MRError, TrainingError
-from .names import DEVICES, DOWNLOADABLE, MODEL_NAMES
+from . import __version__, arguments
+from .errors import R2MRError, TrainingError
+from .names import DOWNLOADABLE, MODEL_NAMES
+from .paths import REPO_ROOT
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
-SEED_MAX = 2**32 - 1  # numpy's seed range
 
 log = logging.getLogger("r2mr")
 
@@ -38,104 +37,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message}; fix: see `{self.prog} --help`\n")
 
 
-# -- argument types: each rejects a bad value with one line naming the value and what is allowed -------------
-def seed(text: str) -> int:
-    """A seed: an integer 0 ... 2**32 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: an integer from 0 to {SEED_MAX})")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (epoch limits)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: an integer >= 1)")
-    return value
-
-
-def device(text: str) -> str:
-    """auto | cpu | cuda | cuda:N."""
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: {', '.join(DEVICES)})")
-    return text
-
-
-class DeprecatedAlias(argparse.Action):
-    """An old flag name kept for one release: hidden from --help, stores into the new flag and says so."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, new: str = "", **kw: Any) -> None:
-        self.new = new
-        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
-
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(f"note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
-        setattr(ns, self.dest, self.const if self.nargs == 0 else values)
-
-
-def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="data root holding <name>/ folders (default: $R2MR_DATA_DIR, else ./data)")
-
-
-def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", type=device, default="auto", metavar="{" + ",".join(DEVICES) + "}",
-                   help="auto (default): cuda if PyTorch sees a GPU, else cpu; cuda:N picks the N-th GPU")
-
-
-def _add_epochs(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--epochs", type=positive_int, metavar="N", help=f"epoch limit {what}")
-    p.add_argument("--max-epochs", dest="epochs", type=positive_int, action=DeprecatedAlias, new="--epochs")
-
-
-def _add_restart(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--restart", action="store_true", help=what)
-    p.add_argument("--force", dest="restart", action=DeprecatedAlias, nargs=0, const=True, new="--restart")
-
-
 # -- train ---------------------------------------------------------------------------------------------------
 def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--model", required=True, type=str.lower, choices=MODEL_NAMES, help="the model (any case)")
     t.add_argument("--dataset", required=True, help="data set folder name under the data root")
-    _add_data_dir(t)
-    _add_device(t)
-    t.add_argument("--seed", type=seed, default=None, help=f"random seed, 0 to {SEED_MAX} (default 999)")
-    _add_epochs(t, "(default: the model's, with early stopping)")
+    arguments.add_data_dir(t)
+    arguments.add_device(t)
+    arguments.add_seed(t, None, "random seed (default 999)")
+    arguments.add_epochs(t, "(default: the model's, with early stopping)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model or training config key (repeatable), e.g. --set n_layers=3")
     t.add_argument("--config", help="YAML file of config keys (applied before --set)")
     t.add_argument("--out", help="also write the result JSON to this file")
     t.add_argument("--run-dir", help="checkpoint/log folder (default runs/<dataset>/<model>-<key>-seed<N>)")
-    _add_restart(t, "ignore an existing checkpoint or result and start over")
+    arguments.add_restart(t, "ignore an existing checkpoint or result and start over")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (the log lines stay)")
-
-
-def check_out_file(path: str) -> None:
-    """``--out``: not a folder, and its folder (or the nearest existing one above it) is writable."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"--out {path}: is a folder; fix: name a file, e.g. {p / 'result.json'}")
-    folder = p.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"--out {path}: {folder} is a file, not a folder; fix: choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {path}: folder {folder} is not writable; fix: choose a writable folder")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import config as cfgmod
 
     if args.out:
-        check_out_file(args.out)
+        arguments.check_out_file(args.out)
     overrides = cfgmod.load_yaml(args.config) if args.config else {}
     overrides.update(cfgmod.parse_overrides(args.overrides))
 
@@ -157,21 +80,21 @@ def add_data_arguments(d: argparse.ArgumentParser) -> None:
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="{check,synth,download,convert}")
     c = dsub.add_parser("check", help="validate a data set folder and print its statistics")
     c.add_argument("name", help="data set folder name under the data root")
-    _add_data_dir(c)
+    arguments.add_data_dir(c)
     s = dsub.add_parser("synth", help="write the embedded synthetic data set")
     s.add_argument("--out", required=True, help="folder to create; its name is the data set name (e.g. data/synthetic)")
-    s.add_argument("--seed", type=seed, default=0, help=f"generator seed, 0 to {SEED_MAX} (default 0)")
+    arguments.add_seed(s, 0, "generator seed (default 0)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a generator setting, e.g. --set n_users=500")
     g = dsub.add_parser("download", help="download an Amazon set from MMRec's Google Drive folder")
     g.add_argument("name", type=str.lower, choices=DOWNLOADABLE, help="the data set")
-    _add_data_dir(g)
+    arguments.add_data_dir(g)
     v = dsub.add_parser("convert", help="rebuild a data set folder from files fetched by hand "
                                         "(tiktok: the DiffMM release's Datasets/tiktok/)")
     v.add_argument("name", type=str.lower, choices=("tiktok",), help="the data set to rebuild")
     v.add_argument("--src", required=True, help="folder holding the release files (trnMat.pkl, valMat.pkl, "
                                                 "tstMat.pkl, image_feat.npy, audio_feat.npy)")
-    _add_data_dir(v)
+    arguments.add_data_dir(v)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -214,15 +137,16 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
     r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
                                       "the embedded synthetic set if there is none)")
-    _add_data_dir(r)
-    _add_device(r)
+    arguments.add_data_dir(r)
+    arguments.add_device(r)
     r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
-    _add_epochs(r, "per training run (default: the model's, with early stopping)")
+    arguments.add_epochs(r, "per training run (default: the model's, with early stopping)")
     r.add_argument("--scale", choices=("quick", "full"),
                    help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
                         "full: the paper's sizes (default on GPU)")
-    _add_restart(r, "recompute cached training runs instead of reusing them")
-    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
+    arguments.add_restart(r, "recompute cached training runs instead of reusing them")
+    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    r.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
     for extend in RUN_ALL_EXTENSIONS:
         extend(r)
 

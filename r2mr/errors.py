@@ -14,4 +14,4 @@ class ConfigError(R2MRError):
 
 
 class TrainingError(R2MRError):
-    """Training diverged (non-finite loss) or could not continue."""
+    """Training diverged (non-finite loss) or could not continue; the CLI exits with status 3."""

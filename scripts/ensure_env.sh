@@ -7,7 +7,8 @@
 #
 # R2MR_VENV overrides the venv folder (default .venv); R2MR_NO_VENV=1 uses the current Python as is (e.g. an
 # activated conda environment made from environment.yml). A stamp in the environment makes a second call
-# return at once unless pyproject.toml or the extras changed.
+# return at once unless pyproject.toml changed or an extra is missing (extras accumulate: run_all.sh after
+# run_tests.sh adds [notebooks] to [test], it does not swap them).
 set -euo pipefail
 if [ "${R2MR_NO_VENV:-0}" != "1" ]; then
   VENV="${R2MR_VENV:-.venv}"
@@ -19,13 +20,21 @@ if [ "${R2MR_NO_VENV:-0}" != "1" ]; then
   . "$VENV/bin/activate"
 fi
 R2MR_EXTRAS="${R2MR_EXTRAS:-notebooks}"
+# The stamp: a hash of pyproject.toml and the Python version, then the extras installed, one per line.
 STAMP="$(python -c 'import sys; print(sys.prefix)')/.r2mr-installed"
-WANT="$( (cat pyproject.toml; echo "extras=$R2MR_EXTRAS"; python -c 'import sys; print(sys.version)') | sha1sum | cut -c1-16)"
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! python -c "
+HASH="$( (cat pyproject.toml; python -c 'import sys; print(sys.version)') | sha1sum | cut -c1-16)"
+HAVE=""
+if [ "$(head -n 1 "$STAMP" 2>/dev/null)" = "$HASH" ]; then HAVE="$(tail -n +2 "$STAMP")"; fi
+MISSING=""
+for extra in ${R2MR_EXTRAS//,/ }; do
+  grep -qx "$extra" <<<"$HAVE" || MISSING="$MISSING $extra"
+done
+if [ -n "$MISSING" ] || ! python -c "
 import importlib.util, sys
 sys.exit(any(importlib.util.find_spec(m) is None for m in ('r2mr', 'torch', 'numpy', 'ipykernel')))" >/dev/null 2>&1; then
-  echo "[r2mr] installing r2mr[$R2MR_EXTRAS] and its dependencies (torch pinned in pyproject.toml) with pip"
-  python -m pip install -q -e ".[$R2MR_EXTRAS]"
+  EXTRAS_ALL="$(printf '%s\n' $HAVE ${R2MR_EXTRAS//,/ } | sort -u | paste -sd, -)"
+  echo "[r2mr] installing r2mr[$EXTRAS_ALL] and its dependencies (torch pinned in pyproject.toml) with pip"
+  python -m pip install -q -e ".[$EXTRAS_ALL]"
   python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
-  echo "$WANT" > "$STAMP"
+  { echo "$HASH"; tr ',' '\n' <<<"$EXTRAS_ALL"; } > "$STAMP"
 fi

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import __version__, cli
+from r2mr import __version__, arguments, cli
 from r2mr.errors import ConfigError, TrainingError
 from r2mr.names import DOWNLOADABLE, MODEL_NAMES
 
@@ -57,6 +57,8 @@ def test_help_is_current_and_lists_choices(capsys: pytest.CaptureFixture[str]) -
     assert "--max-epochs" not in out and "--force" not in out  # old names are hidden aliases
     _, out, _ = run_cli(["run-all", "--help"], capsys)
     assert "{auto,cpu,cuda,cuda:N}" in out and "{quick,full}" in out and "--restart" in out and "--force" not in out
+    prefixes = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert prefixes and "{" + ",".join(prefixes) + "}" in out
     _, out, _ = run_cli(["data", "download", "--help"], capsys)
     assert "{" + ",".join(DOWNLOADABLE) + "}" in out
     _, out, _ = run_cli(["data", "synth", "--help"], capsys)
@@ -203,4 +205,4 @@ def test_out_checks_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """The writability check itself, where the test cannot drop root's rights: os.access says no."""
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(ConfigError, match=r"--out .*r.json: folder .* is not writable; fix: choose a writable"):
-        cli.check_out_file(str(tmp_path / "sub" / "r.json"))
+        arguments.check_out_file(str(tmp_path / "sub" / "r.json"))

@@ -65,7 +65,7 @@ def test_cli_killed_midway_resumes_to_same_result(small_root: Path, tmp_path: Pa
     """SIGKILL a CLI run after its third checkpoint, rerun the same command, compare with a clean run."""
     def cmd(run_dir: Path) -> list[str]:
         return [sys.executable, "-m", "r2mr", "train", "--model", "lightgcn", "--dataset", "small", "--data-dir",
-                str(small_root), "--device", "cpu", "--max-epochs", "8", "--set", "batch_size=256",
+                str(small_root), "--device", "cpu", "--epochs", "8", "--set", "batch_size=256",
                 "--run-dir", str(run_dir), "--no-progress", "--out", str(run_dir / "out.json")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -87,7 +87,7 @@ def test_cli_killed_midway_resumes_to_same_result(small_root: Path, tmp_path: Pa
 def test_cli_result_json_fields(small_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "r2mr", "train", "--model", "bpr", "--dataset", "small",
-                           "--data-dir", str(small_root), "--device", "cpu", "--seed", "7", "--max-epochs", "2",
+                           "--data-dir", str(small_root), "--device", "cpu", "--seed", "7", "--epochs", "2",
                            "--set", "reg_weight=0.01", "--run-dir", str(tmp_path / "run"), "--out", str(out),
                            "--no-progress"], capture_output=True, text=True, check=True)
     assert proc.stdout.count("\n") == 1 and "bpr on small (seed 7, cpu)" in proc.stdout
