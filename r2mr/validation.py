@@ -23,8 +23,9 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 
@@ -98,14 +99,16 @@ def int_tuple(lo: int) -> Rule:
 
 
 def _valid_metric_ok(v: Any, c: Any) -> bool:
-    from .evaluate import METRICS  # lazy: evaluate imports torch; only TrainConfig (torch-side) has this key
+    # lazy: evaluate imports torch; only TrainConfig (torch-side) has this key
+    from .evaluate import METRICS
 
     m = re.fullmatch(r"([a-z]+)@(\d+)", v) if isinstance(v, str) else None
     return bool(m) and m.group(1) in METRICS and int(m.group(2)) in tuple(getattr(c, "topk", ()))
 
 
 def _official_ks() -> set[int]:
-    from .selection import OFFICIAL_METRICS  # the test-based rule every result also reports
+    # lazy, like METRICS: the test-based rule every result also reports
+    from .selection import OFFICIAL_METRICS
 
     return {int(m.split("@")[1]) for m in OFFICIAL_METRICS}
 
