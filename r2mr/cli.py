@@ -53,20 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("name")
     _add_data_dir(g)
 
-    r = sub.add_parser("run-all", help="execute the notebooks in order with papermill (what run_all.sh runs)",
-                       description="Detect the data and the device, then execute notebooks/NN_*.ipynb in order; "
-                                   "executed copies go to results/executed/, tables to results/, figures to figures/.")
+    from .plan_cli import add_plan_arguments, add_run_all_arguments
+
+    r = sub.add_parser("run-all", help="execute the run plan's missing runs, then the notebooks (what run_all.sh runs)",
+                       description="Validate the options, execute the missing training runs of the plan, then "
+                                   "notebooks/NN_*.ipynb in order; executed copies go to results/executed/ once all "
+                                   "succeed, tables to results/, figures to figures/.")
     r.add_argument("--smoke", action="store_true",
                    help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
-    r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
-                                      "the embedded synthetic set if there is none)")
-    _add_data_dir(r)
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda if available)")
-    r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
-    r.add_argument("--epochs", type=int, help="max epochs per run (default: the model's, with early stopping)")
-    r.add_argument("--scale", choices=("quick", "full"), help="quick: R2MR at a reduced size (default on CPU and with --smoke); full: the paper's sizes (default on GPU)")
+    add_plan_arguments(r)
+    add_run_all_arguments(r)
     r.add_argument("--force", action="store_true", help="recompute cached training runs")
-    r.add_argument("--notebooks", help="comma-separated notebook prefixes, e.g. 00,03 (default: all)")
+    pl = sub.add_parser("plan", help="print the training runs run-all needs, which are stored, and the work left")
+    add_plan_arguments(pl)
     return parser
 
 
@@ -112,14 +111,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:
-    from .pipeline import describe, make_plan, run
+    from .plan_cli import run_all_main
 
-    plan = make_plan(datasets=args.datasets, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
-                     epochs=args.epochs, scale=args.scale, smoke=args.smoke, force=args.force,
-                     notebooks=args.notebooks, caller_cwd=os.environ.get("R2MR_CALLER_CWD"))
-    print(describe(plan), flush=True)
-    run(plan)
-    return 0
+    return run_all_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,12 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run-all":
             return cmd_run_all(args)
+        if args.command == "plan":
+            from .plan_cli import plan_main
+
+            return plan_main(args)
         return cmd_train(args) if args.command == "train" else cmd_data(args)
     except R2MRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr)
+        print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr, flush=True)
+        if args.command == "run-all":  # skip interpreter teardown: no stray asyncio tracebacks of the kernels
+            sys.stdout.flush()
+            os._exit(130)
         return 130
 
 

@@ -93,3 +93,16 @@ def _wants_cache_dir(cls: type) -> bool:
     import inspect
 
     return "cache_dir" in inspect.signature(cls.__init__).parameters
+
+
+# interim: replaced by the run store
+def find(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = None,
+         overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
+         max_epochs: int | None = None, strict: bool = False) -> dict[str, Any] | None:
+    """The stored result of this run (marked ``"cached": True``) or ``None``; never trains."""
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    cls, mcfg, tcfg = make_configs(model, overrides, seed, max_epochs, dataset=name)
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(
+        dataset, data_root(data_dir), features=cls.needs_features, root_source=data_root_source(data_dir))
+    done = RUNS / ds.name / f"{model}-{run_key(model, ds, mcfg, tcfg, resolve_device(device))}-seed{tcfg.seed}" / "result.json"
+    return {**json.loads(done.read_text()), "cached": True} if done.is_file() else None
