@@ -185,8 +185,8 @@ def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
         print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream, flush=True)
     inv.executed_dir.mkdir(parents=True, exist_ok=True)
     placed = [Path(os.replace(p, inv.executed_dir / p.name) or inv.executed_dir / p.name) for p in done]
-    if done:
-        inv.scratch_dir.rmdir()
+    if done and not any(inv.scratch_dir.iterdir()):
+        inv.scratch_dir.rmdir()  # ours, and empty now
     print(f"all {len(placed)} notebook(s) done in {_fmt_secs(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
     return placed
