@@ -126,7 +126,7 @@ def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path,
 
 
 def test_cli_run_all_reports_a_bad_prefix(capsys: pytest.CaptureFixture) -> None:
-    assert main(["run-all", "--notebooks", "99", "--device", "cpu", "--datasets", "baby"]) == 2
+    assert main(["run-all", "--notebooks", "99", "--device", "cpu", "--datasets", "synthetic"]) == 2
     assert "no notebook matches '99'" in capsys.readouterr().err
 
 
