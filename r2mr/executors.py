@@ -162,7 +162,8 @@ def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: st
     except ImportError:
         raise ConfigError("--ray needs the ray package, which is not installed; fix: pip install -e .[ray]") from None
     env = {"R2MR_RUNS_DIR": str(runs_dir()), "OMP_NUM_THREADS": str(cpus_per_run),
-           "MKL_NUM_THREADS": str(cpus_per_run)}
+           "MKL_NUM_THREADS": str(cpus_per_run),
+           **{k: os.environ[k] for k in (FAULT_EPOCH_ENV, FAULT_MARKER_ENV) if k in os.environ}}
     started = not ray.is_initialized()
     if started:
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
