@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 from . import config as cfgmod
 from .errors import R2MRError

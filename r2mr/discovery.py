@@ -6,8 +6,9 @@ synthetic set is the explicit :func:`ensure_synthetic`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

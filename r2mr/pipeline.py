@@ -19,9 +19,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
 from .paths import DATA_ENV, REPO_ROOT, display_path

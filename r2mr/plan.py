@@ -13,8 +13,9 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import ConfigError
 
@@ -71,7 +72,7 @@ class Spec:
 
     @classmethod
     def of(cls, label: str, model: str, role: str = "model", selections: Sequence[str] = ("valid",),
-           **overrides: Any) -> "Spec":
+           **overrides: Any) -> Spec:
         return cls(label, model, tuple(sorted(overrides.items())), role, tuple(selections))
 
 

@@ -9,15 +9,29 @@ import argparse
 import os
 import sys
 from collections import defaultdict
-from pathlib import Path
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from . import plan as planmod
-from .discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
+from .discovery import (
+    SYNTHETIC,
+    datasets_present,
+    find_dataset_root,
+    missing_data_reason,
+    table_datasets,
+)
 from .errors import ConfigError, TrainingError
 from .executors import execute_plan, fmt_seconds
 from .paths import data_root, display_path
-from .pipeline import DEVICES, FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
+from .pipeline import (
+    DEVICES,
+    FULL_SEEDS,
+    SMOKE_ROOT,
+    Invocation,
+    default_scale,
+    describe,
+    notebook_paths,
+)
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of

@@ -10,12 +10,13 @@ but reuses those made since, so two notebooks share a rerun.
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 import logging
 import math
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,11 +199,11 @@ def benchmark(scales: Sequence[str], data_dir: str | Path | None = None, device:
     :func:`r2mr.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale, data fingerprint and
     device, so a second call is free (``force_since`` recomputes older files)."""
     import hashlib
-    from .notebook import short_paths
     import json
     import subprocess
 
     from .experiment import fingerprint
+    from .notebook import short_paths
     from .paths import RUNS
 
     if not BENCH_SCRIPT.is_file():

@@ -5,8 +5,8 @@ cell formatting they share. Input: runs from :mod:`r2mr.runs` or its tidy :func:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -3,13 +3,12 @@ failure at the first failing notebook, and the notebook cleaner."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-import argparse
 
 from r2mr import pipeline, plan_cli
 from r2mr.cli import main

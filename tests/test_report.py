@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import dataset_tables, discovery, experiment, notebook, outputs, paths, plan, tables
+from r2mr import (
+    dataset_tables,
+    discovery,
+    experiment,
+    notebook,
+    outputs,
+    paths,
+    plan,
+    tables,
+)
 from r2mr import runs as runmod
 from r2mr.errors import ConfigError
 from r2mr.models import MODELS
