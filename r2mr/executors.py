@@ -166,9 +166,13 @@ def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: st
            "MKL_NUM_THREADS": str(cpus_per_run),
            **{k: os.environ[k] for k in (FAULT_EPOCH_ENV, FAULT_MARKER_ENV) if k in os.environ}}
     started = not ray.is_initialized()
-    if started:
-        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env})
+    if started:  # "local": a new instance for this call; "auto" or host:port: the running cluster
+        try:
+            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env},
+                     **({"include_dashboard": False} if address == "local" else {}))
+        except ConnectionError as exc:
+            raise ConfigError(f"--ray {address}: no Ray cluster there ({str(exc).splitlines()[0]}); fix: start one "
+                              f"with `ray start --head`, or use --ray local") from None
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RAY_RETRIES)(execute_one)
     refs = {task.options(runtime_env={"env_vars": env}).remote(run, data_dir, device, cpus_per_run, force_since): run
             for run in planned}
@@ -176,7 +180,11 @@ def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: st
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            done.append(ray.get(ready[0]))
+            try:
+                done.append(ray.get(ready[0]))
+            except ray.exceptions.RayError as exc:  # the worker died more often than max_retries, or worse
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                done.append(Outcome(refs[ready[0]], f"failed: {type(exc).__name__}: {first}", None, 0.0))
             report(done[-1])
     finally:
         if started:

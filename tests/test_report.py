@@ -247,6 +247,12 @@ def test_ablation_and_eta_tables(tmp_path: Path) -> None:
     eta = tables.eta_table([_fake_r2mr(tmp_path, "a", 1, 0.2, 0.4), _fake_r2mr(tmp_path, "b", 1, 0.3, 0.6)])
     assert list(eta.index) == [("synthetic", 0.4), ("synthetic", 0.6)] and eta["recall@20"].tolist() == [0.2, 0.3]
     assert eta.loc[("synthetic", 0.6), "share disparity"] == 0.5
+    ks = [_fake_r2mr(tmp_path, "k", s, v) for s, v in [(1, 0.2), (2, 0.4)]]
+    for run, k in zip(ks, (2, 2)):
+        run.result["config"]["n_perspectives"] = k
+    by_k = tables.sensitivity_table(ks, "n_perspectives")
+    assert list(by_k.index) == [("synthetic", 2)] and by_k["recall@20"].iloc[0] == pytest.approx(0.3)
+    assert by_k["seeds"].iloc[0] == 2 and by_k["recall@20 std"].iloc[0] == pytest.approx(0.1414, abs=1e-4)
     plain = tables.ablation_table([_fake_run(plan.Spec.of("BPR", "bpr"), "baby", 1, 0.1)])
     assert np.isnan(plain.loc[0, "accepted"])  # no artifacts: no rewrite columns
 
