@@ -8,8 +8,9 @@ Usage:
                                                           # with a sixth of the GPU per run
 
 CPU mode: LightGCN and VBPR x 6 seeds, 8 epochs each (no early stopping needed), on the embedded synthetic
-set's generator (written to a temporary folder). Sequential runs with every core as torch threads;
-``--jobs 2`` with cores/2 threads per worker; Ray with one CPU (and thread) per task. Each executor fills
+set's generator (written to a temporary folder). Sequential runs with every core as torch threads (the
+default), and again with one thread; ``--jobs 2`` with cores/2 threads per worker; Ray with one CPU (and
+thread) per task. The load average before and after each mode is recorded (a shared machine). Each executor fills
 its own fresh store, so nothing is read back. Prints a table; writes ``results/benchmarks/bench_plan.json``
 (``bench_plan_gpu.json`` with --gpu) atomically.
 """
@@ -75,12 +76,17 @@ def main() -> int:
         data_dir, device = tempfile.mkdtemp(prefix="bench-plan-data-"), "cpu"
         write(Path(data_dir) / "synthetic")
         planned = build("lightgcn,vbpr", "synthetic", [999, 1, 2, 3, 4, 5], args.epochs or 8)
-        modes = [("sequential", {}), ("jobs 2", dict(jobs=2)), ("ray local", dict(ray="local"))]
+        modes = [("sequential", {}), ("sequential, 1 thread", {}), ("jobs 2", dict(jobs=2)),
+                 ("ray local", dict(ray="local"))]
     rows = []
     for mode, kw in modes:
-        torch.set_num_threads(cores if mode == "sequential" and device == "cpu" else torch.get_num_threads())
+        torch.set_num_threads(1 if mode.endswith("1 thread") else cores)  # sequential: every core as threads
+        load = os.getloadavg()[0]
         rows.append(timed(mode, planned, data_dir, device, **kw))
-        print(f"{mode:<22} {rows[-1]['runs']} runs  {rows[-1]['wall_seconds']:8.1f} s", flush=True)
+        rows[-1]["load average before / after"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        print(f"{mode:<22} {rows[-1]['runs']} runs  {rows[-1]['wall_seconds']:8.1f} s  (load average "
+              f"{rows[-1]['load average before / after'][0]} -> {rows[-1]['load average before / after'][1]})",
+              flush=True)
     base, reference = rows[0]["wall_seconds"], rows[0]["metrics"]
     for r in rows:
         r["speed-up vs sequential"] = round(base / r["wall_seconds"], 2)

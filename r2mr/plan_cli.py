@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -82,7 +83,8 @@ def check_device(device: str) -> str:
 def check_datasets(spec: str | None, data_dir: str | None) -> list[str]:
     """The requested data sets, each present under the data root (``synthetic`` may be generated)."""
     present = datasets_present(data_dir)
-    names = planmod.parse_list(spec) if spec else (present or [SYNTHETIC])
+    names = planmod.parse_list(spec) if spec else []
+    names = (present or [SYNTHETIC]) if names in ([], ["auto"]) else names
     for name in names:
         if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
             reason = missing_data_reason(name, data_dir) or ""
@@ -101,8 +103,6 @@ def invocation(args: argparse.Namespace) -> Invocation:
     root = str(data_root(args.data_dir)) if (args.data_dir or os.environ.get("R2MR_DATA_DIR")) else None
     names = check_datasets(args.datasets or (SYNTHETIC if smoke else None), root)
     device = check_device(args.device)
-    import time
-
     return Invocation(datasets=names, data_dir=root, device=device, seeds=seeds,
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
                       scale=args.scale or default_scale(device, smoke),

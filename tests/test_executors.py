@@ -53,11 +53,15 @@ def numbers(outcomes: list[executors.Outcome]) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def sequential(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
-    mp = pytest.MonkeyPatch()
+    import torch
+
+    mp, threads = pytest.MonkeyPatch(), torch.get_num_threads()
     try:
         use_store(mp, tmp_path_factory.mktemp("seq-runs"))
+        torch.set_num_threads(1)  # as in the workers below (one CPU, one thread per run), whatever the machine
         out = executors.execute_plan(tiny_plan(), data_dir=str(tiny_root), device="cpu", stream=io.StringIO())
     finally:
+        torch.set_num_threads(threads)
         mp.undo()
     assert [o.status for o in out] == ["trained"] * 8
     return numbers(out)
@@ -73,6 +77,7 @@ def test_jobs_match_sequential(sequential: list[tuple], tiny_root: Path, tmp_pat
                                monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "runs")
     stream = io.StringIO()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # cores / jobs = one torch thread per worker, as sequential
     out = executors.execute_plan(tiny_plan(), data_dir=str(tiny_root), device="cpu", jobs=2, stream=stream)
     assert numbers(out) == sequential
     assert "[8/8]" in stream.getvalue() and "all done in" in stream.getvalue()
@@ -103,7 +108,14 @@ def test_killed_worker_is_retried_and_resumes_to_the_same_numbers(ray_local, tin
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     one = [r for r in tiny_plan(epochs=3) if r.model == "lightgcn" and r.seed == 1]
     use_store(monkeypatch, tmp_path / "seq")
-    ref = executors.execute_plan(one, data_dir=str(tiny_root), device="cpu", stream=io.StringIO())
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Ray worker (one CPU)
+    try:
+        ref = executors.execute_plan(one, data_dir=str(tiny_root), device="cpu", stream=io.StringIO())
+    finally:
+        torch.set_num_threads(threads)
     use_store(monkeypatch, tmp_path / "ray")
     marker = tmp_path / "killed.txt"
     monkeypatch.setenv(executors.FAULT_EPOCH_ENV, "1")
