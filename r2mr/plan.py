@@ -107,6 +107,8 @@ def model_spec(model: str, scale: str = "full", role: str = "model", label: str 
                selections: Sequence[str] | None = None, **overrides: Any) -> Spec:
     """A spec of ``model`` at ``scale`` with extra ``overrides``; R2MR gets both selection protocols."""
     suffix, preset = quick_overrides(model, scale)
+    if model == "r2mr" and overrides.get("variant") == "official":
+        del overrides["variant"]  # the default: one store entry and one planned run with the main table's R2MR
     sels = selections or (("valid", "test") if model == "r2mr" and role == "model" else ("valid",))
     return Spec.of((label or LABELS.get(model, model)) + suffix, model, role=role, selections=sels,
                    **{**preset, **overrides})
@@ -126,7 +128,8 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("seed-noise replicate (codebook, no discriminator)", {"rw_discriminator": False}),
     ("paper acceptance (s_new > s_old)", {"accept_rule": "improve"}),
 ]
-PERSPECTIVES = (1, 2, 3, 4)  # K, the paper's sensitivity grid (same at both scales)
+# K, the paper's grid. The official model cuts d into K chunks, so K must divide d: the quick d = 64 drops K = 3
+PERSPECTIVES = {"full": (1, 2, 3, 4), "quick": (1, 2, 4)}
 CODEBOOKS = {"full": (512, 1024, 4096), "quick": (32, 64, 256)}  # quick: the paper's sizes / 16, as its codebook
 ETAS = {"quick": (0.4, 0.5, 0.6), "full": (0.3, 0.4, 0.5, 0.6, 0.7)}  # quick: the middle three
 
@@ -142,7 +145,7 @@ def sensitivity_specs(scale: str = "full", variant: str = "official") -> list[Sp
     """R2MR retrained at each number of perspectives K and each codebook size (role ``sensitivity``)."""
     default_codebook = QUICK["r2mr"]["rw_codebook"] if scale == "quick" else CODEBOOKS["full"][-1]
     specs = [model_spec("r2mr", scale, role="sensitivity", label=f"K = {k}", variant=variant, n_perspectives=k)
-             for k in PERSPECTIVES]
+             for k in PERSPECTIVES[scale]]
     return specs + [model_spec("r2mr", scale, role="sensitivity", label=f"codebook {c}", variant=variant,
                                **({} if c == default_codebook else {"rw_codebook": c})) for c in CODEBOOKS[scale]]
 
