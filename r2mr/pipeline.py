@@ -104,14 +104,14 @@ def default_scale(device: str, smoke: bool = False) -> str:
 
 def describe(inv: Invocation) -> str:
     """What this invocation will do, in a few lines."""
-    lines = [f"data root: {display_path(inv.data_dir) if inv.data_dir else 'data'}  ->  data sets: "
-             f"{', '.join(inv.datasets)}",
-             f"device: {inv.device}; seeds: {', '.join(map(str, inv.seeds))}; epochs: "
-             f"{inv.epochs if inv.epochs is not None else 'model default (early stopping)'}; scale: {inv.scale}"
-             + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")
-             + ("; --force: recomputing cached runs" if inv.force_since else ""),
-             f"outputs: {'results/, figures/' if inv.output_root == '.' else inv.output_root + '/'}; "
-             f"executed notebooks: {display_path(inv.executed_dir)}/ (once all succeed)"]
+    root = display_path(inv.data_dir) if inv.data_dir else "data"
+    epochs = inv.epochs if inv.epochs is not None else "model default (early stopping)"
+    setting = (f"device: {inv.device}; seeds: {', '.join(map(str, inv.seeds))}; epochs: {epochs}; scale: {inv.scale}"
+               + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")
+               + ("; --force: recomputing cached runs" if inv.force_since else ""))
+    outputs = "results/, figures/" if inv.output_root == "." else inv.output_root + "/"
+    lines = [f"data root: {root}  ->  data sets: {', '.join(inv.datasets)}", setting,
+             f"outputs: {outputs}; executed notebooks: {display_path(inv.executed_dir)}/ (once all succeed)"]
     return "\n".join(lines)
 
 
