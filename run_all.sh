@@ -6,29 +6,38 @@
 #   --smoke            CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs go to
 #                      scratch/smoke/ (git-ignored), so the committed results are left alone
 #   --datasets a,b     data sets to run (default: every <name>/ under the data root; if there is none,
-#                      the embedded synthetic set, generated into ./data/synthetic)
-#   --data-dir DIR     data root (default: $R2MR_DATA_DIR, else ./data)
+#                      the embedded synthetic set, generated into the repository's data/synthetic). A named set that
+#                      is not there is an error before anything runs
+#   --data-dir DIR     data root (default: $R2MR_DATA_DIR, else the repository's data/; relative paths are read from
+#                      the directory you call run_all.sh from)
 #   --device D         auto | cpu | cuda (default auto: cuda when PyTorch sees a GPU)
-#   --seeds 999,1,2    seeds per configuration (default 999,1,2; --smoke: 999)
+#   --seeds 999,1,2    seeds per configuration, integers in [0, 2^32) (default 999,1,2; --smoke: 999)
 #   --epochs N         max epochs per training run (default: each model's, with early stopping)
-#   --scale S          quick | full: the notebooks' size switch. quick runs R2MR at a reduced size
-#                      (d = 64, a small rewriter, at most 50 epochs): the default on CPU and with
-#                      --smoke; full runs it at the paper's sizes: the default on a GPU. Baselines run
-#                      at their own sizes and epoch limits at both scales
-#   --notebooks 00,03  run only the notebooks with these prefixes (default: all, in order)
-#   --force            recompute cached training runs (default: reuse them)
+#   --scale S          quick | full: the size switch. quick runs R2MR at a reduced size (d = 64, a
+#                      small rewriter, at most 50 epochs): the default on CPU and with --smoke; full runs
+#                      it at the paper's sizes: the default on a GPU. Baselines run at their own sizes
+#   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
+#   --restart          recompute stored training runs (default: reuse them; old name --force)
+#   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each)
+#   --ray ADDRESS      train the runs as Ray tasks: a cluster address (host:6379), auto (the cluster
+#                      this machine joined with `ray start`) or local (a Ray instance for this run);
+#                      needs `pip install -e .[ray]`
+#   --gpus-per-run F   with --ray: the fraction of a GPU each run asks for (0.166: six runs per GPU)
+#   --cpus-per-run N   with --ray: CPUs (and torch threads) per run (default 1)
 #   -h, --help         show this help
 #
 # What it does: creates or reuses the virtual environment .venv and installs r2mr into it
-# (scripts/ensure_env.sh; R2MR_VENV / R2MR_NO_VENV=1 change that), detects the data and the device,
-# then executes notebooks/NN_*.ipynb in order with papermill. Executed copies go to results/executed/,
-# tables to results/<notebook>/ (CSV + Markdown), figures to figures/ (PNG + PDF). The committed
-# notebooks are never modified.
+# (scripts/ensure_env.sh; R2MR_VENV / R2MR_NO_VENV=1 change that); validates the options; generates
+# the synthetic set if it is asked for and absent; prints the run plan (`python -m r2mr plan` shows
+# it without running anything) and trains its missing runs, with progress and ETA; then executes
+# notebooks/NN_*.ipynb in order with papermill. The notebooks read every run from the store.
+# Executed copies are written to scratch/executing/ and moved to results/executed/ only when every
+# notebook succeeded; tables go to results/<notebook>/ (CSV + Markdown), figures to figures/.
 #
-# Resumable: every training run is cached in runs/ (or $R2MR_RUNS_DIR), keyed by model, data set,
-# resolved config, data fingerprint, device type and seed. A second invocation reuses finished runs;
-# an interrupted one resumes from the last finished epoch. It stops at the first failing notebook with
-# a one-line message (exit status 2) naming the notebook, the cell and the error.
+# Resumable: every training run is stored in runs/ (or $R2MR_RUNS_DIR), keyed by model, resolved
+# config, data fingerprint and seed. A second invocation reuses finished runs; an interrupted one
+# resumes from the last finished epoch. Exit status: 0 done, 2 bad option or data (one line),
+# 3 a run or a notebook failed, 130 interrupted (Ctrl-C).
 set -euo pipefail
 
 for arg in "$@"; do
@@ -38,9 +47,21 @@ for arg in "$@"; do
   fi
 done
 
-export R2MR_CALLER_CWD="$PWD"   # relative --data-dir / $R2MR_DATA_DIR are read from here
+# Relative data roots mean what they meant where run_all.sh was called: make them absolute before cd.
+absolute() { case "$1" in /*) printf '%s' "$1" ;; "~"*) printf '%s' "$HOME${1#\~}" ;; *) printf '%s' "$PWD/$1" ;; esac; }
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data-dir) if [ $# -ge 2 ]; then args+=("$1" "$(absolute "$2")"); shift 2; continue; fi ;;
+    --data-dir=*) args+=("--data-dir=$(absolute "${1#--data-dir=}")"); shift; continue ;;
+  esac
+  args+=("$1"); shift
+done
+if [ -n "${R2MR_DATA_DIR:-}" ]; then export R2MR_DATA_DIR="$(absolute "$R2MR_DATA_DIR")"; fi
+if [ -n "${R2MR_RUNS_DIR:-}" ]; then export R2MR_RUNS_DIR="$(absolute "$R2MR_RUNS_DIR")"; fi
+
 cd "$(dirname "$0")"
 # shellcheck disable=SC1091
 source scripts/ensure_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # the kernels import this checkout's r2mr
-exec python -m r2mr run-all "$@"
+exec python -m r2mr run-all ${args[@]+"${args[@]}"}

@@ -127,39 +127,42 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- run-all -------------------------------------------------------------------------------------------------
-RUN_ALL_DESCRIPTION = ("Detect the data and the device, then execute notebooks/NN_*.ipynb in order with papermill; "
-                       "executed copies go to results/executed/, tables to results/, figures to figures/.")
+# -- plan and run-all (declared here, light; executed by r2mr.plan_cli) -----------------------------------------
+RUN_ALL_DESCRIPTION = ("Validate the options, execute the run plan's missing training runs, then notebooks/NN_*.ipynb in "
+                       "order with papermill; executed copies go to results/executed/ once all succeed, tables to "
+                       "results/, figures to figures/.")
+PLAN_DESCRIPTION = ("Print the training runs that run-all needs (data set, model, overrides, seed, purpose), which "
+                    "are already in the run store, and an estimate of the work left; trains nothing.")
+
+
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``plan`` and ``run-all``."""
+    p.add_argument("--datasets", help="comma-separated data sets, or auto (default: every set under the data root; "
+                                      "the embedded synthetic set if there is none)")
+    arguments.add_data_dir(p)
+    arguments.add_device(p)
+    p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32 (default 999,1,2; --smoke: 999)")
+    arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
+    p.add_argument("--scale", choices=("quick", "full"),
+                   help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
+                        "full: the paper's sizes (default on GPU)")
+    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    p.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
 
 
 def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--smoke", action="store_true",
                    help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
-    r.add_argument("--datasets", help="comma-separated data sets (default: every set under the data root; "
-                                      "the embedded synthetic set if there is none)")
-    arguments.add_data_dir(r)
-    arguments.add_device(r)
-    r.add_argument("--seeds", help="comma-separated seeds (default 999,1,2; --smoke: 999)")
-    arguments.add_epochs(r, "per training run (default: the model's, with early stopping)")
-    r.add_argument("--scale", choices=("quick", "full"),
-                   help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
-                        "full: the paper's sizes (default on GPU)")
-    arguments.add_restart(r, "recompute cached training runs instead of reusing them")
-    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    r.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
-    for extend in RUN_ALL_EXTENSIONS:
-        extend(r)
-
-
-def cmd_run_all(args: argparse.Namespace) -> int:
-    from .pipeline import describe, make_plan, run
-
-    plan = make_plan(datasets=args.datasets, data_dir=args.data_dir, device=args.device, seeds=args.seeds,
-                     epochs=args.epochs, scale=args.scale, smoke=args.smoke, force=args.restart,
-                     notebooks=args.notebooks, caller_cwd=os.environ.get("R2MR_CALLER_CWD"))
-    print(describe(plan), flush=True)
-    run(plan)
-    return EXIT_OK
+    add_plan_arguments(r)
+    arguments.add_restart(r, "recompute stored training runs instead of reusing them")
+    r.add_argument("--jobs", type=arguments.positive_int, default=1,
+                   help="training runs at once on this machine, each with cores/N torch threads (default 1)")
+    r.add_argument("--ray", metavar="ADDRESS", help="execute the runs as Ray tasks: a cluster address, auto (the "
+                                                    "cluster started with `ray start`) or local (pip install -e .[ray])")
+    r.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="with --ray: fraction of a GPU per run, e.g. 0.166 for six runs per GPU (default 0)")
+    r.add_argument("--cpus-per-run", type=arguments.positive_int, default=1,
+                   help="with --ray: CPUs (and torch threads) per run (default 1)")
 
 
 # -- the table of commands -----------------------------------------------------------------------------------
@@ -182,11 +185,11 @@ def lazy(module: str, attr: str) -> Callable[..., Any]:
 COMMANDS: tuple[Command, ...] = (
     Command("train", "train and evaluate one model on one data set", add_train_arguments, cmd_train),
     Command("data", "check, generate or download data sets", add_data_arguments, cmd_data),
-    Command("run-all", "execute the notebooks in order with papermill (what run_all.sh runs)",
-            add_run_all_arguments, cmd_run_all, RUN_ALL_DESCRIPTION),
+    Command("plan", "print the training runs run-all needs, which are stored, and the work left",
+            add_plan_arguments, lazy("r2mr.plan_cli", "plan_main"), PLAN_DESCRIPTION),
+    Command("run-all", "execute the plan's missing runs, then the notebooks (what run_all.sh runs)",
+            add_run_all_arguments, lazy("r2mr.plan_cli", "run_all_main"), RUN_ALL_DESCRIPTION),
 )
-# Functions adding options to run-all from other modules, e.g. lazy("r2mr.<module>", "add_run_all_arguments").
-RUN_ALL_EXTENSIONS: tuple[Callable[[argparse.ArgumentParser], None], ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt as exc:
-        print("interrupted: rerun the same command to continue (finished epochs and runs are kept)", file=sys.stderr)
+        print("interrupted: rerun the same command to continue (finished epochs and runs are kept)", file=sys.stderr,
+              flush=True)
+        if args.command == "run-all":  # skip interpreter teardown: no stray asyncio tracebacks of the kernels
+            sys.stdout.flush()
+            os._exit(exit_status(exc))
         return exit_status(exc)
 
 

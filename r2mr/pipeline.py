@@ -1,10 +1,12 @@
-"""The one-command pipeline behind ``run_all.sh``: detect data and device, then execute the notebooks in order
-with papermill, writing executed copies to ``results/executed/`` (the committed notebooks are never touched).
+"""The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill into a scratch folder,
+and move the executed copies into ``results/executed/`` only when every notebook succeeded (a failing run never
+replaces a committed copy; the committed notebooks themselves are never touched).
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
-ones it declares out of: ``datasets``, ``data_dir``, ``device``, ``seeds``, ``epochs``, ``scale``,
-``force_since`` and ``output_root``. Training runs are cached by :func:`r2mr.experiment.train`, so a second
-invocation re-executes the notebooks but reads every finished run back, and a killed one resumes.
+ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
+``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.paths`), so
+no machine path lands in an executed copy. The training runs were executed from the run plan before
+(:mod:`r2mr.plan_cli`), so the notebooks read them back from the store.
 
 Also here: :func:`clean_notebook`, which strips execution metadata and absolute paths from a notebook before
 it is committed (outputs are kept; nbval replays them).
@@ -17,19 +19,22 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
-from .paths import DATA_ENV, REPO_ROOT
-from .report import SYNTHETIC, locate, parse_list, parse_seeds, present, root_of
+from .paths import DATA_ENV, REPO_ROOT, display_path
+from .plan import parse_list
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
+SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
 FULL_SEEDS = "999,1,2"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class NotebookFailed(R2MRError):
@@ -64,31 +69,12 @@ def missing_models(path: Path) -> list[str]:
     return [m for m in meta.get("requires_models", []) if m not in MODELS]
 
 
-def portable(path: str | Path | None, base: Path = REPO_ROOT) -> str | None:
-    """``path`` relative to the repository when it can be (no absolute paths in executed notebooks)."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_absolute():
-        return str(p)
-    try:
-        return os.path.relpath(p, base)
-    except ValueError:  # another drive (Windows)
-        return str(p)
-
-
-def shown(path: Path) -> str:
-    """A path for messages: relative inside the repository, absolute elsewhere."""
-    rel = portable(path)
-    return str(path) if rel is None or rel.startswith("..") else rel
-
-
 @dataclass
-class Plan:
-    """Everything one invocation passes to the notebooks, plus where the executed copies go."""
+class Invocation:
+    """Everything one ``run_all.sh`` invocation passes to the notebooks, plus where the executed copies go."""
 
     datasets: list[str]
-    data_dir: str | None  # data root as given to the notebooks (relative to the repository where possible)
+    data_dir: str | None  # data root (absolute), handed to the kernels as $R2MR_DATA_DIR; None: the default
     device: str
     seeds: list[int]
     epochs: int | None
@@ -98,7 +84,7 @@ class Plan:
     notebooks: list[Path] = field(default_factory=list)
 
     def parameters(self) -> dict[str, Any]:
-        return {"datasets": ",".join(self.datasets), "data_dir": self.data_dir, "device": self.device,
+        return {"datasets": ",".join(self.datasets), "device": self.device,
                 "seeds": ",".join(map(str, self.seeds)), "epochs": self.epochs, "scale": self.scale,
                 "force_since": self.force_since, "output_root": self.output_root}
 
@@ -106,53 +92,26 @@ class Plan:
     def executed_dir(self) -> Path:
         return REPO_ROOT / self.output_root / "results" / "executed"
 
-
-def resolve_device(device: str) -> str:
-    from .train import resolve_device as _resolve
-
-    return _resolve(device).type
-
-
-def make_plan(*, datasets: str | None = None, data_dir: str | None = None, device: str = "auto",
-              seeds: str | None = None, epochs: int | None = None, scale: str | None = None, smoke: bool = False,
-              force: bool = False, notebooks: str | None = None, caller_cwd: str | None = None) -> Plan:
-    """Resolve the options of ``run_all.sh`` into a :class:`Plan` (data detection and device detection)."""
-    cwd = Path(caller_cwd or os.getcwd())
-    raw = data_dir or os.environ.get(DATA_ENV) or None
-    root = None if raw is None else (Path(raw).expanduser() if Path(raw).expanduser().is_absolute() else cwd / raw)
-    if scale not in (None, "quick", "full"):
-        raise ConfigError(f"--scale '{scale}' unknown; fix: use quick or full")
-    names = parse_list(datasets) if datasets else (present(root) or [SYNTHETIC])
-    if SYNTHETIC in names:
-        locate(SYNTHETIC, root)  # generate the embedded set now (once), not inside a notebook
-    dev = resolve_device(device)
-    return Plan(datasets=names, data_dir=portable(root) if root else None, device=dev,
-                seeds=parse_seeds(seeds or ("999" if smoke else FULL_SEEDS)),
-                epochs=epochs if epochs is not None else (2 if smoke else None),
-                scale=scale or default_scale(dev, smoke), force_since=time.time() if force else 0.0,
-                output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(notebooks))
+    @property
+    def scratch_dir(self) -> Path:
+        return REPO_ROOT / SCRATCH_EXECUTED / f"{os.getpid()}"
 
 
 def default_scale(device: str, smoke: bool = False) -> str:
-    """quick for --smoke and on a CPU (R2MR at a reduced size, see r2mr.report.QUICK); full on a GPU."""
+    """quick for --smoke and on a CPU (R2MR at a reduced size, see r2mr.plan.QUICK); full on a GPU."""
     return "quick" if smoke or device == "cpu" else "full"
 
 
-def describe(plan: Plan) -> str:
-    root = root_of(plan.data_dir)
-    lines = [f"data root: {plan.data_dir or 'data'}  ->  data sets: {', '.join(plan.datasets)}"]
-    for name in plan.datasets:
-        where = locate(name, plan.data_dir, make_synthetic=False)
-        if where is None:
-            lines.append(f"  {name}: not found under the data root; its cells will read 'not run'")
-        elif where != root:
-            lines.append(f"  {name}: from ./data (generated embedded set)")
-    lines.append(f"device: {plan.device}; seeds: {', '.join(map(str, plan.seeds))}; epochs: "
-                 f"{plan.epochs if plan.epochs is not None else 'model default (early stopping)'}; scale: {plan.scale}"
-                 + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if plan.scale == "quick" else "")
-                 + ("; --force: recomputing cached runs" if plan.force_since else ""))
-    lines.append(f"outputs: {'results/, figures/' if plan.output_root == '.' else plan.output_root + '/'}; "
-                 f"executed notebooks: {shown(plan.executed_dir)}/")
+def describe(inv: Invocation) -> str:
+    """What this invocation will do, in a few lines."""
+    root = display_path(inv.data_dir) if inv.data_dir else "data"
+    epochs = inv.epochs if inv.epochs is not None else "model default (early stopping)"
+    setting = (f"device: {inv.device}; seeds: {', '.join(map(str, inv.seeds))}; epochs: {epochs}; scale: {inv.scale}"
+               + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")
+               + ("; --force: recomputing cached runs" if inv.force_since else ""))
+    outputs = "results/, figures/" if inv.output_root == "." else inv.output_root + "/"
+    lines = [f"data root: {root}  ->  data sets: {', '.join(inv.datasets)}", setting,
+             f"outputs: {outputs}; executed notebooks: {display_path(inv.executed_dir)}/ (once all succeed)"]
     return "\n".join(lines)
 
 
@@ -181,17 +140,17 @@ def declared_parameters(path: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(path)))
 
 
-def execute(path: Path, plan: Plan, stream: TextIO = sys.stdout) -> Path:
-    """Run one notebook with the plan's parameters into ``results/executed/``; raise NotebookFailed."""
+def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
+    """Run one notebook with the invocation's parameters into the scratch folder; raise NotebookFailed."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    out = plan.executed_dir / path.name
+    out = inv.scratch_dir / path.name
     if out.resolve() == path.resolve():
         raise ConfigError(f"{path.name}: refusing to overwrite the committed notebook")
     out.parent.mkdir(parents=True, exist_ok=True)
     wanted = declared_parameters(path)
-    params = {k: v for k, v in plan.parameters().items() if k in wanted}
+    params = {k: v for k, v in inv.parameters().items() if k in wanted}
     try:
         papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
                                    cwd=str(path.parent), progress_bar=False, stdout_file=_Indent(stream),
@@ -199,32 +158,39 @@ def execute(path: Path, plan: Plan, stream: TextIO = sys.stdout) -> Path:
     except PapermillExecutionError as exc:
         first = exc.evalue.splitlines()[0] if exc.evalue else ""
         raise NotebookFailed(f"{path.name} failed in cell In [{exc.exec_count}] ({exc.ename}: {first}); "
-                             f"the executed copy with the traceback is {shown(out)}") from None
+                             f"the executed copy with the traceback is {display_path(out)}") from None
     finally:
         if out.is_file():
             _clean_file(out, keep_papermill=True)
     return out
 
 
-def run(plan: Plan, stream: TextIO = sys.stdout) -> list[Path]:
-    """Execute the plan's notebooks in order; stop at the first failure (NotebookFailed)."""
+def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
+    """Execute the notebooks in order into the scratch folder; stop at the first failure (NotebookFailed, the
+    executed copies already in place untouched); when all succeeded, move the copies into ``executed_dir``."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    if inv.data_dir:
+        os.environ[DATA_ENV] = str(inv.data_dir)  # the kernels' data root (absolute)
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
     logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
     done, t_all = [], time.time()
-    for n, path in enumerate(plan.notebooks, 1):
+    for n, path in enumerate(inv.notebooks, 1):
         missing = missing_models(path)
         if missing:
-            print(f"[{n}/{len(plan.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
+            print(f"[{n}/{len(inv.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
                   f"not registered in this checkout", file=stream, flush=True)
             continue
-        print(f"[{n}/{len(plan.notebooks)}] {path.name} ...", file=stream, flush=True)
+        print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
         t0 = time.time()
-        execute(path, plan, stream)
-        print(f"[{n}/{len(plan.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream, flush=True)
-        done.append(path)
-    print(f"all {len(done)} notebook(s) done in {_fmt_secs(time.time() - t_all)}", file=stream, flush=True)
-    return done
+        done.append(execute(path, inv, stream))
+        print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream, flush=True)
+    inv.executed_dir.mkdir(parents=True, exist_ok=True)
+    placed = [Path(os.replace(p, inv.executed_dir / p.name) or inv.executed_dir / p.name) for p in done]
+    if done and not any(inv.scratch_dir.iterdir()):
+        inv.scratch_dir.rmdir()  # ours, and empty now
+    print(f"all {len(placed)} notebook(s) done in {_fmt_secs(time.time() - t_all)}; executed copies in "
+          f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
+    return placed
 
 
 def _fmt_secs(s: float) -> str:

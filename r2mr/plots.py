@@ -1,6 +1,6 @@
 """Figures of the notebooks: each function takes data or tidy tables and returns a matplotlib figure.
 
-No I/O and no state: saving is :meth:`r2mr.report.Outputs.figure`. Importing this module does not pick a
+No I/O and no state: saving is :meth:`r2mr.outputs.Outputs.figure`. Importing this module does not pick a
 backend (scripts and tests set ``MPLBACKEND=Agg``).
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import published as pub
-from .report import degrees
+from .dataset_tables import degrees
 
 
 def degree_distribution(datasets: Mapping[str, Any], split: str = "train") -> plt.Figure:
@@ -182,7 +182,7 @@ def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
 def eta_curve(table: pd.DataFrame) -> plt.Figure:
     """Recall@20 (mean over seeds, ± sample std where n ≥ 2) against the η R2MR was trained with, one panel per
     data set, with the share of disparity items at that η on a second axis; ``table`` from
-    :func:`r2mr.report.eta_table` (its ``seeds`` column is n)."""
+    :func:`r2mr.tables.sensitivity_table` (its ``seeds`` column is n)."""
     datasets = list(dict.fromkeys(table.index.get_level_values(0)))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
                              constrained_layout=True)
@@ -202,7 +202,7 @@ def eta_curve(table: pd.DataFrame) -> plt.Figure:
 
 def timing_plot(table: pd.DataFrame) -> plt.Figure:
     """Seconds per training epoch (left) and per evaluation of valid + test (right) against the number of
-    training interactions, one line per model; ``table`` from :func:`r2mr.report.timing_table`."""
+    training interactions, one line per model; ``table`` from :func:`r2mr.tables.timing_table`."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for model, g in table.groupby("model", sort=False):
         g = g.sort_values("train interactions")
@@ -218,7 +218,7 @@ def timing_plot(table: pd.DataFrame) -> plt.Figure:
 
 
 def benchmark_plot(bench: pd.DataFrame) -> plt.Figure:
-    """From :func:`r2mr.report.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
+    """From :func:`r2mr.runs.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
     (middle) and the Reviewer's forward + backward edge-wise vs dense (right), against training edges."""
     b = bench.sort_values("train_edges")
     x = b["train_edges"]

@@ -34,10 +34,9 @@ from typing import Any
 from filelock import FileLock, Timeout  # a core dependency (also required by torch)
 
 from .errors import ConfigError
-from .paths import REPO_ROOT
+from .paths import RUNS_ENV, runs_root
 from .results import _jsonable, write_json
 
-RUNS_ENV = "R2MR_RUNS_DIR"
 KEY_FILE, RESULT_FILE, LOCK_FILE = "key.json", "result.json", ".lock"
 PATH_FIELDS = ("artifacts", "artifacts_best", "per_user")  # record fields that name files in the run folder
 SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -46,12 +45,6 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
     "config": dict, "history": list, "key": str, "maths_version": int, "wall_seconds": (int, float),
     "digest": str}
 RESTART = "fix: rerun with --restart (resume=False) to recompute it"
-
-
-def runs_root() -> Path:
-    """The runs folder: ``$R2MR_RUNS_DIR`` (read now, not at import) or ``<repo>/runs``."""
-    env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else REPO_ROOT / "runs"
 
 
 def check_name(name: str) -> str:

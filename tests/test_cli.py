@@ -123,10 +123,11 @@ def test_exit_codes_for_runs(exc: BaseException, status: int, monkeypatch: pytes
 
 def test_failed_notebook_exits_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import r2mr.pipeline
+    import r2mr.plan_cli
 
-    def fail(**kwargs: object) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
         raise r2mr.pipeline.NotebookFailed("00_data.ipynb failed in cell In [3] (KeyError: 'x')")
-    monkeypatch.setattr(r2mr.pipeline, "make_plan", fail)
+    monkeypatch.setattr(r2mr.plan_cli, "invocation", fail)
     status, _, err = run_cli(["run-all", "--smoke"], capsys)
     assert status == 3 and "00_data.ipynb failed" in one_error_line(err)
 

@@ -3,13 +3,14 @@ failure at the first failing notebook, and the notebook cleaner."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from r2mr import pipeline
+from r2mr import pipeline, plan_cli
 from r2mr.cli import main
 from r2mr.errors import ConfigError
 
@@ -34,29 +35,57 @@ def test_notebooks_are_globbed_in_order_and_selected_by_prefix(tmp_path: Path) -
         pipeline.notebook_paths("07", tmp_path)
 
 
-def test_plan_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _args(**kw: object) -> argparse.Namespace:
+    base = dict(datasets=None, data_dir=None, device="cpu", seeds=None, epochs=None, scale=None, notebooks=None,
+                smoke=False, restart=False, jobs=1, ray=None, gpus_per_run=0.0, cpus_per_run=1)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("R2MR_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data" / "baby", TOY_ROWS)
     write_inter(tmp_path / "data" / "tiktok", TOY_ROWS)
-    plan = pipeline.make_plan(data_dir="data", caller_cwd=str(tmp_path), device="cpu", notebooks="00")
-    assert plan.datasets == ["baby", "tiktok"] and plan.seeds == [999, 1, 2] and plan.epochs is None
-    assert plan.scale == "quick" and plan.output_root == "." and plan.force_since == 0.0  # CPU default
+    inv = plan_cli.invocation(_args(data_dir="data", notebooks="00"))
+    assert inv.datasets == ["baby", "tiktok"] and inv.seeds == [999, 1, 2] and inv.epochs is None
+    assert inv.scale == "quick" and inv.output_root == "." and inv.force_since == 0.0  # CPU default
+    assert inv.data_dir == str(tmp_path / "data")  # relative to the working directory, made absolute
+    assert "data_dir" not in inv.parameters()  # reaches the kernels as $R2MR_DATA_DIR, not in the notebooks
     assert pipeline.default_scale("cuda") == "full" and pipeline.default_scale("cuda", smoke=True) == "quick"
-    assert not Path(plan.data_dir).is_absolute() and (pipeline.REPO_ROOT / plan.data_dir).resolve() == (tmp_path / "data").resolve()
-    made = []
-    monkeypatch.setattr(pipeline, "locate", lambda name, root=None, **kw: made.append(name))
-    smoke = pipeline.make_plan(data_dir=str(tmp_path / "empty"), smoke=True, force=True, device="cpu")
-    assert smoke.datasets == ["synthetic"] and made == ["synthetic"]
+    smoke = plan_cli.invocation(_args(data_dir=str(tmp_path / "empty"), smoke=True, restart=True))
+    assert smoke.datasets == ["synthetic"] and not (tmp_path / "empty").exists()  # validation writes nothing
     assert (smoke.seeds, smoke.epochs, smoke.scale, smoke.output_root) == ([999], 2, "quick", "scratch/smoke")
     assert smoke.force_since > 0
-    assert pipeline.make_plan(datasets="baby,sports", seeds="5", epochs=7, device="cpu").parameters()["seeds"] == "5"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--datasets", "nosuch"], "--datasets 'nosuch': no nosuch/ under the data root"),
+    (["--seeds", "abc"], "--seeds 'abc' is not allowed"),
+    (["--seeds=-1"], "--seeds '-1' is not allowed"),
+    (["--seeds", str(2**32)], f"--seeds '{2**32}' is not allowed"),
+    (["--device", "tpu"], "argument --device: 'tpu' is not allowed"),  # usage errors: argparse, exit 2
+    (["--epochs", "0"], "argument --epochs: '0' is not allowed"),
+])
+def test_run_all_validates_before_anything_runs(argv: list[str], message: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    write_inter(tmp_path / "baby", TOY_ROWS)
+    ran = []
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: ran.append(1))
+    try:
+        status = main(["run-all", "--data-dir", str(tmp_path), *argv])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert ran == [] and sorted(p.name for p in tmp_path.iterdir()) == ["baby"]  # nothing ran, nothing written
 
 
 def test_device_detection() -> None:
     import torch
 
-    assert pipeline.resolve_device("cpu") == "cpu"
-    assert pipeline.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert plan_cli.check_device("cpu") == "cpu"
+    assert plan_cli.check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_clean_notebook_strips_execution_metadata_and_keeps_outputs() -> None:
@@ -78,20 +107,29 @@ def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path,
     good = make_nb(nbdir / "00_good.ipynb", "seeds = '1'\nepochs = 3", "print('seeds', seeds, 'epochs', epochs)")
     bad = make_nb(nbdir / "01_bad.ipynb", "scale = 'quick'", "raise ValueError('boom ' + scale)")
     later = make_nb(nbdir / "02_later.ipynb", "x = 1", "print('never')")
-    plan = pipeline.Plan(datasets=["synthetic"], data_dir=None, device="cpu", seeds=[7, 8], epochs=None, scale="full",
-                         force_since=0.0, output_root=str(tmp_path / "out"), notebooks=[good, bad, later])
+    executed = tmp_path / "out" / "results" / "executed"
+    executed.mkdir(parents=True)
+    (executed / "00_good.ipynb").write_text("committed copy")
+    inv = pipeline.Invocation(datasets=["synthetic"], data_dir=None, device="cpu", seeds=[7, 8], epochs=None,
+                              scale="full", force_since=0.0, output_root=str(tmp_path / "out"),
+                              notebooks=[good, bad, later])
+    monkeypatch.setattr(pipeline.Invocation, "scratch_dir", property(lambda self: tmp_path / "scratch"))
     with pytest.raises(pipeline.NotebookFailed, match=r"01_bad.ipynb failed in cell In \[3\] \(ValueError: boom full\)"):
-        pipeline.run(plan)
-    done = nbformat.read(str(tmp_path / "out" / "results" / "executed" / "00_good.ipynb"), 4)
+        pipeline.run(inv)
+    assert (executed / "00_good.ipynb").read_text() == "committed copy"  # a failed run replaces no executed copy
+    assert (tmp_path / "scratch" / "01_bad.ipynb").is_file()  # the failed copy, with its traceback, waits aside
+    inv.notebooks = [good]
+    assert pipeline.run(inv) == [executed / "00_good.ipynb"]  # all succeeded: moved into place
+    done = nbformat.read(str(executed / "00_good.ipynb"), 4)
     assert "seeds 7,8 epochs None" in done.cells[-1].outputs[0].text  # injected values, declared keys only
     assert "input_path" not in done.metadata.papermill and done.metadata.papermill["parameters"]["seeds"] == "7,8"
     assert "device" not in done.metadata.papermill["parameters"]
-    assert not (tmp_path / "out" / "results" / "executed" / "02_later.ipynb").exists()
+    assert not (executed / "02_later.ipynb").exists() and not (tmp_path / "scratch" / "02_later.ipynb").exists()
     assert "papermill" not in nbformat.read(str(good), 4).metadata  # the committed notebook is untouched
 
 
 def test_cli_run_all_reports_a_bad_prefix(capsys: pytest.CaptureFixture) -> None:
-    assert main(["run-all", "--notebooks", "99", "--device", "cpu", "--datasets", "baby"]) == 2
+    assert main(["run-all", "--notebooks", "99", "--device", "cpu", "--datasets", "synthetic"]) == 2
     assert "no notebook matches '99'" in capsys.readouterr().err
 
 
@@ -103,10 +141,10 @@ def test_notebooks_that_need_an_unregistered_model_are_skipped(tmp_path: Path) -
     nb.metadata["r2mr"] = {"requires_models": ["bpr", "not-a-model"]}
     nbformat.write(nb, str(needs))
     assert pipeline.missing_models(needs) == ["not-a-model"]
-    plan = pipeline.Plan(datasets=["synthetic"], data_dir=None, device="cpu", seeds=[1], epochs=1, scale="quick",
-                         force_since=0.0, output_root=str(tmp_path / "out"), notebooks=[needs])
+    inv = pipeline.Invocation(datasets=["synthetic"], data_dir=None, device="cpu", seeds=[1], epochs=1, scale="quick",
+                              force_since=0.0, output_root=str(tmp_path / "out"), notebooks=[needs])
     import io
 
     stream = io.StringIO()
-    assert pipeline.run(plan, stream) == []
+    assert pipeline.run(inv, stream) == []
     assert "00_needs.ipynb skipped: needs model(s) not-a-model" in stream.getvalue()

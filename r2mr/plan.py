@@ -1,0 +1,249 @@
+"""The declared run plan: every training run the notebooks need, as data (data set, model, overrides, seed,
+scale, epochs, purpose), built from the notebooks' grids in this one module.
+
+* Grids: :func:`quality_specs` (notebook 01), :func:`ablation_specs`, :func:`sensitivity_specs` and
+  :func:`eta_specs` (02), :func:`main_specs` (03; 04 reads the first seed of 03's runs).
+* :func:`build_plan` lays those grids over data sets and seeds and merges runs that two notebooks share
+  (:class:`PlannedRun`, with every purpose it serves). ``python -m r2mr plan`` prints it
+  (:mod:`r2mr.plan_cli`); ``run_all.sh`` executes it (:mod:`r2mr.executors`) before the notebooks, which then
+  read every run back from the store; a notebook executed on its own trains what it misses, sequentially.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import ConfigError
+
+SCALES = ("quick", "full")
+SEED_LIMIT = 2**32  # numpy's seed range
+NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
+
+
+# ---- parameters ---------------------------------------------------------------------------------------------
+
+def parse_list(spec: str | Sequence[str] | None) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
+    if spec is None:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    return [str(s).strip() for s in items if str(s).strip()]
+
+
+def parse_seeds(spec: str | int | Sequence[int], key: str = "--seeds") -> list[int]:
+    """``"999,1,2"``, ``999`` or ``[999, 1]`` -> list of ints in [0, 2^32); else a one-line ConfigError."""
+    items = [spec] if isinstance(spec, int) else parse_list(spec if isinstance(spec, str) else [str(x) for x in spec])
+    seeds = []
+    for item in items:
+        try:
+            seed = int(item)
+        except (TypeError, ValueError):
+            seed = None
+        if seed is None or not 0 <= seed < SEED_LIMIT:
+            raise ConfigError(f"{key} '{item}' is not allowed (allowed: integers 0 <= seed < 2^32, comma-separated); "
+                              f"fix: e.g. {key} 999,1,2")
+        seeds.append(seed)
+    if not seeds:
+        raise ConfigError(f"{key} is empty; fix: give at least one seed, e.g. {key} 999")
+    return seeds
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ConfigError(f"--scale '{scale}' is not allowed (allowed: quick, full); fix: use quick or full")
+    return scale
+
+
+# ---- specs: one row family of a table -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Spec:
+    """One row family of a table: a label, the registered model, config overrides and its role."""
+
+    label: str  # row label, e.g. "LightGCN" or "R2MR content control: random features"
+    model: str  # registry name
+    overrides: tuple[tuple[str, Any], ...] = ()  # config keys applied on top of the model's defaults
+    role: str = "model"  # model | control | ablation | sensitivity
+    selections: tuple[str, ...] = ("valid",)  # valid and/or test (the official test-selected rule)
+
+    @classmethod
+    def of(cls, label: str, model: str, role: str = "model", selections: Sequence[str] = ("valid",),
+           **overrides: Any) -> Spec:
+        return cls(label, model, tuple(sorted(overrides.items())), role, tuple(selections))
+
+
+LABELS = {"bpr": "BPR", "lightgcn": "LightGCN", "vbpr": "VBPR", "lattice": "LATTICE", "freedom": "FREEDOM",
+          "bm3": "BM3", "mgcn": "MGCN", "lgmrec": "LGMRec", "smore": "SMORE", "r2mr": "R2MR"}
+
+
+def label(model: str) -> str:
+    """The printed name of a registered model (``lightgcn`` -> ``LightGCN``)."""
+    return LABELS.get(model, model)
+
+
+# Smaller sizes for the quick scale (tutorial and CPU runs); the full scale uses each model's own (published)
+# sizes and epoch limits. Models not listed run at their own sizes at both scales. The quick R2MR has d = 64,
+# a one-layer 256-wide rewriter with a 256-entry codebook (the paper's 4096 / 16), trained 30 epochs in its
+# first round and 10 later, a round every 2 epochs (at most 5), and at most 50 epochs.
+QUICK: dict[str, dict[str, Any]] = {
+    "r2mr": dict(dim=64, rw_hidden=(256,), rw_latent=256, rw_codebook=256, rw_prompt_dim=32, rw_disc_hidden=(64,),
+                 rw_first_epochs=30, rw_epochs=10, rewrite_every=2, max_rounds=5, max_epochs=50),
+}
+
+
+def quick_overrides(model: str, scale: str) -> tuple[str, dict[str, Any]]:
+    """(label suffix, overrides) of ``model`` at ``scale``: the quick preset where one exists."""
+    check_scale(scale)
+    if scale == "quick" and model in QUICK:
+        return " (quick size)", dict(QUICK[model])
+    return "", {}
+
+
+def model_spec(model: str, scale: str = "full", role: str = "model", label: str | None = None,
+               selections: Sequence[str] | None = None, **overrides: Any) -> Spec:
+    """A spec of ``model`` at ``scale`` with extra ``overrides``; R2MR gets both selection protocols."""
+    suffix, preset = quick_overrides(model, scale)
+    if model == "r2mr" and overrides.get("variant") == "official":
+        del overrides["variant"]  # the default: one store entry and one planned run with the main table's R2MR
+    sels = selections or (("valid", "test") if model == "r2mr" and role == "model" else ("valid",))
+    return Spec.of((label or LABELS.get(model, model)) + suffix, model, role=role, selections=sels,
+                   **{**preset, **overrides})
+
+
+CONTROLS = {"random": "R2MR content control: random features", "frozen": "R2MR content control: frozen features"}
+
+# Notebook 02: the paper's ablations and R2MR's own switches (rw_arch and rw_discriminator are in rewriter.py).
+ABLATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("full rewriter, official acceptance (s_new > η)", {}),
+    ("no Reviewer (s = 1: plain features)", {"use_reviewer": False}),
+    ("no Rewriter (no rewrite rounds)", {"max_rounds": 0}),
+    ("plain MLP mapping", {"rw_arch": "mlp"}),
+    ("autoencoder, no codebook", {"rw_arch": "ae"}),
+    # the official discriminator never reaches the generator: this row is the full method again, another
+    # random stream; its distance to row 1 is seed noise, not an effect
+    ("seed-noise replicate (codebook, no discriminator)", {"rw_discriminator": False}),
+    ("paper acceptance (s_new > s_old)", {"accept_rule": "improve"}),
+]
+# K, the paper's grid. The official model cuts d into K chunks, so K must divide d: the quick d = 64 drops K = 3
+PERSPECTIVES = {"full": (1, 2, 3, 4), "quick": (1, 2, 4)}
+CODEBOOKS = {"full": (512, 1024, 4096), "quick": (32, 64, 256)}  # quick: the paper's sizes / 16, as its codebook
+ETAS = {"quick": (0.4, 0.5, 0.6), "full": (0.3, 0.4, 0.5, 0.6, 0.7)}  # quick: the middle three
+
+
+def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
+    """The ablations of notebook 02 (role ``ablation``), then R2MR's content controls (role ``control``)."""
+    specs = [model_spec("r2mr", scale, role="ablation", label=text, variant=variant, **kw) for text, kw in ABLATIONS]
+    return specs + [model_spec("r2mr", scale, role="control", label=text, variant=variant, content=kind)
+                    for kind, text in CONTROLS.items()]
+
+
+def sensitivity_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
+    """R2MR retrained at each number of perspectives K and each codebook size (role ``sensitivity``)."""
+    default_codebook = QUICK["r2mr"]["rw_codebook"] if scale == "quick" else CODEBOOKS["full"][-1]
+    specs = [model_spec("r2mr", scale, role="sensitivity", label=f"K = {k}", variant=variant, n_perspectives=k)
+             for k in PERSPECTIVES[scale]]
+    return specs + [model_spec("r2mr", scale, role="sensitivity", label=f"codebook {c}", variant=variant,
+                               **({} if c == default_codebook else {"rw_codebook": c})) for c in CODEBOOKS[scale]]
+
+
+def eta_specs(etas: Sequence[float], scale: str = "full", variant: str = "official") -> list[Spec]:
+    """R2MR retrained at each quality threshold η (the default η = 0.5 is the full-rewriter row)."""
+    return [model_spec("r2mr", scale, role="ablation", label=f"η = {e:g}", variant=variant,
+                       **({} if e == 0.5 else {"eta": float(e)})) for e in etas]
+
+
+def quality_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
+    """Notebook 01: the one R2MR run whose Reviewer scores it reads."""
+    return [model_spec("r2mr", scale, variant=variant, selections=("valid",))]
+
+
+def main_specs(models: str | Sequence[str] = "all", scale: str = "full", controls: bool = True,
+               registered: Sequence[str] | None = None) -> list[Spec]:
+    """The main table's specs: every registered model (baselines first, R2MR last), then R2MR's content
+    controls (random features of the same shapes; real features kept frozen), labelled as controls."""
+    if registered is None:
+        from .models import MODELS
+
+        registered = list(MODELS)
+    names = list(registered) if parse_list(models) in ([], ["all"]) else parse_list(models)
+    names.sort(key=lambda m: (m == "r2mr", list(LABELS).index(m) if m in LABELS else len(LABELS), m))
+    specs = [model_spec(m, scale) for m in names]
+    if controls and "r2mr" in names:
+        specs += [model_spec("r2mr", scale, role="control", label=text, content=kind)
+                  for kind, text in CONTROLS.items()]
+    return specs
+
+
+# ---- the plan ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of the plan and the notebooks (purposes) that need it."""
+
+    dataset: str
+    spec: Spec
+    seed: int
+    scale: str
+    epochs: int | None = None  # max epochs (None: the model's own limit, with early stopping)
+    purposes: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.spec.overrides)
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """What makes two planned runs the same training run (labels and purposes aside)."""
+        return (self.dataset, self.spec.model, self.spec.overrides, self.seed, self.epochs)
+
+
+def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int], scale: str = "quick",
+                  epochs: int | None = None, variant: str = "official", models: str | Sequence[str] = "all",
+                  etas: Sequence[float] | None = None, registered: Sequence[str] | None = None) -> list[PlannedRun]:
+    """The runs one notebook needs, in its table order (data set, spec, seed)."""
+    check_scale(scale)
+    first = list(seeds)[:1]
+    grids: dict[str, tuple[list[Spec], list[int]]] = {
+        "01_quality_statistics": (quality_specs(scale, variant), first),
+        "02_rewriter_ablations": (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
+                                  + eta_specs(etas or ETAS[scale], scale, variant), list(seeds)),
+        "03_main_results": (main_specs(models, scale, registered=registered), list(seeds)),
+        "04_efficiency": (main_specs(models, scale, registered=registered), first),
+    }
+    if notebook not in grids:
+        raise ConfigError(f"notebook '{notebook}' has no run grid; fix: use one of {', '.join(grids)}")
+    specs, seed_list = grids[notebook]
+    return [PlannedRun(d, s, seed, scale, epochs, (notebook,)) for d in datasets for s in specs for seed in seed_list]
+
+
+def build_plan(datasets: Sequence[str], seeds: Sequence[int], scale: str = "quick", epochs: int | None = None,
+               notebooks: Sequence[str] = NOTEBOOKS, table_datasets: Sequence[str] | None = None,
+               **grid: Any) -> list[PlannedRun]:
+    """Every run the ``notebooks`` need on ``datasets`` x ``seeds``, each once (purposes merged), in
+    notebook order; the main table (03) lists ``table_datasets`` (default ``datasets``: it also shows absent
+    Amazon sets). ``grid`` goes to :func:`notebook_grid` (variant, models, etas, registered)."""
+    merged: dict[tuple[Any, ...], PlannedRun] = {}
+    for nb in notebooks:
+        if nb not in NOTEBOOKS:
+            continue  # 00_data trains nothing
+        names = table_datasets if nb == "03_main_results" and table_datasets is not None else datasets
+        for run in notebook_grid(nb, names, seeds, scale, epochs, **grid):
+            old = merged.get(run.identity)
+            merged[run.identity] = run if old is None else replace(old, purposes=tuple(
+                dict.fromkeys([*old.purposes, *run.purposes])))
+    return list(merged.values())
+
+
+def notebook_prefixes(names: Sequence[str]) -> list[str]:
+    """Notebook names of the plan selected by prefixes (``["02", "03"]``); every notebook for none."""
+    if not names:
+        return list(NOTEBOOKS)
+    return [nb for nb in NOTEBOOKS if any(nb.startswith(p) for p in names)]
