@@ -128,8 +128,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 # -- plan and run-all (declared here, light; executed by r2mr.plan_cli) -----------------------------------------
-RUN_ALL_DESCRIPTION = ("Validate the options, execute the run plan's missing training runs, then notebooks/NN_*.ipynb in "
-                       "order with papermill; executed copies go to results/executed/ once all succeed, tables to "
+RUN_ALL_DESCRIPTION = ("Validate the options, execute the run plan's missing training runs, then notebooks/NN_*.ipynb "
+                       "in order with papermill; executed copies go to results/executed/ once all succeed, tables to "
                        "results/, figures to figures/.")
 PLAN_DESCRIPTION = ("Print the training runs that run-all needs (data set, model, overrides, seed, purpose), which "
                     "are already in the run store, and an estimate of the work left; trains nothing.")
@@ -157,8 +157,9 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
     arguments.add_restart(r, "recompute stored training runs instead of reusing them")
     r.add_argument("--jobs", type=arguments.positive_int, default=1,
                    help="training runs at once on this machine, each with cores/N torch threads (default 1)")
-    r.add_argument("--ray", metavar="ADDRESS", help="execute the runs as Ray tasks: a cluster address, auto (the "
-                                                    "cluster started with `ray start`) or local (pip install -e .[ray])")
+    r.add_argument("--ray", metavar="ADDRESS",
+                   help="execute the runs as Ray tasks: a cluster address, auto (the "
+                        "cluster started with `ray start`) or local (pip install -e .[ray])")
     r.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="with --ray: fraction of a GPU per run, e.g. 0.166 for six runs per GPU (default 0)")
     r.add_argument("--cpus-per-run", type=arguments.positive_int, default=1,

@@ -52,7 +52,8 @@ def csr_gather(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) 
     starts, ends = indptr[rows], indptr[rows + 1]
     counts = ends - starts  # (B,)
     batch_rows = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)
-    offsets = torch.arange(int(counts.sum()), device=rows.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    offsets = (torch.arange(int(counts.sum()), device=rows.device)
+               - torch.repeat_interleave(counts.cumsum(0) - counts, counts))
     return batch_rows, indices[torch.repeat_interleave(starts, counts) + offsets]
 
 

@@ -20,7 +20,7 @@ def degree_distribution(datasets: Mapping[str, Any], split: str = "train") -> pl
     """Complementary CDF of user and item degrees (training interactions), log-log, one line per data set."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for name, ds in datasets.items():
-        for ax, (side, deg) in zip(axes, degrees(ds, split).items()):
+        for ax, deg in zip(axes, degrees(ds, split).values()):
             d = np.sort(deg[deg > 0])
             ccdf = 1.0 - np.arange(len(d)) / len(d)  # share of nodes with degree >= d
             ax.loglog(d, ccdf, label=f"{name} (max {d[-1]:,})", lw=1.5)

@@ -38,7 +38,8 @@ class TrainConfig(Validated):
     lr: float = 1e-3  # learning rate
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0  # optimiser weight decay (MMRec: 0; R2MR's AdamW: 0.01)
-    lr_schedule: str = "exp"  # exp: lr * lr_decay ** (epoch / lr_decay_every); linear: lr * (1 - epoch / lr_linear_epochs)
+    # exp: lr * lr_decay ** (epoch / lr_decay_every); linear: lr * (1 - epoch / lr_linear_epochs)
+    lr_schedule: str = "exp"
     lr_decay: float = 1.0  # exp schedule base (1.0 = constant, MMRec default [1.0, 50])
     lr_decay_every: int = 50  # exp schedule period in epochs
     lr_linear_epochs: int = 70  # linear schedule: the factor reaches 0 at this epoch
@@ -156,8 +157,8 @@ class Trainer:
         ck = load_torch(self.ckpt_path, map_location=self.device)
         if ck["config"] != self.config:
             diff = sorted(k for k in set(ck["config"]) | set(self.config) if ck["config"].get(k) != self.config.get(k))
-            raise ConfigError(f"{self.ckpt_path}: checkpoint was made with another config (differs in {', '.join(diff)}); "
-                              f"fix: use another run directory or --restart")
+            raise ConfigError(f"{self.ckpt_path}: checkpoint was made with another config "
+                              f"(differs in {', '.join(diff)}); fix: use another run directory or --restart")
         self.model.load_state_dict(ck["model"])
         self.model.load_extra_state(ck["extra"])
         self.optimizer.load_state_dict(ck["optimizer"])

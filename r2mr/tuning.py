@@ -56,8 +56,9 @@ def load(path: str | Path = DEFAULT) -> TuningPlan:
     unknown = sorted(set(models) - set(MODELS))
     missing = [m for m in MODELS if m not in models]
     if unknown or missing:
-        raise ConfigError(f"{path}: models {', '.join(unknown) or '-'} are not registered and {', '.join(missing) or '-'} "
-                          f"have no grid; fix: declare exactly the models {', '.join(MODELS)}")
+        raise ConfigError(f"{path}: models {', '.join(unknown) or '-'} are not registered "
+                          f"and {', '.join(missing) or '-'} have no grid; "
+                          f"fix: declare exactly the models {', '.join(MODELS)}")
     plan = TuningPlan(int(raw["points"]), int(raw["seeds"]), str(raw.get("metric", "recall@20")), {}, path)
     if plan.points < 1 or plan.seeds < 1:
         raise ConfigError(f"{path}: points and seeds must be >= 1; fix: set them to positive integers")
@@ -133,7 +134,8 @@ def select(results: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metri
         test = np.array([r["test"][metric] for r in runs], float)
         rows.append({**overrides[k], "n seeds": len(runs), f"valid {metric}": valid.mean(),
                      f"valid {metric} std": valid.std(ddof=1) if len(runs) > 1 else np.nan,
-                     f"test {metric}": test.mean(), f"test {metric} std": test.std(ddof=1) if len(runs) > 1 else np.nan})
+                     f"test {metric}": test.mean(),
+                     f"test {metric} std": test.std(ddof=1) if len(runs) > 1 else np.nan})
     table = pd.DataFrame(rows)
     best = int(np.argmax(table[f"valid {metric}"].to_numpy()))  # first of equal maxima
     table["selected"] = np.arange(len(table)) == best

@@ -9,12 +9,14 @@ A field without a rule is caught by the test suite (``tests/test_hardening.py``)
 
 A refused value reads, on one line::
 
-    config key 'lr': -0.1 is not allowed (allowed: a finite number > 0); fix: set lr to a finite number > 0, e.g. the default 0.001
+    config key 'lr': -0.1 is not allowed (allowed: a finite number > 0); fix: set lr to a finite number > 0, \
+e.g. the default 0.001
 
 Decisions: ``topk`` given as one number (``--set topk=20``) is read as the one-element tuple ``(20,)``
 (the parser wraps scalars) and then refused, since every result also reports the official test-based
-rule, which reads Recall and NDCG at 10 and 20: ``topk`` must include both; ``patience=0`` is allowed and means "stop at the first epoch that does not
-improve the validation metric"; ``max_rounds=0`` means R2MR never rewrites; ``dim=0`` means automatic width.
+rule, which reads Recall and NDCG at 10 and 20: ``topk`` must include both; ``patience=0`` is allowed and means
+"stop at the first epoch that does not improve the validation metric"; ``max_rounds=0`` means R2MR never rewrites;
+``dim=0`` means automatic width.
 """
 
 from __future__ import annotations

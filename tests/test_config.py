@@ -25,7 +25,8 @@ def test_types_coerced_and_checked() -> None:
         make_configs("lightgcn", {"n_layers": "two"})
     with pytest.raises(ConfigError, match="not a valid int"):
         make_configs("lightgcn", {"n_layers": "2.5"})
-    with pytest.raises(ConfigError, match=r"config key 'optimizer': sgd is not allowed \(allowed: one of adam, adamw\)"):
+    with pytest.raises(ConfigError,
+                       match=r"config key 'optimizer': sgd is not allowed \(allowed: one of adam, adamw\)"):
         make_configs("bpr", {"optimizer": "sgd"})
 
 
@@ -53,7 +54,8 @@ def test_yaml_and_overrides(tmp_path: Path) -> None:
 
 def test_train_config_defaults_are_mmrec() -> None:
     t = TrainConfig()
-    assert (t.batch_size, t.lr, t.patience, t.valid_metric, t.optimizer, t.seed) == (2048, 1e-3, 20, "recall@20", "adam", 999)
+    assert ((t.batch_size, t.lr, t.patience, t.valid_metric, t.optimizer, t.seed)
+            == (2048, 1e-3, 20, "recall@20", "adam", 999))
 
 
 def test_dataset_defaults_then_overrides(monkeypatch) -> None:

@@ -86,7 +86,10 @@ def test_matches_reference_on_random_cases(seed: int) -> None:
     n_users, n_items = 40, 30
     pairs = [(u, i) for u in range(n_users) for i in rng.choice(n_items, rng.integers(2, 12), replace=False)]
     labels = rng.choice(3, len(pairs), p=[0.6, 0.2, 0.2])
-    split = lambda lab: [p for p, l in zip(pairs, labels) if l == lab]
+
+    def split(lab: int) -> list:
+        return [p for p, label in zip(pairs, labels) if label == lab]
+
     ds = make_ds(split(0), split(1), split(2), n_users, n_items)
     scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
     ks = [1, 5, 10, 20]

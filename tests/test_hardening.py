@@ -66,7 +66,8 @@ def test_failed_override_names_the_key_and_keeps_rules_table_legible() -> None:
 
 # (model, --set value, the one line's distinctive words)
 CONFIG_CASES = [
-    ("bpr", "batch_size=0", "config key 'batch_size': 0 is not allowed (allowed: an integer >= 1); fix: set batch_size"),
+    ("bpr", "batch_size=0",
+     "config key 'batch_size': 0 is not allowed (allowed: an integer >= 1); fix: set batch_size"),
     ("bpr", "lr=-0.1", "config key 'lr': -0.1 is not allowed (allowed: a finite number > 0)"),
     ("bpr", "lr=nan", "config key 'lr': nan is not allowed"),
     ("bpr", "lr=0", "config key 'lr': 0.0 is not allowed"),
@@ -75,7 +76,8 @@ CONFIG_CASES = [
     ("vbpr", "embedding_size=0", "config key 'embedding_size': 0 is not allowed"),
     ("r2mr", "dim=-4", "config key 'dim': -4 is not allowed (allowed: an integer >= 0; 0 picks the width"),
     ("bm3", "dropout=1.5", "config key 'dropout': 1.5 is not allowed (allowed: a number in [0, 1))"),
-    ("bpr", "topk=20", "config key 'topk': [20] is not allowed (allowed: a list of integers >= 1 that includes 10 and 20"),
+    ("bpr", "topk=20",
+     "config key 'topk': [20] is not allowed (allowed: a list of integers >= 1 that includes 10 and 20"),
     ("bpr", "valid_metric=foo@20", "config key 'valid_metric': foo@20 is not allowed"),
     ("bpr", "valid_metric=recall@5", "topk is [10, 20, 50]"),
     ("r2mr", "eta=2.0", "config key 'eta': 2.0 is not allowed (allowed: a number in (0, 1))"),
@@ -123,7 +125,8 @@ YAML_CASES = [
     ("a folder", lambda p: p.mkdir(), "is a folder, not a config file"),
     ("not UTF-8", lambda p: p.write_bytes(b"lr: 0.01\n# caf\xe9\n"), "not UTF-8 text (byte 14)"),
     ("missing", lambda p: None, "config file not found"),
-    ("bad value inside", lambda p: p.write_text("embedding_size: 0\n"), "config key 'embedding_size': 0 is not allowed"),
+    ("bad value inside", lambda p: p.write_text("embedding_size: 0\n"),
+     "config key 'embedding_size': 0 is not allowed"),
     ("unreadable", _unreadable, "not readable (permission denied)"),
 ]
 

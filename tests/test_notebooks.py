@@ -5,9 +5,9 @@ cell and compares only the cells marked ``# NBVAL_CHECK_OUTPUT`` (data statistic
 tables, rounded to 4 decimals), so a library change that alters a result fails here.
 
 Time budget: each notebook's default (quick) run stays under 3 minutes on 2 CPU cores; all of them together
-a few minutes. The replay uses a run cache that is fresh for the session (a cached run would hide a changed result), one torch thread
-(the committed outputs were made that way; ``scripts/refresh_notebooks.py`` regenerates them) and the
-embedded synthetic set, whatever ``R2MR_DATA_DIR`` says.
+a few minutes. The replay uses a run cache that is fresh for the session (a cached run would hide a changed
+result), one torch thread (the committed outputs were made that way; ``scripts/refresh_notebooks.py``
+regenerates them) and the embedded synthetic set, whatever ``R2MR_DATA_DIR`` says.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ def _args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**{**base, **kw})
 
 
-def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("R2MR_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     write_inter(tmp_path / "data" / "baby", TOY_ROWS)
@@ -89,8 +90,9 @@ def test_device_detection() -> None:
 
 
 def test_clean_notebook_strips_execution_metadata_and_keeps_outputs() -> None:
-    nb = new_notebook(cells=[new_code_cell("1", metadata={"execution": {"t": "1"}, "papermill": {"d": 2}, "tags": ["x"]},
-                                           outputs=[nbformat.v4.new_output("stream", text="1\n")])])
+    cell = new_code_cell("1", metadata={"execution": {"t": "1"}, "papermill": {"d": 2}, "tags": ["x"]},
+                         outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    nb = new_notebook(cells=[cell])
     nb.metadata.update(papermill={"input_path": "/abs/in.ipynb", "output_path": "/abs/out", "parameters": {"a": 1}},
                        kernelspec={"name": "my-env", "display_name": "x"})
     clean = pipeline.clean_notebook(nb)
@@ -101,7 +103,8 @@ def test_clean_notebook_strips_execution_metadata_and_keeps_outputs() -> None:
     assert nb.metadata.papermill["input_path"] == "/abs/in.ipynb"  # the input is not modified
 
 
-def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     good = make_nb(nbdir / "00_good.ipynb", "seeds = '1'\nepochs = 3", "print('seeds', seeds, 'epochs', epochs)")
@@ -114,7 +117,8 @@ def test_execute_passes_declared_parameters_and_stops_on_failure(tmp_path: Path,
                               scale="full", force_since=0.0, output_root=str(tmp_path / "out"),
                               notebooks=[good, bad, later])
     monkeypatch.setattr(pipeline.Invocation, "scratch_dir", property(lambda self: tmp_path / "scratch"))
-    with pytest.raises(pipeline.NotebookFailed, match=r"01_bad.ipynb failed in cell In \[3\] \(ValueError: boom full\)"):
+    with pytest.raises(pipeline.NotebookFailed,
+                       match=r"01_bad.ipynb failed in cell In \[3\] \(ValueError: boom full\)"):
         pipeline.run(inv)
     assert (executed / "00_good.ipynb").read_text() == "committed copy"  # a failed run replaces no executed copy
     assert (tmp_path / "scratch" / "01_bad.ipynb").is_file()  # the failed copy, with its traceback, waits aside

@@ -107,7 +107,8 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     """Write the MMRec-format folder ``out`` (created; must not exist yet) from the release folder ``src``."""
     src, out = Path(src), Path(out)
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"{out}: already exists and is not empty; fix: remove it or write to another data root (--data-dir)")
+        raise DataError(f"{out}: already exists and is not empty; "
+                        f"fix: remove it or write to another data root (--data-dir)")
     df, (n_users, n_items) = release_interactions(src)
     if df.userID.max() + 1 != n_users or df.itemID.max() + 1 != n_items:
         raise DataError(f"{src}: the last user or item of the {n_users} x {n_items} matrices has no interaction, "
@@ -135,7 +136,7 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     return out
 
 
-# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) ------------------------------------------------
+# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) -------------------
 
 def main(args: argparse.Namespace) -> int:
     from ..paths import data_root

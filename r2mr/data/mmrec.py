@@ -132,7 +132,8 @@ def _check_width(path: Path) -> None:
     """Refuse a 2-D matrix with 0 columns or more than :func:`max_feature_width` columns (header only)."""
     with open(path, "rb") as fh:
         if fh.read(6) != b"\x93NUMPY":
-            raise DataError(f"{path}: not a .npy file (no NumPy header); fix: save it with numpy.save or re-download it")
+            raise DataError(f"{path}: not a .npy file (no NumPy header); "
+                            f"fix: save it with numpy.save or re-download it")
     try:
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header, maps no data
     except (ValueError, EOFError, OSError, zipfile.BadZipFile):

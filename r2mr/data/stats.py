@@ -39,8 +39,10 @@ def format_log(ds: Dataset) -> str:
     lines = [f"{ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, modalities: "
              + (", ".join(f"{m} {f.shape[1]}-d" for m, f in ds.features.items()) or "none")]
     for split, r in statistics(ds).iterrows():
-        lines.append(f"{split:<6} users {int(r['users']):>9,}  items {int(r['items']):>8,}  inters {int(r['interactions']):>9,}  "
-                     f"avg/user {r.avg_per_user:7.3f}  avg/item {r.avg_per_item:7.3f}  sparsity {100 * r.sparsity:.5f}%")
+        lines.append(f"{split:<6} users {int(r['users']):>9,}  items {int(r['items']):>8,}  "
+                     f"inters {int(r['interactions']):>9,}  "
+                     f"avg/user {r.avg_per_user:7.3f}  avg/item {r.avg_per_item:7.3f}  "
+                     f"sparsity {100 * r.sparsity:.5f}%")
     if ds.dropped_cold:
         lines.append(f"dropped {ds.dropped_cold:,} valid/test rows of users with no training row")
     return "\n".join(lines)
