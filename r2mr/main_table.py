@@ -144,6 +144,17 @@ def significance(runs: Sequence[Run], metrics: Sequence[str] = TUNED_METRICS, re
     return pairs_table(groups, pairs, metrics)
 
 
+def against_reference(runs: Sequence[Run], reference: str, metrics: Sequence[str] = TUNED_METRICS) -> pd.DataFrame:
+    """Each row label vs the ``reference`` label (e.g. every ablation vs the full model), per data set; the
+    same tests as :func:`significance`, Holm over the whole table per metric."""
+    groups = {f"{d}: {lab}": [(r.result, r.folder) for r in g if r.ok and "per_user" in r.result]
+              for (d, lab), g in _groups(runs).items()}
+    groups = {k: v for k, v in groups.items() if v}
+    pairs = [(k, f"{k.split(': ')[0]}: {reference}") for k in groups
+             if not k.endswith(f": {reference}") and f"{k.split(': ')[0]}: {reference}" in groups]
+    return pairs_table(groups, pairs, metrics)
+
+
 def pairs_table(groups: dict[str, list[tuple[Any, Any]]], pairs: Sequence[tuple[str, str]],
                 metrics: Sequence[str] = TUNED_METRICS) -> pd.DataFrame:
     """:func:`r2mr.significance.table_from_results` per metric, stacked (index: metric, A, B)."""

@@ -82,11 +82,13 @@ class Invocation:
     force_since: float
     output_root: str  # "." = the repository (results/, figures/); smoke runs use scratch/smoke
     notebooks: list[Path] = field(default_factory=list)
+    tune: bool = True  # the tuning stage (r2mr.plan); off for --smoke: main rows labelled untuned (defaults)
 
     def parameters(self) -> dict[str, Any]:
         seeds = "auto" if self.seeds is None else ",".join(map(str, self.seeds))
         return {"datasets": ",".join(self.datasets), "device": self.device, "seeds": seeds, "epochs": self.epochs,
-                "scale": self.scale, "force_since": self.force_since, "output_root": self.output_root}
+                "scale": self.scale, "tune": self.tune, "force_since": self.force_since,
+                "output_root": self.output_root}
 
     @property
     def executed_dir(self) -> Path:

@@ -82,7 +82,8 @@ def invocation(args: argparse.Namespace) -> Invocation:
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
                       scale=args.scale or default_scale(device, smoke),
                       force_since=time.time() if getattr(args, "restart", False) else 0.0,
-                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks))
+                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks),
+                      tune=not smoke)
 
 
 def tuning_plan(inv: Invocation) -> Any:
@@ -90,7 +91,7 @@ def tuning_plan(inv: Invocation) -> Any:
     its main rows are labelled ``untuned (defaults)``)."""
     from . import tuning
 
-    return None if inv.output_root == SMOKE_ROOT else tuning.load()
+    return tuning.load() if inv.tune else None
 
 
 def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
