@@ -85,7 +85,8 @@ def main_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.Data
                          **cells, "n": len(done), **row_provenance(group)})
         for ref in pub.published(dataset, spec.model) if spec.role == "model" else []:
             rows.append({**base, "row": f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})",
-                         **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "–" for m in metrics}, "n": np.nan})
+                         **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "–" for m in metrics}, "n": "",
+                         "seeds": "", "device": "", "commit": ""})
     return pd.DataFrame(rows)
 
 

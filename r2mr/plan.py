@@ -333,7 +333,7 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
             rows = [(s, seeds_for(seeds, d, "ablation"), cap) for s in specs]
         elif notebook in ("03_main_results", "04_efficiency"):
             kind = "main" if notebook == "03_main_results" else "first"
-            grid = [] if tune is None or notebook != "03_main_results" else [
+            grid = [] if tune is None else [  # 04 alone needs 03's grid too (merged when both run)
                 (s, seeds_for(seeds, d, "tune", tune_n), tune_cap)
                 for m in [s.model for s in main_specs(models, scale, False, registered)]
                 for s in grid_specs(m, scale, d, tune)]
