@@ -144,3 +144,38 @@ def test_plan_prints_stage_two_as_after_tuning(tmp_path: Path, monkeypatch: pyte
     text = out.getvalue()
     assert "tune" in text and "BPR grid 1/2: reg_weight=0.1" in text
     assert "BPR  after tuning (seeds 1,2)" in text and "2 after tuning (stage 2" in text
+
+
+def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import io
+
+    from r2mr import experiment, pipeline, plan_cli
+    from r2mr.data.synth import SynthConfig, write
+
+    write(tmp_path / "tiny", SynthConfig(n_users=120, n_items=60, text_dim=8, image_dim=8, mean_interactions=8.0))
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(plan_cli, "tuning_plan", lambda inv: TP)
+    monkeypatch.setattr(plan_cli, "run_plan", lambda inv, selected=None: plan.build_plan(
+        inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr",
+        registered=["bpr"], tune=TP, selected=selected))
+    monkeypatch.setattr(pipeline, "run", lambda inv, stream: [])  # the notebooks are not this test's subject
+    args = argparse.Namespace(datasets="tiny", data_dir=str(tmp_path), device="cpu", seeds="1,2,3", epochs=1,
+                              scale=None, notebooks="03", smoke=False, restart=False, jobs=1, ray=None,
+                              gpus_per_run=0.0, cpus_per_run=1)
+    out = io.StringIO()
+    assert plan_cli.run_all_main(args, out) == 0
+    text = out.getvalue()
+    assert "stage 1: 7 runs: 0 stored, 4 to train, 3 after tuning" in text  # 2 points x 2 seeds; 3 main rows
+    # stage 2: seeds 1 and 2 of the selected point are the grid's own runs (same cap here), read from the store
+    assert "stage 2: 7 runs: 6 stored, 1 to train" in text and "[1/1] BPR on tiny, seed 3: trained" in text
+    inv = plan_cli.invocation(args)
+    planned, status = plan_cli.staged_plan(inv)
+    assert {st for st, _ in status} == {"stored"}
+    main = [r for r in planned if r.stage == 2]
+    assert {r.spec.tuning for r in main} == {"tuned"} and len(main) == 3
+    grid = [(dict(r.spec.point), experiment.find("bpr", "tiny", data_dir=tmp_path, overrides=r.overrides,
+                                                 seed=r.seed, max_epochs=1)) for r in planned if r.stage == 1]
+    from r2mr.tuning import select
+
+    assert main[0].overrides == select(grid)[0]  # the rows run at the point chosen on validation
