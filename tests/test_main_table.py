@@ -179,3 +179,36 @@ def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypa
     from r2mr.tuning import select
 
     assert main[0].overrides == select(grid)[0]  # the rows run at the point chosen on validation
+
+
+def test_against_reference_pairs_each_row_with_the_reference(stages: tuple[list, list]) -> None:
+    _, main = stages
+    table = main_table.against_reference([r for r in main if r.spec.role == "model"], "BPR")
+    rows = table.loc["recall@20"].index.tolist()
+    assert rows == [("small: R2MR (quick size)", "small: BPR")]  # baby has no finished runs: no pair
+    assert table["n seeds"].eq(2).all() and table["n users"].gt(0).all()
+
+
+def test_reviewer_tables_label_every_state() -> None:
+    from r2mr import reviewer_tables
+
+    rng = np.random.default_rng(0)
+    s = rng.random((50, 2))
+    s[:10, 0] = 0.5  # ties at η: counted good by s ≥ η, poor by s > η
+    view = {"scores": s, "modalities": ["text", "image"], "eta": 0.5}
+    final = {**view, "before_rewrite": {"scores": 1 - s}}
+    states = {"syn": reviewer_tables.analysis.model_states(final, {**view, "scores": s * 0 + 1.0})}
+    shares = reviewer_tables.shares_by_state(states)
+    assert set(shares.index.get_level_values("model state")) == {"before first rewrite", "best valid",
+                                                                  "after training"}
+    after = shares.xs(("syn", "after training"), level=["data set", "model state"])
+    assert after.loc["s ≥ η (code)", "high-quality"] > after.loc["s > η (paper)", "high-quality"]
+    assert np.allclose(shares.sum(axis=1), 1.0)
+    sat = reviewer_tables.saturation_by_state(states)
+    assert sat.loc[("syn", "best valid", "text"), "share at 1"] == 1.0
+    assert sat.loc[("syn", "after training", "text"), "share at 0.5"] == pytest.approx(0.2)
+    truth = {"text": np.arange(50) < 25, "image": np.arange(50) % 2 == 0}
+    det = reviewer_tables.detection_by_features({"trained": states["syn"], "frozen": {}}, truth)
+    assert set(det.index.get_level_values("feature tables")) == {"trained"}  # no frozen run: no rows
+    assert det.loc[("trained", "before first rewrite"), "text"] == pytest.approx(
+        1 - det.loc[("trained", "after training"), "text"])  # reversed scores reverse the ranking
