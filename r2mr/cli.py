@@ -141,7 +141,9 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                                       "the embedded synthetic set if there is none)")
     arguments.add_data_dir(p)
     arguments.add_device(p)
-    p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32 (default 999,1,2; --smoke: 999)")
+    p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32, or auto (default auto: "
+                                   "r2mr.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
+                                   "--smoke: 999)")
     arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
     p.add_argument("--scale", choices=("quick", "full"),
                    help="quick: R2MR at a reduced size (default on CPU and with --smoke); "

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
 SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
-FULL_SEEDS = "999,1,2"
+FULL_SEEDS = "auto"  # r2mr.plan.seeds_for: the declared seeds per data set and purpose
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -76,17 +76,19 @@ class Invocation:
     datasets: list[str]
     data_dir: str | None  # data root (absolute), handed to the kernels as $R2MR_DATA_DIR; None: the default
     device: str
-    seeds: list[int]
+    seeds: list[int] | None  # None: auto (r2mr.plan.seeds_for)
     epochs: int | None
     scale: str  # quick | full
     force_since: float
     output_root: str  # "." = the repository (results/, figures/); smoke runs use scratch/smoke
     notebooks: list[Path] = field(default_factory=list)
+    tune: bool = True  # the tuning stage (r2mr.plan); off for --smoke: main rows labelled untuned (defaults)
 
     def parameters(self) -> dict[str, Any]:
-        return {"datasets": ",".join(self.datasets), "device": self.device,
-                "seeds": ",".join(map(str, self.seeds)), "epochs": self.epochs, "scale": self.scale,
-                "force_since": self.force_since, "output_root": self.output_root}
+        seeds = "auto" if self.seeds is None else ",".join(map(str, self.seeds))
+        return {"datasets": ",".join(self.datasets), "device": self.device, "seeds": seeds, "epochs": self.epochs,
+                "scale": self.scale, "tune": self.tune, "force_since": self.force_since,
+                "output_root": self.output_root}
 
     @property
     def executed_dir(self) -> Path:
@@ -106,7 +108,9 @@ def describe(inv: Invocation) -> str:
     """What this invocation will do, in a few lines."""
     root = display_path(inv.data_dir) if inv.data_dir else "data"
     epochs = inv.epochs if inv.epochs is not None else "model default (early stopping)"
-    setting = (f"device: {inv.device}; seeds: {', '.join(map(str, inv.seeds))}; epochs: {epochs}; scale: {inv.scale}"
+    seeds = "auto (r2mr.plan: 5 per main row on synthetic and TikTok, else 3; 2 per tuning point)" \
+        if inv.seeds is None else ", ".join(map(str, inv.seeds))
+    setting = (f"device: {inv.device}; seeds: {seeds}; epochs: {epochs}; scale: {inv.scale}"
                + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")
                + ("; --force: recomputing cached runs" if inv.force_since else ""))
     outputs = "results/, figures/" if inv.output_root == "." else inv.output_root + "/"

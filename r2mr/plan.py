@@ -3,6 +3,16 @@ scale, epochs, purpose), built from the notebooks' grids in this one module.
 
 * Grids: :func:`quality_specs` (notebook 01), :func:`ablation_specs`, :func:`sensitivity_specs` and
   :func:`eta_specs` (02), :func:`main_specs` (03; 04 reads the first seed of 03's runs).
+* Two stages for notebook 03: stage 1 is every model's tuning grid (``configs/tuning.yaml``, purpose ``tune``,
+  :data:`r2mr.tuning` declares its seeds per point); stage 2 is the main table, each model at the point
+  :func:`r2mr.tuning.select` picks by mean validation Recall@20 (:func:`select_points`). Until a grid is
+  stored its stage-2 rows are "pending" (printed "after tuning"). Without a tuning plan the rows run at the
+  models' defaults and are labelled :data:`UNTUNED`.
+* Seeds (:func:`seeds_for`): ``--seeds`` given: that list for every row (a tuning point: its first
+  ``tuning.seeds``); ``auto`` (the default): :data:`MAIN_SEEDS` per data set for the main table,
+  :data:`ABLATION_SEEDS` for notebook 02, the first seed for 01, all from :data:`DEFAULT_SEEDS`.
+* Epoch caps (:data:`EPOCH_CAPS`): the quick scale caps every run (tuning points lower than the rest) so the
+  default ``run_all.sh`` stays short; the full scale uses each model's own limit with early stopping.
 * :func:`build_plan` lays those grids over data sets and seeds and merges runs that two notebooks share
   (:class:`PlannedRun`, with every purpose it serves). ``python -m r2mr plan`` prints it
   (:mod:`r2mr.plan_cli`); ``run_all.sh`` executes it (:mod:`r2mr.executors`) before the notebooks, which then
@@ -20,6 +30,17 @@ from typing import Any
 from .errors import ConfigError
 
 SCALES = ("quick", "full")
+AUTO = "auto"  # the seeds spec that means "the declared number per data set and purpose"
+DEFAULT_SEEDS = (999, 1, 2, 3, 4)  # the seed pool of an ``auto`` invocation, first ones first
+MAIN_SEEDS = {"synthetic": 5, "tiktok": 5}  # main-table seeds per data set (issue 9); others: MAIN_SEEDS_OTHER
+MAIN_SEEDS_OTHER = 3
+ABLATION_SEEDS = 3  # notebook 02's rows (ablations, controls, sensitivities)
+# Max epochs per run kind and scale (None: the model's own limit, early stopping on valid Recall@20 either way).
+# quick: tuning points 3 epochs, every other run 5, so that the default run_all.sh on the synthetic set fits
+# in about a quarter of an hour on 2 CPU cores; full: no cap. ``--epochs`` replaces both.
+EPOCH_CAPS: dict[str, dict[str, int | None]] = {"quick": {"tune": 3, "train": 5},
+                                                "full": {"tune": None, "train": None}}
+UNTUNED = " — untuned (defaults)"  # label suffix of main rows trained without the tuning stage
 SEED_LIMIT = 2**32  # numpy's seed range
 NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
 
@@ -52,6 +73,33 @@ def parse_seeds(spec: str | int | Sequence[int], key: str = "--seeds") -> list[i
     return seeds
 
 
+def parse_seed_spec(spec: str | int | Sequence[int] | None) -> list[int] | None:
+    """Like :func:`parse_seeds`, but ``"auto"`` (or None) -> None: the declared seeds per data set and purpose."""
+    if spec is None or (isinstance(spec, str) and spec.strip() == AUTO):
+        return None
+    return parse_seeds(spec)
+
+
+def seeds_for(seeds: Sequence[int] | None, dataset: str, kind: str, tune_seeds: int = 2) -> list[int]:
+    """The seeds of one row family: ``kind`` is ``main`` (03, 04), ``tune`` (a grid point: ``tune_seeds``
+    seeds), ``ablation`` (02) or ``first`` (01). ``seeds`` None (``auto``) draws from :data:`DEFAULT_SEEDS`
+    (main: :data:`MAIN_SEEDS` of the data set, else :data:`MAIN_SEEDS_OTHER`); a given list is used as is."""
+    pool = list(DEFAULT_SEEDS) if seeds is None else list(seeds)
+    if kind == "tune":
+        return pool[:tune_seeds]
+    if kind == "first":
+        return pool[:1]
+    if seeds is not None:
+        return pool
+    n = {"main": MAIN_SEEDS.get(dataset, MAIN_SEEDS_OTHER), "ablation": ABLATION_SEEDS}[kind]
+    return pool[:n]
+
+
+def epoch_cap(scale: str, epochs: int | None, kind: str = "train") -> int | None:
+    """Max epochs of a run of ``kind`` (``tune`` or ``train``): ``epochs`` if given, else :data:`EPOCH_CAPS`."""
+    return epochs if epochs is not None else EPOCH_CAPS[check_scale(scale)][kind]
+
+
 def check_scale(scale: str) -> str:
     if scale not in SCALES:
         raise ConfigError(f"--scale '{scale}' is not allowed (allowed: quick, full); fix: use quick or full")
@@ -69,6 +117,8 @@ class Spec:
     overrides: tuple[tuple[str, Any], ...] = ()  # config keys applied on top of the model's defaults
     role: str = "model"  # model | control | ablation | sensitivity
     selections: tuple[str, ...] = ("valid",)  # valid and/or test (the official test-selected rule)
+    tuning: str = ""  # main rows: tuned | untuned | pending (grid not stored yet); grid points: grid
+    point: tuple[tuple[str, Any], ...] = ()  # the tuning-grid point (overrides without the scale preset)
 
     @classmethod
     def of(cls, label: str, model: str, role: str = "model", selections: Sequence[str] = ("valid",),
@@ -163,8 +213,8 @@ def quality_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
 
 def main_specs(models: str | Sequence[str] = "all", scale: str = "full", controls: bool = True,
                registered: Sequence[str] | None = None) -> list[Spec]:
-    """The main table's specs: every registered model (baselines first, R2MR last), then R2MR's content
-    controls (random features of the same shapes; real features kept frozen), labelled as controls."""
+    """The main table's specs at the models' defaults: every registered model (baselines first, R2MR last),
+    then R2MR's content controls (random features of the same shapes; real features kept frozen)."""
     if registered is None:
         from .models import MODELS
 
@@ -176,6 +226,56 @@ def main_specs(models: str | Sequence[str] = "all", scale: str = "full", control
         specs += [model_spec("r2mr", scale, role="control", label=text, content=kind)
                   for kind, text in CONTROLS.items()]
     return specs
+
+
+def describe_point(point: dict[str, Any] | tuple[tuple[str, Any], ...]) -> str:
+    """``{"lr": 0.001, "knn_hop": True}`` -> ``"knn_hop=True, lr=0.001"`` (the defaults: ``"defaults"``)."""
+    items = sorted(dict(point).items())
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items) or "defaults"
+
+
+def grid_specs(model: str, scale: str, dataset: str | None, tune: Any) -> list[Spec]:
+    """Stage 1: ``model``'s tuning grid on ``dataset`` (``tune``: a :class:`r2mr.tuning.TuningPlan`), role
+    ``tune``, each point on top of the scale's preset."""
+    from .tuning import points
+
+    pts = points(tune, model, dataset)
+    return [replace(model_spec(model, scale, role="tune", label=f"{label(model)} grid {i}/{len(pts)}: "
+                                                             f"{describe_point(p)}", **p),
+                    tuning="grid", point=tuple(sorted(p.items()))) for i, p in enumerate(pts, 1)]
+
+
+def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = "full", tune: Any = None,
+                selected: dict[tuple[str, str], dict[str, Any]] | None = None,
+                registered: Sequence[str] | None = None) -> list[Spec]:
+    """Stage 2: the main table's rows on ``dataset``. With a tuning plan each model runs at its selected point
+    (``selected[(dataset, model)]``; absent: a ``pending`` row); without one at its defaults, labelled
+    :data:`UNTUNED`. The content controls keep R2MR's defaults (shared with notebook 02)."""
+    out = []
+    for spec in main_specs(models, scale, registered=registered):
+        if spec.role != "model":
+            out.append(spec)
+        elif tune is None:
+            out.append(replace(spec, label=spec.label + UNTUNED, tuning="untuned"))
+        elif (point := (selected or {}).get((dataset, spec.model))) is None:
+            out.append(replace(spec, tuning="pending"))
+        else:
+            out.append(replace(model_spec(spec.model, scale, **point), tuning="tuned",
+                               point=tuple(sorted(point.items()))))
+    return out
+
+
+def select_points(items: Any, metric: str = "recall@20") -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(data set, model): selected point}`` from ``[(data set, spec, result or None), ...]`` of stage-1
+    runs; a (data set, model) whose grid misses a result is left out (its stage-2 rows stay pending)."""
+    from .tuning import select
+
+    groups: dict[tuple[str, str], list[tuple[dict[str, Any], Any]]] = {}
+    for dataset, spec, res in items:
+        if spec.role == "tune":
+            groups.setdefault((dataset, spec.model), []).append((dict(spec.point), res))
+    return {key: select(pairs, metric)[0] for key, pairs in groups.items()
+            if all(res is not None for _, res in pairs)}
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------
@@ -200,46 +300,70 @@ class PlannedRun:
         return dict(self.spec.overrides)
 
     @property
+    def stage(self) -> int:
+        """1: a tuning-grid point; 2: a main row that needs the grid's selection; 0: anything else."""
+        return 1 if self.spec.role == "tune" else (2 if self.spec.tuning in ("tuned", "pending") else 0)
+
+    @property
     def identity(self) -> tuple[Any, ...]:
-        """What makes two planned runs the same training run (labels and purposes aside)."""
-        return (self.dataset, self.spec.model, self.spec.overrides, self.seed, self.epochs)
+        """What makes two planned runs the same training run (labels and purposes aside). A pending row is its
+        own run until its configuration is known, and a grid point stays apart from a main row even when both
+        are the same training run (same seed and epoch cap): the store then trains it once."""
+        stage = ("pending",) if self.spec.tuning == "pending" else (("grid",) if self.spec.role == "tune" else ())
+        return (self.dataset, self.spec.model, self.spec.overrides, self.seed, self.epochs, *stage)
 
 
-def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int], scale: str = "quick",
+def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "quick",
                   epochs: int | None = None, variant: str = "official", models: str | Sequence[str] = "all",
-                  etas: Sequence[float] | None = None, registered: Sequence[str] | None = None) -> list[PlannedRun]:
-    """The runs one notebook needs, in its table order (data set, spec, seed)."""
+                  etas: Sequence[float] | None = None, registered: Sequence[str] | None = None,
+                  tune: Any = None, selected: dict[tuple[str, str], dict[str, Any]] | None = None
+                  ) -> list[PlannedRun]:
+    """The runs one notebook needs, in its table order (data set, spec, seed); ``seeds`` None: ``auto``.
+    Notebook 03 (with ``tune``): stage 1 (every model's grid) first, then stage 2 (:func:`tuned_specs`)."""
     check_scale(scale)
-    first = list(seeds)[:1]
-    grids: dict[str, tuple[list[Spec], list[int]]] = {
-        "01_quality_statistics": (quality_specs(scale, variant), first),
-        "02_rewriter_ablations": (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
-                                  + eta_specs(etas or ETAS[scale], scale, variant), list(seeds)),
-        "03_main_results": (main_specs(models, scale, registered=registered), list(seeds)),
-        "04_efficiency": (main_specs(models, scale, registered=registered), first),
-    }
-    if notebook not in grids:
-        raise ConfigError(f"notebook '{notebook}' has no run grid; fix: use one of {', '.join(grids)}")
-    specs, seed_list = grids[notebook]
-    return [PlannedRun(d, s, seed, scale, epochs, (notebook,)) for d in datasets for s in specs for seed in seed_list]
+    cap, tune_cap = epoch_cap(scale, epochs), epoch_cap(scale, epochs, "tune")
+    tune_n = getattr(tune, "seeds", 2)
+    out: list[PlannedRun] = []
+    for d in datasets:
+        if notebook == "01_quality_statistics":
+            rows = [(s, seeds_for(seeds, d, "first"), cap) for s in quality_specs(scale, variant)]
+        elif notebook == "02_rewriter_ablations":
+            specs = (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
+                     + eta_specs(etas or ETAS[scale], scale, variant))
+            rows = [(s, seeds_for(seeds, d, "ablation"), cap) for s in specs]
+        elif notebook in ("03_main_results", "04_efficiency"):
+            kind = "main" if notebook == "03_main_results" else "first"
+            grid = [] if tune is None else [  # 04 alone needs 03's grid too (merged when both run)
+                (s, seeds_for(seeds, d, "tune", tune_n), tune_cap)
+                for m in [s.model for s in main_specs(models, scale, False, registered)]
+                for s in grid_specs(m, scale, d, tune)]
+            rows = grid + [(s, seeds_for(seeds, d, kind), cap)
+                           for s in tuned_specs(d, models, scale, tune, selected, registered)]
+        else:
+            raise ConfigError(f"notebook '{notebook}' has no run grid; fix: use one of {', '.join(NOTEBOOKS)}")
+        out += [PlannedRun(d, s, seed, scale, e, ("tune" if s.role == "tune" else notebook,))
+                for s, seed_list, e in rows for seed in seed_list]
+    return out
 
 
-def build_plan(datasets: Sequence[str], seeds: Sequence[int], scale: str = "quick", epochs: int | None = None,
-               notebooks: Sequence[str] = NOTEBOOKS, table_datasets: Sequence[str] | None = None,
-               **grid: Any) -> list[PlannedRun]:
-    """Every run the ``notebooks`` need on ``datasets`` x ``seeds``, each once (purposes merged), in
-    notebook order; the main table (03) lists ``table_datasets`` (default ``datasets``: it also shows absent
-    Amazon sets). ``grid`` goes to :func:`notebook_grid` (variant, models, etas, registered)."""
+def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "quick",
+               epochs: int | None = None, notebooks: Sequence[str] = NOTEBOOKS,
+               table_datasets: Sequence[str] | None = None, **grid: Any) -> list[PlannedRun]:
+    """Every run the ``notebooks`` need on ``datasets``, each once (purposes merged), stage-1 tuning runs
+    first, then in notebook order. ``seeds`` None: ``auto`` (:func:`seeds_for`). The main table (03, 04) lists
+    ``table_datasets`` (default ``datasets``: it also shows absent Amazon sets). ``grid`` goes to
+    :func:`notebook_grid` (variant, models, etas, registered, tune, selected)."""
     merged: dict[tuple[Any, ...], PlannedRun] = {}
     for nb in notebooks:
         if nb not in NOTEBOOKS:
             continue  # 00_data trains nothing
-        names = table_datasets if nb == "03_main_results" and table_datasets is not None else datasets
+        main = nb in ("03_main_results", "04_efficiency")
+        names = table_datasets if main and table_datasets is not None else datasets
         for run in notebook_grid(nb, names, seeds, scale, epochs, **grid):
             old = merged.get(run.identity)
             merged[run.identity] = run if old is None else replace(old, purposes=tuple(
                 dict.fromkeys([*old.purposes, *run.purposes])))
-    return list(merged.values())
+    return sorted(merged.values(), key=lambda r: r.stage != 1)  # stable: stage 1 first, else plan order
 
 
 def notebook_prefixes(names: Sequence[str]) -> list[str]:

@@ -74,7 +74,7 @@ def invocation(args: argparse.Namespace) -> Invocation:
     smoke = getattr(args, "smoke", False)
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs} is not allowed (allowed: an integer >= 1); fix: e.g. --epochs 10")
-    seeds = planmod.parse_seeds(args.seeds or ("999" if smoke else FULL_SEEDS))
+    seeds = planmod.parse_seed_spec(args.seeds or ("999" if smoke else FULL_SEEDS))
     root = str(data_root(args.data_dir)) if (args.data_dir or os.environ.get("R2MR_DATA_DIR")) else None
     names = check_datasets(args.datasets or (SYNTHETIC if smoke else None), root)
     device = check_device(args.device)
@@ -82,15 +82,39 @@ def invocation(args: argparse.Namespace) -> Invocation:
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
                       scale=args.scale or default_scale(device, smoke),
                       force_since=time.time() if getattr(args, "restart", False) else 0.0,
-                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks))
+                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks),
+                      tune=not smoke)
 
 
-def run_plan(inv: Invocation, models: str | Sequence[str] = "all") -> list[planmod.PlannedRun]:
-    """The runs the invocation's notebooks need (03's table also lists absent Amazon sets: 'no data')."""
+def tuning_plan(inv: Invocation) -> Any:
+    """The declared tuning grids (``configs/tuning.yaml``); None for ``--smoke`` (the untuned tutorial run:
+    its main rows are labelled ``untuned (defaults)``)."""
+    from . import tuning
+
+    return tuning.load() if inv.tune else None
+
+
+def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
+             selected: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[planmod.PlannedRun]:
+    """The runs the invocation's notebooks need (03's table also lists absent Amazon sets: 'no data'); stage-2
+    rows use ``selected`` (:func:`r2mr.plan.select_points`), pending where it has no entry."""
     names = [p.stem for p in inv.notebooks]
     return planmod.build_plan(inv.datasets, inv.seeds, inv.scale, inv.epochs,
                               notebooks=[n for n in planmod.NOTEBOOKS if n in names],
-                              table_datasets=table_datasets(inv.datasets, inv.data_dir), models=models)
+                              table_datasets=table_datasets(inv.datasets, inv.data_dir), models=models,
+                              tune=tuning_plan(inv), selected=selected)
+
+
+def staged_plan(inv: Invocation) -> tuple[list[planmod.PlannedRun], list[tuple[str, dict[str, Any] | None]]]:
+    """The plan and its status, with stage 2 filled from whatever tuning grids the store already holds."""
+    planned = run_plan(inv)
+    status = plan_status(planned, inv.data_dir, inv.device)
+    if any(r.spec.tuning == "pending" for r in planned):
+        picked = planmod.select_points((r.dataset, r.spec, res) for r, (_, res) in zip(planned, status))
+        if picked:
+            planned = run_plan(inv, selected=picked)
+            status = plan_status(planned, inv.data_dir, inv.device)
+    return planned, status
 
 
 def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
@@ -106,6 +130,10 @@ def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
     out = []
     for run in planned:
         try:
+            if run.spec.tuning == "pending":
+                reason = missing_data_reason(run.dataset, data_dir, spec_needs_features(run.spec, run.dataset))
+                out.append((reason or "after tuning", None))
+                continue
             found = find_dataset_root(run.dataset, data_dir) is not None
             reason = missing_data_reason(run.dataset, data_dir, found and spec_needs_features(run.spec, run.dataset))
             if reason:
@@ -134,7 +162,7 @@ def estimate_seconds(planned: Sequence[planmod.PlannedRun], status: Sequence[tup
                                                    * res["epochs_run"])
     total, from_store, sizes = 0.0, 0, {}
     for run, (st, _) in zip(planned, status):
-        if st != "to train":
+        if st not in ("to train", "after tuning"):
             continue
         if timed[(run.model, run.dataset)]:
             total += sum(timed[(run.model, run.dataset)]) / len(timed[(run.model, run.dataset)])
@@ -185,8 +213,10 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
     counts = defaultdict(int)
     for st, _ in status:
         counts[st.split(":")[0]] += 1
-    todo = counts["to train"]
-    return (f"{len(planned)} runs: {counts['stored']} stored, {todo} to train"
+    todo = counts["to train"] + counts["after tuning"]
+    return (f"{len(planned)} runs: {counts['stored']} stored, {counts['to train']} to train"
+            + (f", {counts['after tuning']} after tuning (stage 2: the grid's selected configuration)"
+               if counts["after tuning"] else "")
             + (f", {counts['not run']} cannot run (data or features missing)" if counts["not run"] else "")
             + (f", {counts['invalid']} invalid (config)" if counts["invalid"] else "")
             + (f"\nwork left: about {fmt_seconds(seconds)} of training on {device}, one run at a time "
@@ -198,8 +228,7 @@ def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """``python -m r2mr plan``: print the plan, what is stored and the work left; trains nothing."""
     stream = stream or sys.stdout
     inv = invocation(args)
-    planned = run_plan(inv)
-    status = plan_status(planned, inv.data_dir, inv.device)
+    planned, status = staged_plan(inv)
     seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
     print(describe(inv).splitlines()[0] + "\n" + describe(inv).splitlines()[1], file=stream)
     print(format_plan(planned, status), file=stream)
@@ -218,17 +247,20 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     print(describe(inv), file=stream, flush=True)
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
-    planned = run_plan(inv)
-    status = plan_status(planned, inv.data_dir, inv.device)
-    todo = [r for r, (st, _) in zip(planned, status) if st == "to train" or (inv.force_since and st == "stored")]
-    seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
-    print(summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
-    outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
-                            gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
-                            force_since=inv.force_since)
-    failed = [o for o in outcomes if o.status.startswith("failed")]
-    if failed:
-        raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
-                            f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+    done: set[tuple[Any, ...]] = set()
+    for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
+        planned, status = staged_plan(inv)
+        todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
+                and (st == "to train" or (inv.force_since and st == "stored"))]
+        seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
+        print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
+        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
+                                gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
+                                force_since=inv.force_since)
+        done |= {r.identity for r in todo}
+        failed = [o for o in outcomes if o.status.startswith("failed")]
+        if failed:
+            raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
+                                f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
     run(inv, stream)
     return 0

@@ -187,8 +187,9 @@ def test_plan_printing_shows_stored_runs_and_work_left(tiny_root: Path, tmp_path
     assert plan_cli.plan_main(args, out) == 0
     text = out.getvalue()
     assert "03_main_results" in text and "  tiny" in text
-    assert "BPR       stored (seeds 1); to train (seeds 2)" in text
-    assert "LightGCN  to train (seeds 1,2)" in text
+    bpr, lgcn = "BPR" + plan.UNTUNED, "LightGCN" + plan.UNTUNED  # no tuning stage: rows say so
+    assert f"{bpr:<{len(lgcn)}}  stored (seeds 1); to train (seeds 2)" in text
+    assert f"{lgcn}  to train (seeds 1,2)" in text
     assert "baby: all 2 rows not run: data set missing (run `python -m r2mr data download baby`)" in text
     assert "8 runs: 1 stored, 3 to train, 4 cannot run" in text
     assert "work left: about" in text and "1 of 3 estimated from stored runs' timings" in text

@@ -1,0 +1,214 @@
+"""The two plan stages (tuning grid, then the selected configuration) and notebook 03's table builders,
+on a small synthetic set with 1-epoch runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from r2mr import main_table, plan
+from r2mr.tuning import Grid, TuningPlan
+
+TP = TuningPlan(points=2, seeds=2, metric="recall@20",
+                models={"bpr": Grid({"reg_weight": [0.1, 1.0e-4]}), "lightgcn": Grid({"n_layers": [1, 2]}),
+                        "r2mr": Grid({"lr": [1.0e-3, 5.0e-4]})})
+TWO = dict(notebooks=["03_main_results"], models="bpr,lightgcn", registered=["bpr", "lightgcn"])
+
+
+def test_stage_one_expands_every_grid_point_with_its_seeds_and_cap_first() -> None:
+    runs = plan.build_plan(["synthetic", "baby"], None, "quick", None, tune=TP, **TWO)
+    tune = [r for r in runs if r.stage == 1]
+    assert runs[:len(tune)] == tune  # stage 1 first
+    assert len(tune) == 2 * 2 * 2 * 2  # data sets x models x points x seeds
+    assert {r.purposes for r in tune} == {("tune",)} and {r.seed for r in tune} == {999, 1}
+    assert {r.epochs for r in tune} == {plan.EPOCH_CAPS["quick"]["tune"]}
+    assert {dict(r.spec.point)["reg_weight"] for r in tune if r.model == "bpr"} == {0.1, 1.0e-4}
+    assert all(r.overrides == dict(r.spec.point) for r in tune)  # baselines have no quick preset
+
+
+def test_stage_two_is_pending_until_selected_then_uses_the_selection() -> None:
+    runs = plan.build_plan(["synthetic", "baby"], None, "quick", None, tune=TP, **TWO)
+    main = [r for r in runs if r.stage == 2]
+    assert {r.spec.tuning for r in main} == {"pending"}
+    assert len([r for r in main if r.dataset == "synthetic" and r.model == "bpr"]) == plan.MAIN_SEEDS["synthetic"]
+    assert len([r for r in main if r.dataset == "baby" and r.model == "bpr"]) == plan.MAIN_SEEDS_OTHER
+    picked = {("synthetic", "bpr"): {"reg_weight": 1.0e-4}}
+    again = plan.build_plan(["synthetic", "baby"], None, "quick", None, tune=TP, selected=picked, **TWO)
+    tuned = [r for r in again if r.spec.tuning == "tuned"]
+    assert {(r.dataset, r.model) for r in tuned} == {("synthetic", "bpr")} and len(tuned) == 5
+    assert all(r.overrides == {"reg_weight": 1.0e-4} and r.epochs == plan.EPOCH_CAPS["quick"]["train"] for r in tuned)
+    assert [r for r in again if r.spec.tuning == "pending" and r.model == "bpr" and r.dataset == "synthetic"] == []
+
+
+def test_seeds_override_untuned_labels_and_epochs() -> None:
+    runs = plan.build_plan(["synthetic"], [7, 8, 9], "full", 3, tune=TP, **TWO)
+    assert {r.seed for r in runs if r.stage == 1} == {7, 8} and {r.seed for r in runs if r.stage == 2} == {7, 8, 9}
+    assert {r.epochs for r in runs} == {3}
+    untuned = plan.build_plan(["synthetic"], [7], "quick", None, **TWO)
+    assert all(r.spec.label.endswith(plan.UNTUNED) and r.spec.tuning == "untuned" for r in untuned)
+    assert plan.parse_seed_spec("auto") is None and plan.parse_seed_spec("1,2") == [1, 2]
+    assert plan.seeds_for(None, "tiktok", "main") == list(plan.DEFAULT_SEEDS[:5])
+    assert plan.seeds_for(None, "sports", "ablation") == list(plan.DEFAULT_SEEDS[:3])
+
+
+def test_select_points_by_mean_valid_and_skips_incomplete_grids() -> None:
+    specs = plan.grid_specs("bpr", "quick", None, TP)
+    res = lambda v, t: {"model": "bpr", "dataset": "d", "valid": {"recall@20": v}, "test": {"recall@20": t}}  # noqa: E731
+    items = [("d", specs[0], res(0.10, 0.5)), ("d", specs[0], res(0.10, 0.5)),
+             ("d", specs[1], res(0.12, 0.1)), ("d", specs[1], res(0.09, 0.1)),
+             ("e", specs[0], res(0.2, 0.2)), ("e", specs[1], None)]
+    assert plan.select_points(items) == {("d", "bpr"): {"reg_weight": 1.0e-4}}  # mean 0.105 > 0.10
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
+    """Both stages of BPR and R2MR (1 epoch, seeds 1 and 2) on a small set whose features are 64 wide (the
+    quick R2MR's d), and on the absent Baby."""
+    from r2mr.data.synth import SynthConfig, write
+
+    root = tmp_path_factory.mktemp("data")
+    write(root / "small", SynthConfig(n_users=200, n_items=100, text_dim=64, image_dim=64, mean_interactions=8.0))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("R2MR_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+    try:
+        yield main_table.run_main(["small", "baby"], [1, 2], "quick", 1, models="bpr,r2mr", tune=TP,
+                                  data_dir=root, device="cpu")
+    finally:
+        mp.undo()
+
+
+def test_run_main_feeds_the_selected_point_into_the_main_rows(stages: tuple[list, list]) -> None:
+    grid, main = stages
+    small = [r for r in grid if r.dataset == "small"]
+    assert len(small) == 2 * 2 * 2 and all(r.ok for r in small)
+    assert not any(r.ok for r in grid if r.dataset == "baby")
+    full = main_table.grid_table(grid)
+    assert full[full["data set"] == "baby"].status.str.startswith("not run").all()
+    table = main_table.grid_table(small)
+    assert len(table) == 4 and table.groupby("model")["selected"].sum().tolist() == [1, 1]
+    for model, g in table.groupby("model"):
+        chosen = g[g.selected].iloc[0]
+        assert chosen["valid recall@20"] == g["valid recall@20"].max()
+        row = next(r for r in main if r.ok and plan.label(r.spec.model) == model and r.spec.role == "model")
+        assert plan.describe_point(row.spec.point) == chosen.configuration
+    baby = [r for r in main if r.dataset == "baby" and r.spec.role == "model"]
+    assert baby and all(r.status.startswith("not run: data set missing") for r in baby)
+
+
+def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, list]) -> None:
+    grid, main = stages
+    table = main_table.main_table(main)
+    ours = table[(table["data set"] == "small") & (table.row == "ours, best-valid epoch")]
+    assert ours["recall@20"].str.contains(r"± .* \(n=2\)").all() and set(ours.n) == {2}
+    baby_bpr = table[(table["data set"] == "baby") & (table.model == "BPR")]
+    assert baby_bpr.row.iloc[0].startswith("not run") and baby_bpr.row.str.startswith("published: MMRec").any()
+    sig = main_table.significance(main)
+    assert set(sig.index.get_level_values("metric")) == {"recall@20", "ndcg@20"}
+    assert ((sig["p wilcoxon (Holm)"] >= sig["p wilcoxon"]) & (sig["p wilcoxon (Holm)"] <= 1)).all()
+    imp = main_table.improvement_table(main, sig)
+    r20 = imp[(imp["data set"] == "small") & (imp.metric == "recall@20")].iloc[0]
+    assert np.isclose(r20["rel improvement"], (r20["R2MR"] - r20["baseline"]) / r20["baseline"])
+    assert np.isfinite(r20["p wilcoxon (Holm)"])
+    avg = imp[imp["data set"] == "average over data sets and metrics"]["rel improvement"].iloc[0]
+    assert np.isclose(avg, imp[imp["data set"] == "small"]["rel improvement"].mean())
+
+
+def test_selection_bias_is_never_negative_for_a_test_picked_grid_point(stages: tuple[list, list]) -> None:
+    grid, main = stages
+    bias = main_table.bias_table(main, grid)
+    point = bias.xs("best test grid point", level="selection")
+    assert len(point) == 2 and (point["abs diff"] >= 0).all()
+    assert {"best test epoch", "both"} <= set(bias.index.get_level_values("selection"))
+
+
+def test_plan_prints_stage_two_as_after_tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import io
+
+    from r2mr import plan_cli
+    from r2mr.data.synth import SynthConfig, write
+
+    write(tmp_path / "tiny", SynthConfig(n_users=120, n_items=60, text_dim=8, image_dim=8, mean_interactions=8.0))
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(plan_cli, "tuning_plan", lambda inv: TP)
+    monkeypatch.setattr(plan_cli, "table_datasets", lambda names, data_dir: list(names))
+    args = argparse.Namespace(datasets="tiny", data_dir=str(tmp_path), device="cpu", seeds="1,2", epochs=1,
+                              scale=None, notebooks="03")
+    monkeypatch.setattr(plan_cli, "run_plan", lambda inv, selected=None: plan.build_plan(
+        inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr",
+        registered=["bpr"], tune=TP, selected=selected))
+    out = io.StringIO()
+    assert plan_cli.plan_main(args, out) == 0
+    text = out.getvalue()
+    assert "tune" in text and "BPR grid 1/2: reg_weight=0.1" in text
+    assert "BPR  after tuning (seeds 1,2)" in text and "2 after tuning (stage 2" in text
+
+
+def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import io
+
+    from r2mr import experiment, pipeline, plan_cli
+    from r2mr.data.synth import SynthConfig, write
+
+    write(tmp_path / "tiny", SynthConfig(n_users=120, n_items=60, text_dim=8, image_dim=8, mean_interactions=8.0))
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(plan_cli, "tuning_plan", lambda inv: TP)
+    monkeypatch.setattr(plan_cli, "run_plan", lambda inv, selected=None: plan.build_plan(
+        inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr",
+        registered=["bpr"], tune=TP, selected=selected))
+    monkeypatch.setattr(pipeline, "run", lambda inv, stream: [])  # the notebooks are not this test's subject
+    args = argparse.Namespace(datasets="tiny", data_dir=str(tmp_path), device="cpu", seeds="1,2,3", epochs=1,
+                              scale=None, notebooks="03", smoke=False, restart=False, jobs=1, ray=None,
+                              gpus_per_run=0.0, cpus_per_run=1)
+    out = io.StringIO()
+    assert plan_cli.run_all_main(args, out) == 0
+    text = out.getvalue()
+    assert "stage 1: 7 runs: 0 stored, 4 to train, 3 after tuning" in text  # 2 points x 2 seeds; 3 main rows
+    # stage 2: seeds 1 and 2 of the selected point are the grid's own runs (same cap here), read from the store
+    assert "stage 2: 7 runs: 6 stored, 1 to train" in text and "[1/1] BPR on tiny, seed 3: trained" in text
+    inv = plan_cli.invocation(args)
+    planned, status = plan_cli.staged_plan(inv)
+    assert {st for st, _ in status} == {"stored"}
+    main = [r for r in planned if r.stage == 2]
+    assert {r.spec.tuning for r in main} == {"tuned"} and len(main) == 3
+    grid = [(dict(r.spec.point), experiment.find("bpr", "tiny", data_dir=tmp_path, overrides=r.overrides,
+                                                 seed=r.seed, max_epochs=1)) for r in planned if r.stage == 1]
+    from r2mr.tuning import select
+
+    assert main[0].overrides == select(grid)[0]  # the rows run at the point chosen on validation
+
+
+def test_against_reference_pairs_each_row_with_the_reference(stages: tuple[list, list]) -> None:
+    _, main = stages
+    table = main_table.against_reference([r for r in main if r.spec.role == "model"], "BPR")
+    rows = table.loc["recall@20"].index.tolist()
+    assert rows == [("small: R2MR (quick size)", "small: BPR")]  # baby has no finished runs: no pair
+    assert table["n seeds"].eq(2).all() and table["n users"].gt(0).all()
+
+
+def test_reviewer_tables_label_every_state() -> None:
+    from r2mr import reviewer_tables
+
+    rng = np.random.default_rng(0)
+    s = rng.random((50, 2))
+    s[:10, 0] = 0.5  # ties at η: counted good by s ≥ η, poor by s > η
+    view = {"scores": s, "modalities": ["text", "image"], "eta": 0.5}
+    final = {**view, "before_rewrite": {"scores": 1 - s}}
+    states = {"syn": reviewer_tables.analysis.model_states(final, {**view, "scores": s * 0 + 1.0})}
+    shares = reviewer_tables.shares_by_state(states)
+    assert set(shares.index.get_level_values("model state")) == {"before first rewrite", "best valid",
+                                                                  "after training"}
+    after = shares.xs(("syn", "after training"), level=["data set", "model state"])
+    assert after.loc["s ≥ η (code)", "high-quality"] > after.loc["s > η (paper)", "high-quality"]
+    assert np.allclose(shares.sum(axis=1), 1.0)
+    sat = reviewer_tables.saturation_by_state(states)
+    assert sat.loc[("syn", "best valid", "text"), "share at 1"] == 1.0
+    assert sat.loc[("syn", "after training", "text"), "share at 0.5"] == pytest.approx(0.2)
+    truth = {"text": np.arange(50) < 25, "image": np.arange(50) % 2 == 0}
+    det = reviewer_tables.detection_by_features({"trained": states["syn"], "frozen": {}}, truth)
+    assert set(det.index.get_level_values("feature tables")) == {"trained"}  # no frozen run: no rows
+    assert det.loc[("trained", "before first rewrite"), "text"] == pytest.approx(
+        1 - det.loc[("trained", "after training"), "text"])  # reversed scores reverse the ranking

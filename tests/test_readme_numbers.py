@@ -1,0 +1,60 @@
+"""Every result number in the README's results table appears in the committed results table(s) that row cites.
+
+The table is the first Markdown table under "## Results" whose header has a ``table`` column; that column names
+one or more files under ``results/`` (in backticks). A result number is a decimal with at least three digits
+after the point (metric values such as 0.0586); relative differences (Δ, in %) are derived from them and not
+checked. A number passes if it is written in a cited file's text (CSV or Markdown) with the same digits.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from r2mr.paths import REPO_ROOT
+
+NUMBER = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")
+CITED = re.compile(r"`(results/[^`]+)`")
+
+
+def results_table(readme: str) -> list[dict[str, str]]:
+    """Rows of the README's results table as {column: cell}."""
+    section = readme.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines()]
+    for i, ln in enumerate(lines):
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        if ln.startswith("|") and "table" in cells:
+            header, rows = cells, []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(header, [c.strip() for c in row.strip().strip("|").split("|")])))
+            return rows
+    return []
+
+
+def test_parser_reads_numbers_and_citations() -> None:
+    text = "x\n## Results\n\n| model | ours | table |\n|---|---|---|\n| BPR | 0.0586 / 1.9 (+1.9%) | `results/a.md` |\n"
+    rows = results_table(text)
+    assert rows == [{"model": "BPR", "ours": "0.0586 / 1.9 (+1.9%)", "table": "`results/a.md`"}]
+    assert NUMBER.findall(rows[0]["ours"]) == ["0.0586"] and CITED.findall(rows[0]["table"]) == ["results/a.md"]
+
+
+def test_every_readme_result_number_is_in_the_tables_it_cites() -> None:
+    rows = results_table((REPO_ROOT / "README.md").read_text())
+    assert rows, "README.md: no results table with a 'table' column under '## Results'"
+    missing = []
+    for row in rows:
+        files = CITED.findall(row["table"])
+        assert files, f"README results row {row} cites no file under results/"
+        texts = []
+        for f in files:
+            path = REPO_ROOT / f
+            assert path.is_file(), f"README cites {f}, which is not committed"
+            texts.append(path.read_text())
+        for col, cell in row.items():
+            if col == "table":
+                continue
+            missing += [(row.get("model"), n, files) for n in NUMBER.findall(cell)
+                        if not any(re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", t) for t in texts)]
+    assert not missing, f"README numbers not in the tables they cite: {missing}"
