@@ -25,7 +25,8 @@ from . import published as pub
 from .discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from .errors import ConfigError, DataError
 from .paths import REPO_ROOT
-from .plan import PlannedRun, Spec
+from .plan import PlannedRun
+from .plan_specs import Spec
 
 log = logging.getLogger(__name__)
 
