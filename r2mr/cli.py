@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .experiment import train
     from .results import write_json
-    from .train import summary_line
+    from .train_progress import summary_line
 
     res = train(args.model, args.dataset, data_dir=args.data_dir, overrides=overrides, device=args.device,
                 seed=args.seed, max_epochs=args.epochs, run_dir=args.run_dir, resume=not args.restart,

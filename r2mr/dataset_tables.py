@@ -25,7 +25,8 @@ def statistics_vs_published(ds: Any) -> pd.DataFrame:
     theirs = {k: (100 * ref.sparsity if k == "sparsity %" else getattr(ref, k)) for k in ours} if ref else {}
     df = pd.DataFrame({"ours": pd.Series(ours, dtype=object),
                        "published": pd.Series({k: theirs.get(k, "—") for k in ours}, dtype=object)})
-    df["difference"] = [("—" if not ref else (f"{ours[k] - theirs[k]:+.4f}" if k == "sparsity %" else f"{ours[k] - theirs[k]:+,d}"))
+    df["difference"] = ["—" if not ref else (f"{ours[k] - theirs[k]:+.4f}" if k == "sparsity %"
+                                             else f"{ours[k] - theirs[k]:+,d}")
                         for k in ours]
     df["ours"] = [f"{v:.4f}" if k == "sparsity %" else f"{v:,d}" for k, v in ours.items()]
     df["published"] = [f"{v:.4f}" if k == "sparsity %" and v != "—" else (f"{v:,d}" if v != "—" else v)
@@ -55,7 +56,8 @@ def corruption_summary(name: str = SYNTHETIC, data_dir: str | Path | None = None
     """Planted corruption of a synthetic set: items per (text corrupted, image corrupted) combination."""
     from .data.synth import load_quality
 
-    q = load_quality(find_dataset_root(name, data_dir) / name).pivot(index="item", columns="modality", values="corrupted")
+    quality = load_quality(find_dataset_root(name, data_dir) / name)
+    q = quality.pivot(index="item", columns="modality", values="corrupted")
     kind = np.select([q.text & q.image, q.text, q.image], ["both corrupted", "text corrupted", "image corrupted"],
                      "both informative")
     counts = pd.Series(kind).value_counts().reindex(["both informative", "text corrupted", "image corrupted",

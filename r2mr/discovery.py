@@ -61,7 +61,7 @@ def ensure_synthetic(data_dir: str | Path | None = None) -> Path:
 
 def resolve_datasets(spec: str | Sequence[str], data_dir: str | Path | None = None) -> list[str]:
     """``"auto"``: every data set under the data root (the synthetic one if there is none); else the list."""
-    from .plan import parse_list
+    from .plan_specs import parse_list
 
     names = parse_list(spec)
     return (datasets_present(data_dir) or [SYNTHETIC]) if names == ["auto"] else names

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
 from .paths import DATA_ENV, REPO_ROOT, display_path
-from .plan import parse_list
+from .plan_specs import parse_list
 
 log = logging.getLogger(__name__)
 

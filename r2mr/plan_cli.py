@@ -47,7 +47,8 @@ GPU_SPEEDUP = 10.0
 def check_device(device: str) -> str:
     """``auto`` -> ``cuda`` or ``cpu``; ``cuda`` without a visible GPU is a ConfigError."""
     if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ConfigError(f"--device '{device}' is not allowed (allowed: {', '.join(DEVICES)}); fix: e.g. --device auto")
+        raise ConfigError(f"--device '{device}' is not allowed (allowed: {', '.join(DEVICES)}); "
+                          "fix: e.g. --device auto")
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -64,7 +65,8 @@ def check_datasets(spec: str | None, data_dir: str | None) -> list[str]:
         if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
             reason = missing_data_reason(name, data_dir) or ""
             fix = reason[reason.index("(") + 1:-1] if "(" in reason else "check the name"
-            raise ConfigError(f"--datasets '{name}': no {name}/ under the data root {display_path(data_root(data_dir))} "
+            raise ConfigError(f"--datasets '{name}': no {name}/ under the data root "
+                              f"{display_path(data_root(data_dir))} "
                               f"(found: {', '.join(present) or 'none'}); fix: {fix}, or drop it from --datasets")
     return names
 

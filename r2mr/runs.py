@@ -25,7 +25,8 @@ from . import published as pub
 from .discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from .errors import ConfigError, DataError
 from .paths import REPO_ROOT
-from .plan import PlannedRun, Spec
+from .plan import PlannedRun
+from .plan_specs import Spec
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ def summarise(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.DataF
                              "best_epoch": float(np.mean([r.result[epoch_key] for r in done])),
                              "epochs_run": float(np.mean([r.result["epochs_run"] for r in done])),
                              "seconds_per_epoch": float(np.mean([r.result["seconds_per_epoch"] for r in done])),
-                             "device": "; ".join(sorted({r.result.get("device_name", r.result["device"]) for r in done}))})
+                             "device": "; ".join(sorted({r.result.get("device_name", r.result["device"])
+                                                         for r in done}))})
     return pd.DataFrame(rows)
 
 
@@ -195,8 +197,8 @@ def benchmark(scales: Sequence[str], data_dir: str | Path | None = None, device:
     """Rows of ``benchmarks/bench_r2mr.py`` (R2MR at the paper's sizes with random features of the real widths:
     seconds per epoch, per evaluation, per rewriter round, peak memory, Reviewer edge-wise vs dense), one per
     scale. ``clothing`` is the script's generated Clothing-sized graph; other scales are data sets found by
-    :func:`r2mr.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale, data fingerprint and
-    device, so a second call is free (``force_since`` recomputes older files)."""
+    :func:`r2mr.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale,
+    data fingerprint and device, so a second call is free (``force_since`` recomputes older files)."""
     import hashlib
     import json
     import subprocess

@@ -81,10 +81,12 @@ def wide_table(tidy: pd.DataFrame, metrics: Sequence[str] = METRICS, references:
             continue
         for ref in pub.published(dataset, model):
             sel = ref.source.selection if ref.source.selection in ours else "valid"
-            out.append({"dataset": dataset, "model": lab, "row": f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})",
+            row = f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})"
+            out.append({"dataset": dataset, "model": lab, "row": row,
                         **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "—" for m in metrics}})
             out.append({"dataset": dataset, "model": lab, "row": f"Δ ours ({sel}) vs {ref.source.key}",
-                        **{m: fmt_pct(rel_diff(ours[sel].get(m, np.nan), ref.metrics.get(m, np.nan))) for m in metrics}})
+                        **{m: fmt_pct(rel_diff(ours[sel].get(m, np.nan), ref.metrics.get(m, np.nan)))
+                           for m in metrics}})
     return pd.DataFrame(out, columns=["dataset", "model", "row", *metrics])
 
 

@@ -3,12 +3,13 @@ checkpoints that let a killed run resume to the same final numbers.
 
 ``fit`` keeps the full per-epoch history (loss, timings, every valid and test metric), so any selection
 rule can be applied afterwards (see :mod:`r2mr.selection`). CPU runs with the same seed are bit-identical.
+Its progress and summary lines are in :mod:`r2mr.train_progress`, the per-user evidence of the selected epochs
+in :mod:`r2mr.train_evidence`, the checkpointed RNG states in :mod:`r2mr.rng_state`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from tqdm.auto import tqdm
 from . import config as cfgmod
 from .data import Dataset
 from .errors import ConfigError, TrainingError
-from .evaluate import Evaluator, save_per_user
+from .evaluate import Evaluator
 from .models.base import Recommender
 from .results import load_torch, run_metadata, save_torch, write_json, write_text
+from .rng_state import rng_state, set_rng_state
 from .sampler import BPRSampler
 from .selection import by_valid, official_test_rule
+from .train_evidence import evidence_fields, track_best
+from .train_progress import progress_line
 from .validation import Validated
 
 log = logging.getLogger(__name__)
@@ -85,28 +89,6 @@ def build_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Optimiz
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _rng_state() -> dict[str, Any]:
-    """Every global RNG's state as weights_only-safe values (lists, ints, floats, str, byte tensors)."""
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(internal), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`_rng_state` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -131,7 +113,7 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, cfg))
         self.history: list[dict[str, Any]] = []
-        self._best_per_user: dict[str, dict[str, Any]] = {}  # see _track_best
+        self._best_per_user: dict[str, dict[str, Any]] = {}  # see r2mr.train_evidence
         self._last_per_user: dict[str, dict[str, torch.Tensor]] = {}
         self.config = {**cfgmod.to_dict(cfg), **cfgmod.to_dict(model.cfg)}
 
@@ -145,7 +127,7 @@ class Trainer:
             return
         save_torch({"epoch": len(self.history) - 1, "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "sampler": self.sampler.state_dict(), "rng": _rng_state(), "history": self.history,
+                    "sampler": self.sampler.state_dict(), "rng": rng_state(), "history": self.history,
                     "extra": self.model.extra_state(), "config": self.config, "per_user": self._best_per_user},
                    self.ckpt_path)
 
@@ -164,7 +146,7 @@ class Trainer:
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         self.sampler.load_state_dict(ck["sampler"])
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
         self.history = ck["history"]
         self._best_per_user = ck.get("per_user", {})
         log.info("resumed %s after epoch %d", self.ckpt_path, ck["epoch"])
@@ -234,7 +216,8 @@ class Trainer:
             entry = {"epoch": epoch, "loss": loss, "lr": lr, "train_seconds": secs, "hook_seconds": hook_secs,
                      "eval_seconds": eval_secs, "valid": valid, "test": test, **({"extra": extra} if extra else {})}
             self.history.append(entry)
-            self._track_best(entry, self._last_per_user)
+            track_best(self._best_per_user, entry, self.history, self.cfg, self._last_per_user, self.model,
+                       self.run_dir)
             self.save_checkpoint()
             self.write_log(entry)
             if on_epoch:
@@ -250,34 +233,6 @@ class Trainer:
             if stop:
                 break
         return self.save_result()
-
-    # -- per-user metrics and model artifacts of the selected epochs -------------------------------
-    def _track_best(self, entry: dict[str, Any], per_user: dict[str, dict[str, torch.Tensor]]) -> None:
-        """Keep the per-user valid/test metrics of the best-valid epoch (``by_valid``) and of the official
-        test-selected epoch (``by_test``); they travel in the checkpoint, so a resumed run keeps them. At a
-        new best-valid epoch the model's artifacts are saved as ``artifacts_best.pt``."""
-        h, c, epoch = self.history, self.cfg, entry["epoch"]
-        if by_valid(h, c.valid_metric, c.patience).best_epoch == epoch:
-            self._best_per_user["by_valid"] = {"epoch": epoch, **per_user}
-            artifacts = self.model.artifacts() if self.run_dir is not None else None
-            if artifacts:
-                save_torch({**artifacts, "epoch": epoch}, self.run_dir / "artifacts_best.pt")
-        if official_test_rule(h, c.official_stopping_step).best_epoch == epoch:
-            self._best_per_user["by_test"] = {"epoch": epoch, **per_user}
-
-    def _evidence_fields(self, valid_epoch: int, test_epoch: int) -> dict[str, str]:
-        """Write ``per_user.npz`` (when the stored epochs are the selected ones) and return the result fields
-        naming it and ``artifacts_best.pt``, relative to the run folder."""
-        if self.run_dir is None:
-            return {}
-        out, kept = {}, {r: v for r, v in self._best_per_user.items()
-                         if v["epoch"] == {"by_valid": valid_epoch, "by_test": test_epoch}[r]}
-        if kept:
-            save_per_user(self.run_dir / "per_user.npz", kept)
-            out["per_user"] = "per_user.npz"
-        if (self.run_dir / "artifacts_best.pt").is_file():
-            out["artifacts_best"] = "artifacts_best.pt"
-        return out
 
     def write_log(self, entry: dict[str, Any] | None = None) -> None:
         """``log.jsonl`` in the run folder, one JSON line per epoch: append ``entry``, or (without one) rewrite
@@ -317,7 +272,7 @@ class Trainer:
         res = self.result()
         if self.run_dir is None:
             return res
-        res.update(self._evidence_fields(res["best_epoch"], res["selected_by_test_epoch"]))
+        res.update(evidence_fields(self.run_dir, self._best_per_user, res["best_epoch"], res["selected_by_test_epoch"]))
         artifacts = self.model.artifacts()
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
@@ -325,35 +280,3 @@ class Trainer:
         if self.write_result_file:  # the run store writes its own validated record instead
             write_json(self.run_dir / "result.json", res)
         return res
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def progress_line(history: list[dict[str, Any]], cfg: TrainConfig, meta: dict[str, Any], elapsed: float,
-                  epochs_timed: int, stopped: bool = False) -> str:
-    """One progress line: epochs done/max, loss, valid metric, best so far (epochs 0-based, as ``best_epoch``),
-    elapsed time and ETA.
-
-    ETA = epochs left until ``max_epochs`` x the mean wall time of the ``epochs_timed`` epochs of this session
-    (training, hook and evaluation); early stopping may end the run sooner, so it is an upper bound.
-    """
-    e, m = history[-1], cfg.valid_metric
-    best = by_valid(history, m, cfg.patience).best_epoch
-    left = cfg.max_epochs - len(history)
-    eta = "stopped early" if stopped else ("done" if left <= 0 else
-                                           f"ETA <= {_hms(left * elapsed / max(epochs_timed, 1))} (early stopping "
-                                           f"may end sooner)")
-    who = f"{meta['model']} on {meta['dataset']}: " if "model" in meta and "dataset" in meta else ""
-    return (f"{who}{len(history)}/{cfg.max_epochs} epochs, loss {e['loss']:.4f}, valid {m} {e['valid'][m]:.4f} "
-            f"(best {history[best]['valid'][m]:.4f} at epoch {best}), {_hms(elapsed)} elapsed, {eta}")
-
-
-def summary_line(res: dict[str, Any]) -> str:
-    """One line: model, data set, best epoch and the main test metrics."""
-    t = res["test"]
-    return (f"{res.get('model')} on {res.get('dataset')} (seed {res['seed']}, {res['device']}): best valid epoch "
-            f"{res['best_epoch']}/{res['epochs_run']}, test recall@20 {t.get('recall@20', math.nan):.4f} "
-            f"ndcg@20 {t.get('ndcg@20', math.nan):.4f}, {res['seconds_per_epoch']:.2f} s/epoch")

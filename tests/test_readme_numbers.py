@@ -9,7 +9,6 @@ checked. A number passes if it is written in a cited file's text (CSV or Markdow
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from r2mr.paths import REPO_ROOT
 

@@ -14,7 +14,6 @@ import pytest
 from r2mr import (
     dataset_tables,
     discovery,
-    experiment,
     notebook,
     outputs,
     paths,
@@ -76,7 +75,8 @@ def test_finding_has_no_side_effects_and_ensure_synthetic_generates_once(tmp_pat
     empty = tmp_path / "empty"
     assert discovery.find_dataset_root("synthetic", empty) is None
     assert discovery.resolve_datasets("auto", empty) == ["synthetic"] and made == []  # finding writes nothing
-    assert discovery.missing_data_reason("synthetic", empty).endswith("(run `python -m r2mr data synth --out data/synthetic`)")
+    assert discovery.missing_data_reason("synthetic", empty).endswith(
+        "(run `python -m r2mr data synth --out data/synthetic`)")
     assert discovery.ensure_synthetic(empty) == tmp_path / "repo" / "data"
     assert discovery.ensure_synthetic(empty) == tmp_path / "repo" / "data"
     assert made == [tmp_path / "repo" / "data" / "synthetic"]  # generated once, into the repository's data/
@@ -91,7 +91,8 @@ def test_one_data_root_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("R2MR_DATA_DIR", "rel")
     assert paths.data_root(None) == tmp_path / "rel" and paths.data_root_source(None) == "$R2MR_DATA_DIR"
     assert paths.data_root("/abs/d") == Path("/abs/d")
-    assert paths.display_path(paths.REPO_ROOT / "a" / "b") == "a/b" and paths.display_path("/elsewhere/x") == "/elsewhere/x"
+    assert paths.display_path(paths.REPO_ROOT / "a" / "b") == "a/b"
+    assert paths.display_path("/elsewhere/x") == "/elsewhere/x"
 
 
 def test_run_grid_caches_forces_and_reports_missing_data(small_root: Path, runs_dir: Path,
@@ -116,8 +117,9 @@ def test_run_grid_caches_forces_and_reports_missing_data(small_root: Path, runs_
 def _fake_run(spec: plan.Spec, dataset: str, seed: int, r20: float) -> runmod.Run:
     metrics = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 4, "ndcg@20": r20 / 3}
     res = {"test": metrics, "test_selected_by_test": {k: v + 0.01 for k, v in metrics.items()},
-           "best_epoch": 3, "selected_by_test_epoch": 4, "epochs_run": 10, "seconds_per_epoch": 1.0, "seconds_per_eval": 0.5,
-           "device": "cpu", "device_name": "cpu (x86_64, 2 threads)", "config": {"variant": "official"}}
+           "best_epoch": 3, "selected_by_test_epoch": 4, "epochs_run": 10, "seconds_per_epoch": 1.0,
+           "seconds_per_eval": 0.5, "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+           "config": {"variant": "official"}}
     return runmod.Run(spec, dataset, seed, "cached", res)
 
 
@@ -132,7 +134,8 @@ def test_summarise_mean_std_over_seeds_and_not_run_rows() -> None:
     assert row["mean"] == pytest.approx(0.08) and row["std"] == pytest.approx(0.01) and row["n_seeds"] == 3
     assert row["seeds"] == "1,2,3" and row["status"] == "ok"
     missing = tidy[(tidy.dataset == "baby") & (tidy.label == "R2MR")]
-    assert len(missing) == 8 and missing["mean"].isna().all() and (missing.status == "not run: item features missing (x)").all()
+    assert len(missing) == 8 and missing["mean"].isna().all()
+    assert (missing.status == "not run: item features missing (x)").all()
     test_sel = tidy[(tidy.dataset == "clothing") & (tidy.selection == "test") & (tidy.metric == "recall@20")].iloc[0]
     assert test_sel["mean"] == pytest.approx(0.11) and np.isnan(test_sel["std"])
 
@@ -224,11 +227,14 @@ def test_scales_shrink_only_the_models_with_a_quick_preset(monkeypatch: pytest.M
 def _fake_r2mr(tmp_path: Path, label: str, seed: int, r20: float, eta: float = 0.5) -> runmod.Run:
     import torch
 
-    art = {"modalities": ["text", "image"], "eta": eta, "scores": torch.tensor([[0.9, 0.2], [0.6, 0.7], [0.1, 0.3], [0.8, 0.1]]),
-           "rewritten": {"text": torch.tensor([False, False, True, False]), "image": torch.tensor([True, False, False, False])},
+    direction = {"candidates": 2, "accepted": seed, "mean_score_before": 0.2, "mean_score_generated": 0.6,
+                 "mean_score_after": 0.4}
+    art = {"modalities": ["text", "image"], "eta": eta,
+           "scores": torch.tensor([[0.9, 0.2], [0.6, 0.7], [0.1, 0.3], [0.8, 0.1]]),
+           "rewritten": {"text": torch.tensor([False, False, True, False]),
+                         "image": torch.tensor([True, False, False, False])},
            "rewrite_rounds": [{"round": 1, "epoch": 6, "n_low": 1, "n_disparity": 2, "n_high": 1,
-                               "directions": {"text->image": {"candidates": 2, "accepted": seed, "mean_score_before": 0.2,
-                                                              "mean_score_generated": 0.6, "mean_score_after": 0.4}}}]}
+                               "directions": {"text->image": direction}}]}
     path = tmp_path / f"{label}-{seed}.pt"
     torch.save(art, path)
     run = _fake_run(plan.Spec.of(label, "r2mr", role="ablation"), "synthetic", seed, r20)
@@ -270,7 +276,8 @@ def test_ablation_and_eta_specs() -> None:
     sens = {s.label: dict(s.overrides) for s in plan.sensitivity_specs("quick")}
     assert [sens[f"K = {k} (quick size)"]["n_perspectives"] for k in (1, 2, 4)] == [1, 2, 4]  # 3 does not divide 64
     assert "K = 3 (quick size)" not in sens and {"K = 3"} <= {s.label for s in plan.sensitivity_specs("full")}
-    assert sens["codebook 32 (quick size)"]["rw_codebook"] == 32 and sens["codebook 256 (quick size)"]["rw_codebook"] == 256
+    assert sens["codebook 32 (quick size)"]["rw_codebook"] == 32
+    assert sens["codebook 256 (quick size)"]["rw_codebook"] == 256
     full = {s.label: dict(s.overrides) for s in plan.sensitivity_specs("full")}
     assert full["codebook 512"]["rw_codebook"] == 512 and "rw_codebook" not in full["codebook 4096"]  # the default
     etas = plan.eta_specs([0.4, 0.5], "quick")
