@@ -137,8 +137,9 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
                else f"put <modality>_feat.npy files (one row per item) in {ds.path}/")
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "
                         f"fix: {fix}")
-    store.claim(job.folder, job.request, restart=not resume)
+    store.make_folder(job.folder)
     with store.locked(job.folder):
+        store.claim(job.folder, job.request, restart=not resume)
         rec = store.read(job.folder, job.request) if reuse and resume else None
         if rec is not None and (not strict or store.same_platform(rec, job.device.type, torch.__version__)):
             return rec

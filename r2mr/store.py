@@ -96,18 +96,29 @@ def _differs(stored: dict[str, Any], req: Request) -> list[str]:
     return diff + sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def claim(folder: Path, req: Request, *, restart: bool = False) -> None:
-    """Create ``folder`` for ``req`` (writing its key file) or check that it already belongs to ``req``.
-
-    A folder holding another key is an error unless ``restart`` (then it is taken over); a non-empty folder
-    without a key file is never written into.
-    """
-    key_file = folder / KEY_FILE
+def make_folder(folder: Path) -> None:
+    """Create the run folder (and its parents) if needed; a one-line ConfigError where that is not allowed, or
+    where the folder exists, is not empty and is no run folder (nothing is written into it, not even a lock)."""
+    if folder.is_dir() and not (folder / KEY_FILE).exists() and any(
+            not p.name.startswith(".") for p in folder.iterdir()):  # hidden: the lock, another claim's temp file
+        raise ConfigError(f"{folder}: not empty and not a run folder (no {KEY_FILE}); fix: choose a new or "
+                          f"empty --run-dir")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{folder}: cannot create the run folder ({exc.strerror}); fix: make the runs folder "
                           f"writable or point {RUNS_ENV} (or --run-dir) at a writable folder") from None
+
+
+def claim(folder: Path, req: Request, *, restart: bool = False) -> None:
+    """Create ``folder`` for ``req`` (writing its key file) or check that it already belongs to ``req``.
+
+    A folder holding another key is an error unless ``restart`` (then it is taken over); a non-empty folder
+    without a key file is never written into. Call it holding the folder's lock (:func:`locked`): two
+    processes claiming one new folder at once must not see each other's half-written files.
+    """
+    key_file = folder / KEY_FILE
+    make_folder(folder)
     if key_file.is_file():
         try:
             stored = json.loads(key_file.read_text())
