@@ -27,8 +27,6 @@ EPOCHS = 6
 
 
 def one_step(ds, overrides: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
     from r2mr.experiment import make_configs
     from r2mr.train import Trainer, seed_everything
 
@@ -41,7 +39,7 @@ def one_step(ds, overrides: dict[str, Any]) -> dict[str, Any]:
     loss.backward()
     grads = {n: [float(p.grad.sum()), float(p.grad.abs().sum())] for n, p in model.named_parameters()
              if p.grad is not None}
-    return {"loss": float(loss), "grads": grads}
+    return {"loss": loss.item(), "grads": grads}
 
 
 def run(ds, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +73,7 @@ def main() -> int:
         ds = load_dataset("small", tmp)
         cases = {name: {"overrides": over, "one_step": one_step(ds, over), "run": run(ds, Path(tmp), over)}
                  for name, over in CASES.items()}
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     write_json(a.out, {"provenance": {"commit": commit, "torch": torch.__version__, "threads": 1,
                                       "script": "benchmarks/make_r2mr_reference.py", "data": "tests.conftest.SMALL",
                                       "epochs": EPOCHS, "train_overrides": TRAIN},

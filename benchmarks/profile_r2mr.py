@@ -32,9 +32,9 @@ def import_repo(repo: Path) -> None:
 
 def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict[str, Any]:
     import torch
+    from graphs import load_scale, r2mr_overrides
     from torch.profiler import ProfilerActivity, profile
 
-    from graphs import load_scale, r2mr_overrides
     from r2mr.experiment import make_configs
     from r2mr.train import Trainer, seed_everything
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, {r['wall_ms_per_step_profiled']:.0f} ms/step",
                   flush=True)
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, check=False).stdout.strip()
     res = {"label": a.label, "commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),
            "loadavg": [round(x, 2) for x in os.getloadavg()], "rows": rows}
     stem = Path(a.out) if a.out else HERE.parent / "results" / "benchmarks" / f"profile_r2mr_{a.label}"

@@ -221,7 +221,7 @@ ETAS = {"quick": (0.4, 0.5, 0.6), "full": (0.3, 0.4, 0.5, 0.6, 0.7)}
 def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
     """The rewriter ablations of notebook 02 (role ``ablation``), then R2MR's content controls."""
     specs = [model_spec("r2mr", scale, role="ablation", label_=text, variant=variant, **kw) for text, kw in ABLATIONS]
-    return specs + [model_spec("r2mr", scale, role="control", label_=text, variant=variant, features=kind)
+    return specs + [model_spec("r2mr", scale, role="control", label_=text, variant=variant, content=kind)
                     for kind, text in CONTROLS.items()]
 
 
@@ -240,7 +240,7 @@ def main_specs(models: str | Sequence[str] = "all", scale: str = "full", control
     names.sort(key=lambda m: (m == "r2mr", list(LABELS).index(m) if m in LABELS else len(LABELS), m))
     specs = [model_spec(m, scale) for m in names]
     if controls and "r2mr" in names:
-        specs += [model_spec("r2mr", scale, role="control", label_=text, features=kind)
+        specs += [model_spec("r2mr", scale, role="control", label_=text, content=kind)
                   for kind, text in CONTROLS.items()]
     return specs
 
@@ -267,7 +267,7 @@ def _finished_at(res: dict[str, Any]) -> float:
 
 def spec_needs_features(spec: Spec, dataset: str | None = None) -> bool:
     """Whether the spec's model, with its overrides, needs the data set's feature files (R2MR's
-    ``features=random`` content control does not)."""
+    ``content=random`` control does not)."""
     from .experiment import make_configs
 
     cls, mcfg, _ = make_configs(spec.model, dict(spec.overrides), dataset=dataset)

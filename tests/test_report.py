@@ -234,7 +234,7 @@ def test_ablation_and_eta_specs() -> None:
     assert labels[0].startswith("full rewriter") and "no rewriter" in labels and len(specs) == len(report.ABLATIONS) + 2
     assert dict(specs[1].overrides) == {"max_rounds": 0, "variant": "official"}
     assert [s.role for s in specs[-2:]] == ["control", "control"]
-    assert dict(specs[-2].overrides)["features"] == "random"
+    assert dict(specs[-2].overrides)["content"] == "random"
     etas = report.eta_specs([0.4, 0.5], "quick")
     assert dict(etas[0].overrides)["eta"] == 0.4 and "eta" not in dict(etas[1].overrides)
     assert etas[0].label == "η = 0.4 (quick size)" and dict(etas[1].overrides)["dim"] == 64
