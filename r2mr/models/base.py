@@ -22,6 +22,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..sampler import Batch
+from ..speed import keep_freed_memory
 
 
 class Recommender(nn.Module):
@@ -36,6 +37,7 @@ class Recommender(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_users, self.n_items = ds.n_users, ds.n_items
+        keep_freed_memory()  # CPU: reuse freed temporaries (no page faults on every step's fresh buffers)
 
     @classmethod
     def requires_features(cls, cfg: Any) -> bool:

@@ -36,7 +36,7 @@ from ..features import content_control, preprocess
 from ..graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
 from ..losses import bpr, half_l2
 from ..sampler import Batch
-from ..speed import COMPILE_MODES, keep_freed_memory, maybe_compile, set_tf32
+from ..speed import COMPILE_MODES, maybe_compile, set_tf32
 from .base import Recommender, xavier_normal_table
 from .reviewer import STATE_NAMES, Reviewer, quality_states
 from .rewriter import Rewriter, RewriterConfig, rewrite_round
@@ -156,7 +156,6 @@ class R2MR(Recommender):
     def __init__(self, ds: Dataset, cfg: R2MRConfig, cache_dir: str | Path | None = None) -> None:
         cfg = resolve(cfg)
         super().__init__(ds, cfg)
-        keep_freed_memory()  # CPU: reuse freed temporaries instead of page-faulting fresh memory every step
         set_tf32(cfg.tf32)
         seed = torch.initial_seed()  # the run seed: PCA and random features follow it
         raw = content_control(ds.features, cfg.content, ds.n_items, seed, cfg.random_widths)
