@@ -111,9 +111,33 @@ def gate(e: torch.Tensor, s: torch.Tensor, h: torch.Tensor | None, offset: float
     return feat + (1 - s).unsqueeze(-1) * (h.unsqueeze(1) if stacked else h)
 
 
+class _RowNormalise(torch.autograd.Function):
+    """y = x / max(||x||, eps) over the last dim (the values of F.normalize) with the closed-form gradient
+    g_x = (g - y <g, y>) / n where ||x|| > eps, else g / eps: two passes instead of autograd's chain."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (..., 1)
+        n = norm.clamp_min(eps)
+        y = x / n
+        ctx.save_for_backward(y, n, norm > eps)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        y, n, big = ctx.saved_tensors
+        dot = (g * y).sum(-1, keepdim=True) * big  # (..., 1); no radial part where the norm was clamped
+        return (g - y * dot) / n, None
+
+
+def row_normalise(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """F.normalize(x, dim=-1) with a fused backward; x (..., d)."""
+    return _RowNormalise.apply(x, eps)
+
+
 def layer0(tables: list[torch.Tensor]) -> torch.Tensor:
     """Row-normalised tables side by side: [rn(T_1) || ... || rn(T_M)], (n, M d) from M tables (n, d)."""
-    return F.normalize(torch.stack(tables, 1), dim=2).flatten(1)
+    return row_normalise(torch.stack(tables, 1)).flatten(1)
 
 
 def propagate_sum(adj: torch.Tensor, adj_t: torch.Tensor, u0: torch.Tensor, i0: torch.Tensor,
@@ -231,7 +255,7 @@ class R2MR(Recommender):
 
     def _items0(self, feats: torch.Tensor, s: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         """Gated, row-normalised item layer 0, (I, M d) from feats (I, M, d), s (I, M), h (I, d)."""
-        return F.normalize(gate(feats, s, h, self.cfg.gate_offset), dim=2).flatten(1)
+        return row_normalise(gate(feats, s, h, self.cfg.gate_offset)).flatten(1)
 
     def propagate(self, u0: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor | None,
                   rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
