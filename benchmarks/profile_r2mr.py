@@ -33,7 +33,7 @@ def import_repo(repo: Path) -> None:
 def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict[str, Any]:
     import torch
     from graphs import load_scale, r2mr_overrides
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     from r2mr.experiment import make_configs
     from r2mr.train import Trainer, seed_everything
@@ -50,10 +50,13 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
         on_epoch(0)
 
     def step(b) -> None:
-        loss = model.loss(b)
+        with record_function("phase:forward"):
+            loss = model.loss(b)
         trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
+        with record_function("phase:backward"):
+            loss.backward()
+        with record_function("phase:optimizer"):
+            trainer.optimizer.step()
     step(batches[0])  # warm-up
     t0 = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -64,11 +67,23 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
             "total_ms_per_step": e.cpu_time_total / 1e3 / steps}
            for e in prof.key_averages() if e.key.startswith("aten::")]
     ops.sort(key=lambda r: -r["self_ms_per_step"])
+    phases = {e.name.split(":")[1]: [] for e in prof.events() if e.name.startswith("phase:")}
+    for e in prof.events():
+        if e.name.startswith("phase:"):
+            phases[e.name.split(":")[1]].append((e.time_range.start, e.time_range.end))
+    per_phase = dict.fromkeys(phases, 0)
+    for e in prof.events():
+        if e.name.startswith("aten::"):
+            for name, spans in phases.items():
+                if any(a <= e.time_range.start <= b for a, b in spans):
+                    per_phase[name] += 1
+                    break
     return {"scale": scale, "size": size, "users": ds.n_users, "items": ds.n_items, "train_edges": len(ds.train),
             "steps": steps, "wall_ms_per_step_profiled": 1e3 * wall,
             "aten_ops_per_step": sum(r["calls_per_step"] for r in ops),
             "aten_ops_with_self_time_per_step": sum(r["calls_per_step"] for r in ops if r["self_ms_per_step"] > 0),
-            "self_ms_per_step": sum(r["self_ms_per_step"] for r in ops), "operators": ops}
+            "self_ms_per_step": sum(r["self_ms_per_step"] for r in ops),
+            "aten_ops_per_step_by_phase": {k: v / steps for k, v in per_phase.items()}, "operators": ops}
 
 
 def markdown(res: dict[str, Any], top: int) -> str:
@@ -79,7 +94,9 @@ def markdown(res: dict[str, Any], top: int) -> str:
     for r in res["rows"]:
         lines += [f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
                   f"{r['train_edges']} edges)", "",
-                  f"{r['aten_ops_per_step']:.0f} aten ops per step; {r['wall_ms_per_step_profiled']:.0f} ms per "
+                  f"{r['aten_ops_per_step']:.0f} aten ops per step "
+                  f"({', '.join(f'{k} {v:.0f}' for k, v in r.get('aten_ops_per_step_by_phase', {}).items())}); "
+                  f"{r['wall_ms_per_step_profiled']:.0f} ms per "
                   f"step under the profiler; self time {r['self_ms_per_step']:.0f} ms.", "",
                   "| operator | calls/step | self ms/step |", "|---|---:|---:|"]
         lines += [f"| {o['op']} | {o['calls_per_step']:.0f} | {o['self_ms_per_step']:.2f} |"

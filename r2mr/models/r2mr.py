@@ -14,6 +14,24 @@ modality of disparity items (spec 7-8). Variants (``variant``, presets applied t
 ``paper``: h = a learned item-ID table, K = 3 perspectives of width d, accept if s_new > s_old, no kNN.
 Official bugs are fixed by default; ``leak_disc_grad``, ``freeze_after_first_rewrite``,
 ``classes_from_last_batch`` and TrainConfig's ``lr_clamp=False`` restore them.
+
+kNN hop (spec 5.5): M = sum_m w_m S_m, S_m the binary kNN graph (k = ``knn_k``, self included, symmetric
+degree normalisation) of modality m's *preprocessed* features (after PCA and tanh, d wide) as they are when
+the model is built; it is built once and not rebuilt when the features train or are rewritten. The
+authors' cached graph came from outside their model, from features that cannot be recovered (spec 5.5).
+
+Fidelity and ablation switches: ``reviewer_dtype="float16"`` computes the Reviewer's logits, sigmoids and
+mean over K in half precision as the official code does (reviewer.consensus); ``pca="image_only"`` is
+the official preprocessing rule literally (PCA on the image modality only, features.py);
+``use_reviewer=False`` fixes s at 1, so e~ = 1.001 e (plain features after the row normalisation), h
+and the Reviewer take no part, and no rewrite round runs (the Rewriter selects by the Reviewer's scores:
+with s = 1 every item is high quality and none is a disparity item).
+
+Speed (same maths; the tests compare with the plain form and with a frozen run of the earlier code): h and
+the first item layer share one sparse product A^T [U_0 || dropout(Z)]; on CPU the last user layer is
+computed only at the batch's users; the modalities are stacked into one (I, M, d) tensor. GPU switches (off by
+default): ``compile`` (torch.compile of the gated item layer; ``reduce-overhead`` uses CUDA graphs) and
+``tf32`` (TF32 matmuls; changes float32 results).
 """
 
 from __future__ import annotations
@@ -278,7 +296,11 @@ class R2MR(Recommender):
         return users, items
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        u, items, s = self.forward_all(batch.users)  # u (B, M d): the batch's users only
+        # CPU: the last user layer at the batch's rows only (saves a full sparse product forward and backward);
+        # elsewhere the full layer (slicing the graph costs more small kernels and host syncs than it saves)
+        cpu = self.adj.device.type == "cpu"
+        users, items, s = self.forward_all(batch.users if cpu else None)
+        u = users if cpu else users.index_select(0, batch.users)  # (B, M d)
         if self.cfg.classes_from_last_batch:
             self._last_scores = s.detach()
         # index_select: its backward (index_add_) is deterministic on CPU, unlike indexing's index_put_
