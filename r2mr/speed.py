@@ -5,7 +5,7 @@
   no trimming). A training step frees and reallocates
   the same large temporaries every step; without this each reallocation is fresh memory whose first touch
   costs page faults (measured: about a third of an R2MR step on CPU). Numbers are unchanged. A no-op
-  where glibc is not the C library.
+  where glibc is not the C library; ``R2MR_KEEP_FREED_MEMORY=0`` turns it off.
 * ``set_tf32(on)``: TF32 matmuls and cuDNN convolutions on Ampere+ GPUs. Off by default; on changes
   float32 results (about 1e-3 relative on the scores), beyond the CUDA-vs-CPU tolerance of the tests.
 * ``maybe_compile(fn, mode)``: ``torch.compile`` of a model's dense forward (``mode``: ``off``,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 from collections.abc import Callable
 
 import torch
@@ -33,6 +34,8 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 2**3
     global _done
     if _done:
         return True
+    if os.environ.get("R2MR_KEEP_FREED_MEMORY", "1") == "0":
+        return False
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

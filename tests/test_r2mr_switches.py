@@ -123,3 +123,17 @@ def test_rewriter_step_chooses_the_path_by_the_leak_flag(ds) -> None:
         rw.step_leaky = lambda *a, rw=rw: calls.append(("leaky", rw))
         rw.step(None, None, None)
     assert calls == [("plain", plain), ("leaky", leaky)]
+
+
+@pytest.mark.slow
+def test_compiled_item_layer_matches_the_eager_one(ds) -> None:
+    """compile=default (torch.compile of the gated item layer): loss and gradients within float order."""
+    out = []
+    for mode in ("off", "default"):
+        model = build(ds, compile=mode, **TINY_RW).train()
+        torch.manual_seed(1)
+        loss = model.loss(_batch())
+        loss.backward()
+        out.append((loss.item(), model.features["text"].grad.clone()))
+    (l0, g0), (l1, g1) = out
+    assert abs(l0 - l1) <= 1e-5 * abs(l0) and torch.allclose(g0, g1, rtol=1e-5, atol=1e-7)
