@@ -1,11 +1,12 @@
 """Speed switches that leave the maths alone (CPU allocator) or change it only where asked (TF32, compile).
 
-* ``keep_freed_memory()``: tells glibc's allocator to keep freed blocks in the heap instead of returning
-  them to the OS (``mallopt``: blocks up to 32 MiB from the heap,
-  no trimming). A training step frees and reallocates
-  the same large temporaries every step; without this each reallocation is fresh memory whose first touch
-  costs page faults (measured: about a third of an R2MR step on CPU). Numbers are unchanged. A no-op
-  where glibc is not the C library; ``R2MR_KEEP_FREED_MEMORY=0`` turns it off.
+* ``keep_freed_memory()``: tells glibc's allocator to serve blocks of any size from the heap and keep
+  freed blocks there instead of returning them to the OS (``mallopt``: no mmap, no trimming). A training
+  step frees and reallocates the same large temporaries every step; without this each reallocation is
+  fresh memory whose first touch costs page faults (measured: up to a third of a step on CPU). Numbers
+  are unchanged; the process's resident memory stays at its peak. A no-op where glibc is not the C
+  library. ``R2MR_KEEP_FREED_MEMORY=1``: only blocks up to 32 MiB (glibc's cap on the mmap threshold);
+  ``R2MR_KEEP_FREED_MEMORY=0``: off.
 * ``set_tf32(on)``: TF32 matmuls and cuDNN convolutions on Ampere+ GPUs. Off by default; on changes
   float32 results (about 1e-3 relative on the scores), beyond the CUDA-vs-CPU tolerance of the tests.
 * ``maybe_compile(fn, mode)``: ``torch.compile`` of a model's dense forward (``mode``: ``off``,
@@ -24,7 +25,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc malloc.h
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -2, -3, -4  # glibc malloc.h
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 _done = False
 
@@ -34,7 +35,8 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 2**3
     global _done
     if _done:
         return True
-    if os.environ.get("R2MR_KEEP_FREED_MEMORY", "1") == "0":
+    mode = os.environ.get("R2MR_KEEP_FREED_MEMORY", "all")
+    if mode == "0":
         return False
     name = ctypes.util.find_library("c")
     try:
@@ -42,8 +44,10 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 2**3
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    ok = all(mallopt(key, value) for key, value in ((M_MMAP_THRESHOLD, mmap_threshold),
-                                                    (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad)))
+    opts = [(M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad)]
+    if mode != "1":  # also blocks above 32 MiB (glibc's cap on the threshold) from the heap
+        opts.append((M_MMAP_MAX, 0))
+    ok = all(mallopt(key, value) for key, value in opts)
     _done = bool(ok)
     log.debug("glibc mallopt (keep freed memory): %s", "applied" if ok else "refused")
     return _done
