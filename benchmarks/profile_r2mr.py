@@ -87,17 +87,17 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
 
 
 def markdown(res: dict[str, Any], top: int) -> str:
-    lines = [f"# R2MR training step on CPU: torch.profiler ({res['label']})", "",
-             f"repo commit {res['commit']}, torch {res['torch']}, {res['threads']} thread(s), load average "
-             f"{res['loadavg']}. Operator counts are aten calls per training step (forward, backward, "
-             "optimiser), the CPU-side proxy for kernel launches.", ""]
+    head = (f"repo commit {res['commit']}, torch {res['torch']}, {res['threads']} thread(s), load average "
+            f"{res['loadavg']}. Operator counts are aten calls per training step (forward, backward, "
+            "optimiser), the CPU-side proxy for kernel launches.")
+    lines = [f"# R2MR training step on CPU: torch.profiler ({res['label']})", "", head, ""]
     for r in res["rows"]:
-        lines += [f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
-                  f"{r['train_edges']} edges)", "",
-                  f"{r['aten_ops_per_step']:.0f} aten ops per step "
-                  f"({', '.join(f'{k} {v:.0f}' for k, v in r.get('aten_ops_per_step_by_phase', {}).items())}); "
-                  f"{r['wall_ms_per_step_profiled']:.0f} ms per "
-                  f"step under the profiler; self time {r['self_ms_per_step']:.0f} ms.", "",
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in r.get("aten_ops_per_step_by_phase", {}).items())
+        title = (f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
+                 f"{r['train_edges']} edges)")
+        summary = (f"{r['aten_ops_per_step']:.0f} aten ops per step ({phases}); {r['wall_ms_per_step_profiled']:.0f} "
+                   f"ms per step under the profiler; self time {r['self_ms_per_step']:.0f} ms.")
+        lines += [title, "", summary, "",
                   "| operator | calls/step | self ms/step |", "|---|---:|---:|"]
         lines += [f"| {o['op']} | {o['calls_per_step']:.0f} | {o['self_ms_per_step']:.2f} |"
                   for o in r["operators"][:top]]
