@@ -27,9 +27,9 @@ the official preprocessing rule literally (PCA on the image modality only, featu
 and the Reviewer take no part, and no rewrite round runs (the Rewriter selects by the Reviewer's scores:
 with s = 1 every item is high quality and none is a disparity item).
 
-Speed (same maths; the tests compare with the plain form and with a frozen run of the earlier code): h and
-the first item layer share one sparse product A^T [U_0 || dropout(Z)]; on CPU the last user layer is
-computed only at the batch's users; the modalities are stacked into one (I, M, d) tensor. GPU switches (off by
+Speed (same maths; the tests compare with the plain form and with a frozen run of the earlier code): on
+CPU the last user layer is computed only at the batch's users; the modalities are stacked into one
+(I, M, d) tensor; the row normalisation has a closed-form backward. GPU switches (off by
 default): ``compile`` (torch.compile of the gated item layer; ``reduce-overhead`` uses CUDA graphs) and
 ``tf32`` (TF32 matmuls; changes float32 results).
 """
@@ -251,22 +251,15 @@ class R2MR(Recommender):
     def forward_all(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(users (U, M d) or only ``rows`` (b, M d), items (I, M d), scores (I, M)).
 
-        The official h and the first item layer share one sparse product, A^T [U_0 || dropout(Z)]; the last
-        user layer is computed at ``rows`` only (the loss needs no other user). Same values as
+        The last user layer is computed at ``rows`` only (the loss needs no other user). Same values as
         ``propagate_sum`` (the products see the same entries in the same order).
         """
         s = self.review()  # (I, M); draws the reviewer's dropout first, as before
         u0 = layer0([self.prefs[m] for m in self.modalities])  # (U, M d)
-        i1, h = None, None
-        if self.cfg.h_source == "item_id":
-            h = self.item_id if self.cfg.use_reviewer else None
-        elif self.cfg.use_reviewer:
-            w = u0.shape[1]
-            wide = spmm(self.adj_t, torch.cat([u0, self.drop(self.user_id)], 1), self.adj)  # (I, M d + d)
-            i1, h = wide[:, :w], torch.tanh(wide[:, w:])
+        h = self.fallback() if self.cfg.use_reviewer else None  # (I, d); without the Reviewer h has no weight
         feats = torch.stack([self.features[m] for m in self.modalities], 1)  # (I, M, d)
         i0 = self._item_layer0(feats, s, h)  # (I, M d)
-        users, items = self.propagate(u0, i0, i1, rows)
+        users, items = self.propagate(u0, i0, rows)
         if self.cfg.knn_hop:
             items = items + spmm(self.knn, items, self.knn_t)  # (I, M d)
         return users, items, s
@@ -275,15 +268,15 @@ class R2MR(Recommender):
         """Gated, row-normalised item layer 0, (I, M d) from feats (I, M, d), s (I, M), h (I, d)."""
         return row_normalise(gate(feats, s, h, self.cfg.gate_offset)).flatten(1)
 
-    def propagate(self, u0: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor | None,
+    def propagate(self, u0: torch.Tensor, i0: torch.Tensor,
                   rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sums of layers 0..L, users at ``rows`` (b,) if given (repeats allowed); ``i1`` = A^T u0 if known.
+        """Sums of layers 0..L, users at ``rows`` (b,) if given (repeats allowed).
 
         With ``rows`` the last user layer A I_{L-1} is computed at those rows only (A[rows] I_{L-1}).
         """
         u, i, su, si = u0, i0, u0, i0
         for layer in range(self.cfg.n_layers):
-            i_next = i1 if layer == 0 and i1 is not None else spmm(self.adj_t, u, self.adj)  # (I, w)
+            i_next = spmm(self.adj_t, u, self.adj)  # (I, w)
             if layer == self.cfg.n_layers - 1 and rows is not None:
                 sub, sub_t = csr_rows(self.adj, rows)  # (b, I), (I, b)
                 return su.index_select(0, rows) + spmm(sub, i, sub_t), si + i_next  # (b, w), (I, w)
