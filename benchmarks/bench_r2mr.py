@@ -4,7 +4,7 @@ memory, and the Reviewer alone edge-wise vs the official dense O(n_users * n_ite
 Scales: ``baby`` and ``sports`` use the real interaction graphs under ``--data-dir``; ``clothing`` is a
 generated graph with the Clothing statistics (39,387 users, 23,033 items, 197,338 training edges, plus
 40,150 / 41,189 held-out edges). Features are random at the real widths (image 4096, text 384), i.e. the
-model's ``features=random`` control, so no feature files are needed.
+model's ``content=random`` control, so no feature files are needed.
 
 Each scale runs in a fresh process (clean peak-memory figures). Times are wall-clock on CUDA and process
 CPU seconds on CPU (run it with OMP_NUM_THREADS=1 for single-core figures). Peak memory is
@@ -122,7 +122,7 @@ def reviewer_pass(model, device: torch.device, dense_users: int) -> dict[str, An
 def run_scale(scale: str, data_dir: str, device: str, batches: int, rw_batches: int, dense_users: int) -> dict:
     dev = resolve_device(device)
     ds = load_scale(scale, data_dir)
-    cls, mcfg, tcfg = make_configs("r2mr", {"features": "random", "random_widths": "text:384,image:4096"})
+    cls, mcfg, tcfg = make_configs("r2mr", {"content": "random", "random_widths": "text:384,image:4096"})
     seed_everything(tcfg.seed)
     t0 = time.perf_counter()
     model = cls(ds, mcfg)

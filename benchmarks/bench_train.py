@@ -6,13 +6,15 @@ Usage: python benchmarks/bench_train.py --data-dir DIR [--datasets baby,sports] 
 Trains each model for a few epochs with its default configuration (no early stopping) and reports the
 median training-only seconds per epoch (per-epoch hooks such as graph re-sampling included), the median
 seconds of one evaluation (both splits) and the model's build time (kNN graphs are built, not read from a
-cache). R2MR's rewrite rounds are not part of an epoch here: use bench_r2mr.py for R2MR. Prints
+cache), and each model's epoch time as a multiple of LightGCN's on the same data (when LightGCN is in the
+list), with the machine's load average. R2MR's rewrite rounds are not part of an epoch here: use bench_r2mr.py for R2MR. Prints
 a table; writes JSON atomically. A benchmark, not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -57,8 +59,14 @@ def main() -> None:
     for r in rows:
         print(f"{r['model']:<10}{r['dataset']:<10}{r['n_users']:>8}{r['n_items']:>8}{r['train_edges']:>9}"
               f"{r['seconds_per_epoch']:>9.2f}{r['seconds_per_eval']:>8.2f}")
+    for r in rows:  # ratio to LightGCN on the same data set, where LightGCN was run
+        ref = [x for x in rows if x["model"] == "lightgcn" and x["dataset"] == r["dataset"]]
+        r["ratio_to_lightgcn"] = r["seconds_per_epoch"] / ref[0]["seconds_per_epoch"] if ref else None
+        if ref:
+            print(f"{r['model']:<10}{r['dataset']:<10} x{r['ratio_to_lightgcn']:.2f} LightGCN's epoch")
     out = args.out or RESULTS / "benchmarks" / f"train_{device.type}.json"
-    write_json(out, {"rows": rows, **run_metadata(device), "epochs": args.epochs})
+    write_json(out, {"rows": rows, **run_metadata(device), "epochs": args.epochs,
+                     "loadavg": [round(x, 2) for x in os.getloadavg()]})
     print(f"wrote {out}")
 
 

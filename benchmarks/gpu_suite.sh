@@ -51,8 +51,8 @@ lightgcn_sports_L3|lightgcn|sports|n_layers=3
 lightgcn_baby_L4|lightgcn|baby|
 r2mr_tiktok_official|r2mr|tiktok|
 r2mr_tiktok_paper|r2mr|tiktok|variant=paper
-r2mr_baby_random|r2mr|baby|features=random
-r2mr_sports_random|r2mr|sports|features=random
+r2mr_baby_random|r2mr|baby|content=random
+r2mr_sports_random|r2mr|sports|content=random
 vbpr_tiktok_r0.1|vbpr|tiktok|reg_weight=0.1
 vbpr_tiktok_r1e-2|vbpr|tiktok|reg_weight=0.01
 vbpr_tiktok_r1e-5|vbpr|tiktok|reg_weight=1e-5"

@@ -6,7 +6,9 @@
   element-wise tanh. By default (``pca="wider"``, the official code) only modalities wider than d are
   reduced: Amazon's 4096-d image goes to 384 and the 384-d text only gets tanh. ``pca="all"`` also
   rotates and centres modalities that are already d wide (useful for non-centred features, which
-  tanh would otherwise saturate).
+  tanh would otherwise saturate). ``pca="image_only"`` is the official code's literal rule: PCA on the
+  modality named ``image`` (even when it is already d wide, e.g. TikTok's 128-d visual features), tanh
+  alone on every other modality (which must then be d wide). On Amazon it equals ``wider``.
 * ``content_control``: ``real`` keeps the features; ``random`` replaces each modality by N(0, 1) vectors
   of the same shape (seeded), so any accuracy left comes from the tables acting as free item embeddings;
   ``frozen`` keeps the real features (the model then stops them from training).
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 AMAZON_DIM = 384  # the official hard-coded latent width (dim_latent)
 CONTROLS = ("real", "random", "frozen")
-PCA_MODES = ("wider", "all")
+PCA_MODES = ("wider", "all", "image_only")
 
 
 def common_dim(widths: dict[str, int], dim: int = 0) -> int:
@@ -61,7 +63,7 @@ def preprocess(features: dict[str, np.ndarray], dim: int = 0, pca: str = "wider"
     d = common_dim({m: f.shape[1] for m, f in features.items()}, dim)
     out = {}
     for m, x in features.items():
-        reduce = x.shape[1] > d or pca == "all"
+        reduce = m == "image" if pca == "image_only" else x.shape[1] > d or pca == "all"
         out[m] = pca_tanh(x, d, reduce, seed)
         log.info("features %s: %s -> %s (%s)", m, x.shape, out[m].shape, "PCA + tanh" if reduce else "tanh")
     return out
@@ -82,7 +84,7 @@ def parse_widths(spec: str) -> dict[str, int]:
 
 def content_control(features: dict[str, np.ndarray], mode: str, n_items: int, seed: int,
                     widths: str = "text:384,image:4096") -> dict[str, np.ndarray]:
-    """Apply the ``features=`` control before preprocessing.
+    """Apply the ``content=`` control before preprocessing.
 
     ``random``: N(0, 1) matrices of the real shapes, or of ``widths`` when the data set has no features.
     """
@@ -92,5 +94,5 @@ def content_control(features: dict[str, np.ndarray], mode: str, n_items: int, se
         return dict(features)
     shapes = {m: f.shape[1] for m, f in features.items()} or parse_widths(widths)
     rng = np.random.default_rng(seed % 2**32)
-    log.info("features=random: seeded N(0, 1) vectors for %s", ", ".join(f"{m} ({w}-d)" for m, w in shapes.items()))
+    log.info("content=random: seeded N(0, 1) vectors for %s", ", ".join(f"{m} ({w}-d)" for m, w in shapes.items()))
     return {m: rng.standard_normal((n_items, w), dtype=np.float32) for m, w in shapes.items()}  # (n_items, w) each

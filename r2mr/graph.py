@@ -7,6 +7,7 @@
 * ``cached_knn``: the same, written once under a cache folder, keyed by a hash of the features and k.
 * ``Edges`` / ``knn_edges`` / ``mix_edges``: the same graphs as differentiable torch edge lists (for graphs
   learned from trainable projections, e.g. LATTICE) and weighted mixes of graphs, sum_m w_m S_m.
+* ``csr_rows``: a row slice of a CSR matrix and its transpose (for products needed at a batch's rows only).
 * ``rw_adj_self_loops``: D~^{-1} (A + I) with D~ = diag(deg + 1) (LATTICE's user-item graph).
 """
 
@@ -51,6 +52,32 @@ class _SpMM(torch.autograd.Function):
 def spmm(a: torch.Tensor, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
     """Sparse (n, m) @ dense (m, d) -> (n, d), differentiable in ``x``; ``at`` = A^T (default: A is symmetric)."""
     return _SpMM.apply(a, a if at is None else at, x)
+
+
+def csr_rows(a: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A[rows], A[rows]^T) as CSR tensors for a CSR ``a`` (n, m) and row ids ``rows`` (b,), repeats allowed.
+
+    Each kept row keeps its stored entries in the same order, so ``spmm(A[rows], x, A[rows]^T)`` gives
+    ``(A x)[rows]`` with the same float operations, and its gradient equals A^T g for a g that is zero
+    outside ``rows``. Shapes (b, m) and (m, b).
+    """
+    crow, col, val = a.crow_indices(), a.col_indices(), a.values()
+    starts = crow.index_select(0, rows)  # (b,)
+    counts = crow.index_select(0, rows + 1) - starts  # (b,)
+    n = int(counts.sum())
+    offsets = torch.arange(n, device=a.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    pos = torch.repeat_interleave(starts, counts) + offsets  # (n,) positions of the kept entries
+    cols, vals = col.index_select(0, pos), val.index_select(0, pos)
+    local = torch.repeat_interleave(torch.arange(len(rows), device=a.device), counts)  # (n,) row in the slice
+    zero = counts.new_zeros(1)
+    order = torch.argsort(cols * len(rows) + local)  # column-major for the transpose
+    t_crow = torch.cat([zero, torch.bincount(cols, minlength=a.shape[1]).cumsum(0)])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        sub = torch.sparse_csr_tensor(torch.cat([zero, counts.cumsum(0)]), cols, vals, (len(rows), a.shape[1]))
+        sub_t = torch.sparse_csr_tensor(t_crow, local.index_select(0, order), vals.index_select(0, order),
+                                        (a.shape[1], len(rows)))
+    return sub, sub_t
 
 
 def degree_norm_values(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,

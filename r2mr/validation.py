@@ -190,9 +190,8 @@ RULES: dict[str, Rule] = {
     # R2MR (r2mr/models/r2mr.py)
     "variant": choice("official", "paper"),
     "dim": integer(0, note="; 0 picks the width automatically"),
-    "pca": choice("wider", "all"),
+    "pca": choice("wider", "all", "image_only"),
     "content": CONTENT,
-    "features": CONTENT,  # the pre-rename name of `content`; drop after the rename lands
     "random_widths": Rule("modality:width pairs, at least two, widths >= 1, e.g. text:384,image:4096", _widths_ok),
     "n_perspectives": optional(integer(1), "the variant's preset"),
     "perspective_split": optional(BOOL, "the variant's preset"),
@@ -211,6 +210,8 @@ RULES: dict[str, Rule] = {
     "classes_from_last_batch": BOOL,
     "use_reviewer": BOOL,
     "reviewer_dtype": choice("float32", "float16"),
+    "compile": choice("off", "default", "reduce-overhead"),  # r2mr.speed.COMPILE_MODES (a test checks they agree)
+    "tf32": BOOL,
     # the rewriter (r2mr/models/rewriter.py RewriterConfig)
     "rw_prompt_dim": WIDTH,
     "rw_hidden": int_tuple(1),

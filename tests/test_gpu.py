@@ -52,3 +52,20 @@ def test_training_on_cuda(name: str, small_root: Path, tmp_path: Path) -> None:
                            progress=False, overrides={"batch_size": 256})
     assert res["device"] == "cuda"
     assert all(0.0 <= v <= 1.0 for v in res["test"].values())
+
+
+def test_r2mr_tf32_and_compile_switches_stay_within_tolerance() -> None:
+    """On a GPU: tf32=True moves the loss by < 1e-2 relative; compile=reduce-overhead (CUDA graphs) by < 1e-4."""
+    from r2mr.sampler import Batch
+    from tests.test_r2mr_model import TINY_RW, build, make_ds
+
+    ds = make_ds(400, 300, 4000, {"text": 64, "image": 64}, seed=3)
+    batch = Batch(torch.arange(64), torch.arange(64) % 300, (torch.arange(64) * 7 + 1) % 300).to("cuda")
+    losses = {}
+    for name, over in {"plain": {}, "tf32": {"tf32": True}, "compile": {"compile": "reduce-overhead"}}.items():
+        model = build(ds, **over, **TINY_RW).to("cuda").eval()
+        with torch.no_grad():
+            losses[name] = model.loss(batch).item()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    assert abs(losses["tf32"] - losses["plain"]) < 1e-2 * abs(losses["plain"])
+    assert abs(losses["compile"] - losses["plain"]) < 1e-4 * abs(losses["plain"])

@@ -84,7 +84,7 @@ CONFIG_CASES = [
     ("r2mr", "eta=-1", "config key 'eta': -1.0 is not allowed"),
     ("freedom", "knn_k=0", "config key 'knn_k': 0 is not allowed (allowed: an integer >= 1)"),
     ("bpr", "patience=-1", "config key 'patience': -1 is not allowed (allowed: an integer >= 0; 0 stops"),
-    ("r2mr", "features=noise", "config key 'features': noise is not allowed (allowed: one of real, random, frozen)"),
+    ("r2mr", "content=noise", "config key 'content': noise is not allowed (allowed: one of real, random, frozen)"),
     ("r2mr", "rw_latent=1000", "config key 'rw_latent': 1000 is not allowed"),
     ("bpr", "optimizer=sgd", "config key 'optimizer': sgd is not allowed (allowed: one of adam, adamw)"),
     ("bpr", "seed=-1", "config key 'seed': -1 is not allowed (allowed: an integer in [0, 4294967295])"),

@@ -161,7 +161,7 @@ def test_acceptance_overwrites_only_accepted_rows(rule: str, monkeypatch) -> Non
     model = build(make_ds(12, 9, 25, {"text": 6, "image": 10}), accept_rule=rule, rw_first_epochs=1, **TINY_RW)
     current = torch.tensor([[0.9, 0.2], [0.9, 0.45], [0.9, 0.3]] + [[0.9, 0.9]] * 6)  # items 0-2: image is weak
     monkeypatch.setattr(model, "eval_scores", lambda: (current, model.reviewer.user_views(model.user_id)))
-    monkeypatch.setattr(model.reviewer, "score_rows", lambda a, m, idx, x: torch.tensor([0.5, 0.4, 0.51]))
+    monkeypatch.setattr(model.reviewer, "score_rows", lambda a, m, idx, x, *_: torch.tensor([0.5, 0.4, 0.51]))
     before = model.features["image"].detach().clone()
     stats = model.rewrite_round(6)
     keep = [False, False, True] if rule == "eta" else [True, False, True]  # > 0.5 strictly, or > the old score

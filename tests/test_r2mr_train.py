@@ -86,10 +86,10 @@ def test_content_controls(small_root: Path, tmp_path: Path) -> None:
     ds = load_dataset("small", small_root)
     bare = dataclasses.replace(ds, features={})
     kw = dict(max_epochs=1, device="cpu", progress=False)
-    res = train("r2mr", bare, overrides={**FAST, "features": "random", "random_widths": "text:8,image:20"},
+    res = train("r2mr", bare, overrides={**FAST, "content": "random", "random_widths": "text:8,image:20"},
                 run_dir=tmp_path / "random", **kw)
-    assert res["config"]["features"] == "random" and res["epochs_run"] == 1
-    cls, m, t = make_configs("r2mr", {**FAST, "features": "frozen"}, max_epochs=1)
+    assert res["config"]["content"] == "random" and res["epochs_run"] == 1
+    cls, m, t = make_configs("r2mr", {**FAST, "content": "frozen"}, max_epochs=1)
     seed_everything(t.seed)
     model = cls(ds, m)
     before = {k: v.detach().clone() for k, v in model.features.items()}

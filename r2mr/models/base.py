@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..sampler import Batch
+from ..speed import keep_freed_memory
 
 
 class Recommender(nn.Module):
@@ -39,6 +40,7 @@ class Recommender(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_users, self.n_items = ds.n_users, ds.n_items
+        keep_freed_memory()  # CPU: reuse freed temporaries (no page faults on every step's fresh buffers)
 
     @classmethod
     def requires_features(cls, cfg: Any) -> bool:

@@ -14,17 +14,35 @@ modality of disparity items (spec 7-8). Variants (``variant``, presets applied t
 ``paper``: h = a learned item-ID table, K = 3 perspectives of width d, accept if s_new > s_old, no kNN.
 Official bugs are fixed by default; ``leak_disc_grad``, ``freeze_after_first_rewrite``,
 ``classes_from_last_batch`` and TrainConfig's ``lr_clamp=False`` restore them.
+
+kNN hop (spec 5.5): M = sum_m w_m S_m, S_m the binary kNN graph (k = ``knn_k``, self included, symmetric
+degree normalisation) of modality m's *preprocessed* features (after PCA and tanh, d wide) as they are when
+the model is built; it is built once and not rebuilt when the features train or are rewritten. The
+authors' cached graph came from outside their model, from features that cannot be recovered (spec 5.5).
+
+Fidelity and ablation switches: ``reviewer_dtype="float16"`` computes the Reviewer's logits, sigmoids and
+mean over K in half precision as the official code does (reviewer.consensus); ``pca="image_only"`` is
+the official preprocessing rule literally (PCA on the image modality only, features.py);
+``use_reviewer=False`` fixes s at 1, so e~ = 1.001 e (plain features after the row normalisation), h
+and the Reviewer take no part, and no rewrite round runs (the Rewriter selects by the Reviewer's scores:
+with s = 1 every item is high quality and none is a disparity item).
+
+Speed (same maths; the tests compare with the plain form and with a frozen run of the earlier code): on
+CPU the last user layer is computed only at the batch's users; the modalities are stacked into one
+(I, M, d) tensor; the row normalisation has a closed-form backward. GPU switches (off by
+default): ``compile`` (torch.compile of the gated item layer; ``reduce-overhead`` uses CUDA graphs) and
+``tf32`` (TF32 matmuls; changes float32 results).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -33,9 +51,10 @@ from torch import nn
 from ..data import Dataset
 from ..errors import ConfigError, DataError
 from ..features import content_control, preprocess
-from ..graph import cached_knn, spmm, to_torch, ui_norm
+from ..graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
 from ..losses import bpr, half_l2
 from ..sampler import Batch
+from ..speed import COMPILE_MODES, maybe_compile, set_tf32
 from .base import Recommender, xavier_normal_table
 from .reviewer import STATE_NAMES, Reviewer, quality_states
 from .rewriter import Rewriter, RewriterConfig, rewrite_round
@@ -52,9 +71,9 @@ PRESETS = {  # fields left at None take their variant's value
 class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, so --set reaches them too
     variant: str = "official"  # official (the code behind the published log) | paper (spec section 11)
     dim: int = 0  # shared feature width d; 0 = 384 if every modality is >= 384 wide, else the narrowest width
-    pca: str = "wider"  # PCA modalities wider than d (official) | all (also those exactly d wide)
-    features: str = "real"  # content control: real | random (seeded N(0,1), same shapes) | frozen (not trained)
-    random_widths: str = "text:384,image:4096"  # features=random on a set without feature files: modality:width
+    pca: str = "wider"  # PCA: wider (modalities wider than d) | all (also those d wide) | image_only (official rule)
+    content: str = "real"  # content control: real | random (seeded N(0,1), same shapes) | frozen (not trained)
+    random_widths: str = "text:384,image:4096"  # content=random on a set without feature files: modality:width
     n_perspectives: int | None = None  # K user perspectives; None = preset (official 1, paper 3)
     perspective_split: bool | None = None  # None = preset: True: a d->d user map cut in K chunks (official),
     #                                        False: a d->K*d map, K perspectives of width d (paper)
@@ -74,6 +93,10 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     max_rounds: int = 10  # at most this many rewrite rounds
     freeze_after_first_rewrite: bool = False  # True: official accident, features stop training after round 1
     classes_from_last_batch: bool = False  # True: quality classes from the last batch's dropout scores (official)
+    use_reviewer: bool = True  # False: s fixed at 1 (plain features, no h), no rewrite rounds (ablation)
+    reviewer_dtype: str = "float32"  # float16: the Reviewer's logits and sigmoids in half precision (official code)
+    compile: str = "off"  # off | default | reduce-overhead (torch.compile of the dense item layer; CUDA graphs)
+    tf32: bool = False  # True: TF32 matmuls on CUDA (changes float32 results; see README "Speed and memory")
 
     # every field is checked against r2mr/validation.py's RULES by the inherited __post_init__
 
@@ -84,14 +107,49 @@ def resolve(cfg: R2MRConfig) -> R2MRConfig:
     return dataclasses.replace(cfg, **preset)
 
 
-def gate(e: torch.Tensor, s: torch.Tensor, h: torch.Tensor, offset: float) -> torch.Tensor:
-    """(s + offset) e + (1 - s) h; e, h (I, d), s (I,) -> (I, d)."""
-    return (s + offset).unsqueeze(1) * e + (1 - s).unsqueeze(1) * h
+def gate(e: torch.Tensor, s: torch.Tensor, h: torch.Tensor | None, offset: float) -> torch.Tensor:
+    """(s + offset) e + (1 - s) h, element-wise; e (I, d), s (I,), h (I, d) -> (I, d), or stacked over
+    modalities: e (I, M, d), s (I, M), h (I, d) -> (I, M, d). ``h=None``: the feature term alone."""
+    stacked = e.dim() == 3
+    feat = (s + offset).unsqueeze(-1) * e
+    if h is None:
+        return feat
+    return feat + (1 - s).unsqueeze(-1) * (h.unsqueeze(1) if stacked else h)
+
+
+class _RowNormalise(torch.autograd.Function):
+    """y = x / max(||x||, eps) over the last dim (the values of F.normalize) with the closed-form gradient
+    g_x = (g - y <g, y>) / n where ||x|| > eps, else g / eps: two passes instead of autograd's chain."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (..., 1)
+        n = norm.clamp_min(eps)
+        y = x / n
+        ctx.save_for_backward(y, n, norm > eps)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        y, n, big = ctx.saved_tensors
+        dot = (g * y).sum(-1, keepdim=True) * big  # (..., 1); no radial part where the norm was clamped
+        return (g - y * dot) / n, None
+
+
+def row_normalise(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """F.normalize(x, dim=-1) with a fused backward; x (..., d)."""
+    return _RowNormalise.apply(x, eps)
+
+
+def layer0(tables: list[torch.Tensor]) -> torch.Tensor:
+    """Row-normalised tables side by side: [rn(T_1) || ... || rn(T_M)], (n, M d) from M tables (n, d)."""
+    return row_normalise(torch.stack(tables, 1)).flatten(1)
 
 
 def propagate_sum(adj: torch.Tensor, adj_t: torch.Tensor, u0: torch.Tensor, i0: torch.Tensor,
                   n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of layers 0..L of U_{l+1} = A I_l, I_{l+1} = A^T U_l (simultaneous); u0 (U, w), i0 (I, w)."""
+    """Sum of layers 0..L of U_{l+1} = A I_l, I_{l+1} = A^T U_l (simultaneous); u0 (U, w), i0 (I, w).
+    The plain reference form (tests); R2MR.propagate computes the same sums with fewer products."""
     u, i, su, si = u0, i0, u0, i0
     for _ in range(n_layers):
         u, i = spmm(adj, i, adj_t), spmm(adj_t, u, adj)  # (U, w), (I, w)
@@ -123,22 +181,23 @@ class R2MR(Recommender):
 
     @classmethod
     def requires_features(cls, cfg: R2MRConfig) -> bool:
-        return cfg.features != "random"
+        return cfg.content != "random"
 
     def __init__(self, ds: Dataset, cfg: R2MRConfig, cache_dir: str | Path | None = None) -> None:
         cfg = resolve(cfg)
         super().__init__(ds, cfg)
+        set_tf32(cfg.tf32)
         seed = torch.initial_seed()  # the run seed: PCA and random features follow it
-        raw = content_control(ds.features, cfg.features, ds.n_items, seed, cfg.random_widths)
+        raw = content_control(ds.features, cfg.content, ds.n_items, seed, cfg.random_widths)
         if len(raw) < 2:
             raise DataError(f"{ds.path}: R2MR needs at least two modalities, found {list(raw) or 'none'}; "
-                            f"fix: add *_feat.npy files or use features=random")
+                            f"fix: add *_feat.npy files or use content=random")
         feats = preprocess(raw, cfg.dim, cfg.pca, seed)
         self.modalities = list(feats)
         self.dim = d = feats[self.modalities[0]].shape[1]
         if cfg.perspective_split and d % cfg.n_perspectives:
             raise ConfigError(f"dim {d} is not divisible by n_perspectives {cfg.n_perspectives}; fix: change K")
-        train = cfg.features != "frozen"
+        train = cfg.content != "frozen"
         # ParameterDict sorts the keys of a plain dict; a list of pairs keeps the modality order
         self.features = nn.ParameterDict([(m, nn.Parameter(torch.from_numpy(f), requires_grad=train))
                                           for m, f in feats.items()])  # (I, d) each
@@ -157,6 +216,7 @@ class R2MR(Recommender):
             knn = sum(w[m] * cached_knn(f, cfg.knn_k, False, cache_dir) for m, f in feats.items())
             self.register_buffer("knn", to_torch(sp.csr_matrix(knn)), persistent=False)  # (I, I)
             self.register_buffer("knn_t", to_torch(sp.csr_matrix(knn.T)), persistent=False)  # (I, I)
+        object.__setattr__(self, "_item_layer0", maybe_compile(self._items0, cfg.compile))
         object.__setattr__(self, "rewriter", Rewriter(d, self.modalities, cfg))  # not a submodule (own optimisers)
         self.rounds_done, self.round_stats = 0, []
         self.rewritten = {m: torch.zeros(ds.n_items, dtype=torch.bool) for m in self.modalities}  # (I,) each
@@ -164,8 +224,11 @@ class R2MR(Recommender):
 
     # -- forward -----------------------------------------------------------------------------------
     def review(self) -> torch.Tensor:
-        """Reviewer scores s (I, M) of the current features (dropout on Z in training mode)."""
-        return self.reviewer(self.user_id, {m: self.features[m] for m in self.modalities})
+        """Reviewer scores s (I, M) of the current features (dropout on Z in training mode); ones without
+        the Reviewer (``use_reviewer=False``)."""
+        if not self.cfg.use_reviewer:
+            return self.user_id.new_ones(self.n_items, len(self.modalities))
+        return self.reviewer(self.user_id, {m: self.features[m] for m in self.modalities}, self.cfg.reviewer_dtype)
 
     def fallback(self) -> torch.Tensor:
         """h (I, d): tanh(A^T dropout(Z)) (official) or the item-ID table (paper)."""
@@ -173,27 +236,55 @@ class R2MR(Recommender):
             return self.item_id
         return torch.tanh(spmm(self.adj_t, self.drop(self.user_id), self.adj))  # (I, d)
 
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(users (U, M d), items (I, M d), scores (I, M))."""
-        s, h = self.review(), self.fallback()
-        i0 = torch.cat([F.normalize(gate(self.features[m], s[:, j], h, self.cfg.gate_offset))
-                        for j, m in enumerate(self.modalities)], 1)  # (I, M d)
-        u0 = torch.cat([F.normalize(self.prefs[m]) for m in self.modalities], 1)  # (U, M d)
-        users, items = propagate_sum(self.adj, self.adj_t, u0, i0, self.cfg.n_layers)
+    def forward_all(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(users (U, M d) or only ``rows`` (b, M d), items (I, M d), scores (I, M)).
+
+        The last user layer is computed at ``rows`` only (the loss needs no other user). Same values as
+        ``propagate_sum`` (the products see the same entries in the same order).
+        """
+        s = self.review()  # (I, M); draws the reviewer's dropout first, as before
+        u0 = layer0([self.prefs[m] for m in self.modalities])  # (U, M d)
+        h = self.fallback() if self.cfg.use_reviewer else None  # (I, d); without the Reviewer h has no weight
+        feats = torch.stack([self.features[m] for m in self.modalities], 1)  # (I, M, d)
+        i0 = self._item_layer0(feats, s, h)  # (I, M d)
+        users, items = self.propagate(u0, i0, rows)
         if self.cfg.knn_hop:
             items = items + spmm(self.knn, items, self.knn_t)  # (I, M d)
         return users, items, s
+
+    def _items0(self, feats: torch.Tensor, s: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """Gated, row-normalised item layer 0, (I, M d) from feats (I, M, d), s (I, M), h (I, d)."""
+        return row_normalise(gate(feats, s, h, self.cfg.gate_offset)).flatten(1)
+
+    def propagate(self, u0: torch.Tensor, i0: torch.Tensor,
+                  rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums of layers 0..L, users at ``rows`` (b,) if given (repeats allowed).
+
+        With ``rows`` the last user layer A I_{L-1} is computed at those rows only (A[rows] I_{L-1}).
+        """
+        u, i, su, si = u0, i0, u0, i0
+        for layer in range(self.cfg.n_layers):
+            i_next = spmm(self.adj_t, u, self.adj)  # (I, w)
+            if layer == self.cfg.n_layers - 1 and rows is not None:
+                sub, sub_t = csr_rows(self.adj, rows)  # (b, I), (I, b)
+                return su.index_select(0, rows) + spmm(sub, i, sub_t), si + i_next  # (b, w), (I, w)
+            u = spmm(self.adj, i, self.adj_t)  # (U, w)
+            su, si, i = su + u, si + i_next, i_next
+        return (su if rows is None else su.index_select(0, rows)), si
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items, _ = self.forward_all()
         return users, items
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        users, items, s = self.forward_all()
+        # CPU: the last user layer at the batch's rows only (saves a full sparse product forward and backward);
+        # elsewhere the full layer (slicing the graph costs more small kernels and host syncs than it saves)
+        cpu = self.adj.device.type == "cpu"
+        users, items, s = self.forward_all(batch.users if cpu else None)
+        u = users if cpu else users.index_select(0, batch.users)  # (B, M d)
         if self.cfg.classes_from_last_batch:
             self._last_scores = s.detach()
         # index_select: its backward (index_add_) is deterministic on CPU, unlike indexing's index_put_
-        u = users.index_select(0, batch.users)  # (B, M d)
         i, j = items.index_select(0, batch.pos), items.index_select(0, batch.neg)  # (B, M d) each
         rank = bpr((u * i).sum(1), (u * j).sum(1))
         return rank + self.cfg.reg * half_l2(u, i, j, divisor=self.cfg.reg_divisor)
@@ -210,7 +301,7 @@ class R2MR(Recommender):
 
     def after_epoch(self, epoch: int) -> dict[str, Any]:
         c = self.cfg
-        if epoch == 0 or epoch % c.rewrite_every or self.rounds_done >= c.max_rounds:
+        if not c.use_reviewer or epoch == 0 or epoch % c.rewrite_every or self.rounds_done >= c.max_rounds:
             return {}
         if self.rounds_done == 0:  # the Reviewer's view of the untouched features, for the statistics
             s, _ = self.eval_scores()
@@ -221,13 +312,13 @@ class R2MR(Recommender):
     @torch.no_grad()
     def rewrite_round(self, epoch: int) -> dict[str, Any]:
         """Classify, train the rewriter on high items, rewrite disparity items, accept; returns statistics."""
-        c, first = self.cfg, self.rounds_done == 0
+        c, first, t0 = self.cfg, self.rounds_done == 0, time.perf_counter()
         current, a = self.eval_scores()
         use_last = c.classes_from_last_batch and self._last_scores is not None
         classes = self._last_scores if use_last else current  # (I, M)
         feats = {m: self.features[m].detach() for m in self.modalities}
         updates, stats = rewrite_round(self.rewriter.to(a.device), feats, classes, current,
-                                       lambda m, idx, x: self.reviewer.score_rows(a, m, idx, x), c.eta,
+                                       lambda m, idx, x: self.reviewer.score_rows(a, m, idx, x, c.reviewer_dtype), c.eta,
                                        c.accept_rule, c.rw_first_epochs if first else c.rw_epochs)
         for m, (idx, rows) in updates.items():
             self.features[m][idx] = rows
@@ -235,9 +326,10 @@ class R2MR(Recommender):
         self.rounds_done += 1
         if c.freeze_after_first_rewrite and first:
             self.features.requires_grad_(False)
-        stats = {"round": self.rounds_done, "epoch": epoch, **stats}
+        stats = {"round": self.rounds_done, "epoch": epoch, **stats}  # no timing: reruns compare equal
         self.round_stats.append(stats)
-        log.info("rewrite round %d after epoch %d: %s", self.rounds_done, epoch, stats)
+        log.info("rewrite round %d after epoch %d done in %.1f s: %s", self.rounds_done, epoch,
+                 time.perf_counter() - t0, {k: v for k, v in stats.items() if k not in ("round", "epoch")})
         return stats
 
     # -- state and results -------------------------------------------------------------------------

@@ -101,9 +101,19 @@ def edge_dot(a: torch.Tensor, b: torch.Tensor, pat: EdgePattern) -> torch.Tensor
     return _EdgeDot.apply(a, b, pat)
 
 
-def consensus(a: torch.Tensor, b: torch.Tensor, pat: EdgePattern) -> torch.Tensor:
-    """s (I,): mean over each item's edges and the K perspectives of sigmoid(a_u^(k) . b_i); 0 if no edge."""
-    p = torch.sigmoid(edge_dot(a, b, pat)).mean(1)  # (E,)
+def consensus(a: torch.Tensor, b: torch.Tensor, pat: EdgePattern, dtype: str = "float32") -> torch.Tensor:
+    """s (I,): mean over each item's edges and the K perspectives of sigmoid(a_u^(k) . b_i); 0 if no edge.
+
+    ``dtype="float16"`` follows the official code: a and b rounded to float16, the logits rounded to
+    float16, the sigmoid and the mean over K in float16 (gradients flow through the casts, so they are
+    rounded too and vanish where the float16 sigmoid saturates); the mean over users in float32. The dot
+    products themselves accumulate in float32, as half-precision GEMMs on GPUs do.
+    """
+    if dtype == "float16":
+        logits = edge_dot(a.half().float(), b.half().float(), pat).half()  # (E, K) float16
+        p = torch.sigmoid(logits).mean(1).float()  # (E,)
+    else:
+        p = torch.sigmoid(edge_dot(a, b, pat)).mean(1)  # (E,)
     total = torch.zeros(pat.n_items, dtype=p.dtype, device=p.device).index_add(0, pat.items, p)  # (I,)
     return total / pat.degree.clamp(min=1).to(p.dtype)
 
@@ -161,18 +171,19 @@ class Reviewer(nn.Module):
         """a = f_r(dropout(z)) as (U, K, r) from the user-ID table z (U, d)."""
         return self.user_map(self.drop(z)).view(z.shape[0], self.k, self.r)
 
-    def forward(self, z: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scores s (I, M), columns in the order of ``feats`` ({m: (I, d)})."""
+    def forward(self, z: torch.Tensor, feats: dict[str, torch.Tensor], dtype: str = "float32") -> torch.Tensor:
+        """Scores s (I, M), columns in the order of ``feats`` ({m: (I, d)}); ``dtype`` see ``consensus``."""
         a = self.user_views(z)  # (U, K, r)
         pat = self.pattern()
-        cols = [consensus(a, self.item_maps[m](e), pat) for m, e in feats.items()]
+        cols = [consensus(a, self.item_maps[m](e), pat, dtype) for m, e in feats.items()]
         return torch.stack(cols, 1)  # (I, M)
 
     @torch.no_grad()
-    def score_rows(self, a: torch.Tensor, modality: str, items: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def score_rows(self, a: torch.Tensor, modality: str, items: torch.Tensor, x: torch.Tensor,
+                   dtype: str = "float32") -> torch.Tensor:
         """Scores (n,) of candidate features x (n, d) for ``items`` (n,) under head g_modality, given views a."""
         from ..evaluate import csr_gather
 
         rows, users = csr_gather(self.i_crow, self.i_col, items)  # the candidate items' edges only
         pat = EdgePattern.build(users, rows, self.n_users, len(items))
-        return consensus(a, self.item_maps[modality](x), pat)
+        return consensus(a, self.item_maps[modality](x), pat, dtype)

@@ -26,12 +26,15 @@ the generator only when ``leak_disc_grad`` is on; it saves D's compute either wa
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .reviewer import HIGH, STATE_NAMES, quality_states
 from ..validation import Validated
@@ -172,43 +175,70 @@ class Rewriter:
         return self
 
     def step(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One batch: G step on L_G, D step on L_D (see the module docstring for the leak flag); returns the
-        detached losses (tensors, so that no device synchronisation happens per step)."""
+        """One batch: ``step_leaky`` if ``leak_disc_grad`` (official update order) else ``step_plain``."""
+        return self.step_leaky(x, pair, y) if self.cfg.leak_disc_grad else self.step_plain(x, pair, y)
+
+    def _forward(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(y_hat (B, d), L_rec, L_vq, L_G) of one batch."""
         y_hat, vq = self.gen(x, pair)
         rec = (y_hat - y).abs().mean()
-        loss_g = rec + vq
-        if self.disc is None:  # ablation: the generator alone
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
-            self.steps += 1
-            return {"rec": rec.detach(), "vq": vq.detach(), "disc": torch.zeros((), device=rec.device)}
-        fake = y_hat if self.cfg.leak_disc_grad else y_hat.detach()
+        return y_hat, rec, vq, rec + vq
+
+    def _disc_loss(self, y: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """L_D = w * [BCE(D(y), 1) + BCE(D(fake), 0)]."""
         ones, zeros = torch.ones(len(y), device=y.device), torch.zeros(len(y), device=y.device)
-        loss_d = self.cfg.rw_gan_weight * (F.binary_cross_entropy_with_logits(self.disc(y), ones)
-                                           + F.binary_cross_entropy_with_logits(self.disc(fake), zeros))
+        return self.cfg.rw_gan_weight * (F.binary_cross_entropy_with_logits(self.disc(y), ones)
+                                         + F.binary_cross_entropy_with_logits(self.disc(fake), zeros))
+
+    def step_plain(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The standard update: G steps on L_G; D steps on L_D with detached fakes (nothing reaches G).
+        Returns the detached losses (tensors: no device synchronisation per step)."""
+        y_hat, rec, vq, loss_g = self._forward(x, pair, y)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.opt_g.zero_grad(set_to_none=True)
+        disc = torch.zeros((), device=rec.device)
+        if self.disc is not None:
+            loss_d = self._disc_loss(y, y_hat.detach())
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            disc = loss_d.detach()
+        self.steps += 1
+        return {"rec": rec.detach(), "vq": vq.detach(), "disc": disc}
+
+    def step_leaky(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The official update order (spec 7.5): backward of L_G on top of the gradient left by the previous
+        batch, G step, then L_D's backward, whose generator part (y_hat not detached) is left in G's .grad
+        for the next step. Without a discriminator it is the plain step."""
+        if self.disc is None:
+            return self.step_plain(x, pair, y)
+        y_hat, rec, vq, loss_g = self._forward(x, pair, y)
+        loss_d = self._disc_loss(y, y_hat)
         g_params = list(self.gen.parameters())
-        loss_g.backward(retain_graph=self.cfg.leak_disc_grad)  # adds to a pending leaked gradient, if any
-        leaked = (torch.autograd.grad(loss_d, g_params, retain_graph=True, allow_unused=True)
-                  if self.cfg.leak_disc_grad else None)
+        loss_g.backward(retain_graph=True)  # adds to the pending leaked gradient, if any
+        leaked = torch.autograd.grad(loss_d, g_params, retain_graph=True, allow_unused=True)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward(inputs=list(self.disc.parameters()))
         self.opt_g.step()
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.step()
-        if leaked is not None:  # the official order leaves L_D's generator gradient for the next step
-            for p, g in zip(g_params, leaked):
-                p.grad = torch.zeros_like(p) if g is None else g
+        for p, g in zip(g_params, leaked):  # left for the next generator step
+            p.grad = torch.zeros_like(p) if g is None else g
         self.steps += 1
         return {"rec": rec.detach(), "vq": vq.detach(), "disc": loss_d.detach()}
 
-    def train_round(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, epochs: int) -> dict[str, float]:
-        """``epochs`` passes over the pairs in shuffled batches (global torch RNG); last epoch's mean losses."""
+    def train_round(self, x: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, epochs: int,
+                    progress: bool | None = None) -> dict[str, float]:
+        """``epochs`` passes over the pairs in shuffled batches (global torch RNG); last epoch's mean losses.
+        A tqdm bar per round on a terminal (``progress=None``: when stderr is a terminal)."""
         self.gen.train()
         if self.disc is not None:
             self.disc.train()
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(epochs):
+        show = sys.stderr.isatty() if progress is None else progress
+        for _ in tqdm(range(epochs), desc="rewriter", unit="epoch", leave=False, disable=not show):
             perm = torch.randperm(len(x)).to(x.device)
             sums, n = {}, 0
             for s in range(0, len(x), self.cfg.rw_batch):
@@ -268,10 +298,13 @@ def rewrite_round(rw: Rewriter, feats: dict[str, torch.Tensor], classes: torch.T
     scores (the "original" of the ``improve`` rule). Returns ({target: (items, new rows)}, statistics).
     An empty group is skipped; nothing is generated before the generator has had a training step.
     """
+    t0 = time.perf_counter()
     state = quality_states(classes, eta)
     high = (state == HIGH).nonzero().squeeze(1)  # (|H|,)
     with torch.enable_grad():
         losses = rw.train_round(*training_pairs(feats, high, rw.pairs), epochs) if len(high) else {}
+    log.info("rewriter: %d epochs on %d high-quality items in %.1f s", epochs if len(high) else 0, len(high),
+             time.perf_counter() - t0)
     stats: dict[str, Any] = {"rewriter_epochs": epochs if len(high) else 0, "rewriter_loss": losses,
                              **{f"n_{n}": int((state == k).sum()) for k, n in enumerate(STATE_NAMES)}}
     items, src, tgt = rewrite_candidates(classes, eta)

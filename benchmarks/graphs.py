@@ -1,0 +1,54 @@
+"""Benchmark inputs shared by the benchmark scripts: the Clothing-sized generated graph and data loading.
+
+Only ``numpy`` and ``r2mr.data`` (``Dataset``, ``Split``, ``load_dataset``) are used, so the scripts can
+import an older checkout's ``r2mr`` package (``--repo``) and still build the same inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLOTHING = dict(n_users=39_387, n_items=23_033, train=197_338, valid=40_150, test=41_189)
+
+
+def clothing_like(seed: int = 0):
+    """A random graph with the Clothing counts: every user has a training edge, skewed item popularity."""
+    from r2mr.data import Dataset, Split
+
+    c, rng = CLOTHING, np.random.default_rng(seed)
+    n_edges = c["train"] + c["valid"] + c["test"]
+    pop = 1.0 / np.arange(1, c["n_items"] + 1) ** 0.8  # Zipf-like item popularity
+    pop = rng.permutation(pop / pop.sum())
+    keys = np.unique(np.arange(c["n_users"]) * c["n_items"] + rng.choice(c["n_items"], c["n_users"], p=pop))
+    while len(keys) < n_edges:  # top up with random (user, item) pairs, users also skewed
+        u = (rng.pareto(2.0, n_edges) * c["n_users"] / 4).astype(np.int64) % c["n_users"]
+        keys = np.unique(np.concatenate([keys, u * c["n_items"] + rng.choice(c["n_items"], n_edges, p=pop)]))
+    first = np.unique(keys // c["n_items"], return_index=True)[1]  # one edge per user stays in training
+    rest = rng.permutation(np.setdiff1d(np.arange(len(keys)), first))[: n_edges - len(first)]
+    cut = np.cumsum([c["train"] - len(first), c["valid"]])
+    parts = [np.concatenate([keys[first], keys[rest[: cut[0]]]]), keys[rest[cut[0]: cut[1]]], keys[rest[cut[1]:]]]
+    splits = [Split(k // c["n_items"], k % c["n_items"]) for k in parts]
+    return Dataset("clothing-like", c["n_users"], c["n_items"], *splits)
+
+
+def load_scale(scale: str, data_dir: str | None):
+    """``clothing``: the generated graph; any other name: the real interaction graph under ``data_dir``."""
+    from r2mr.data import load_dataset
+
+    return clothing_like() if scale == "clothing" else load_dataset(scale, data_dir, features=False)
+
+
+def r2mr_overrides(size: str, widths: str = "text:384,image:4096") -> dict:
+    """R2MR overrides with random features of the real widths at ``size`` (quick | full), for either
+    spelling of the content-control field (``content``, formerly ``features``)."""
+    import dataclasses
+
+    from r2mr.models.r2mr import R2MRConfig
+    from r2mr.report import QUICK
+
+    names = {f.name for f in dataclasses.fields(R2MRConfig)}
+    key = "content" if "content" in names else "features"
+    out = {key: "random", "random_widths": widths}
+    if size == "quick":
+        out.update({k: v for k, v in QUICK["r2mr"].items() if k != "max_epochs"})
+    return out

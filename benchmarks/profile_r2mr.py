@@ -1,0 +1,149 @@
+"""Profile R2MR's training step on CPU with torch.profiler: operators per step and their self-times.
+
+For each scale (``baby``: the real graph under ``--data-dir``; ``clothing``: a generated graph with the
+Clothing counts) and size (``quick``: r2mr.report.QUICK; ``full``: the defaults) it builds R2MR with random
+features of the real widths (image 4096, text 384), takes one warm-up step, then profiles ``--steps``
+training steps (forward, backward, optimiser step). ``--repo`` chooses which checkout's ``r2mr`` package
+is imported, so the same script profiles an older commit (e.g. a ``git worktree`` of it) and this one.
+
+Output: ``<out>.json`` (every operator: calls and self-ms per step) and ``<out>.md`` (the top operators
+by self time, plus the operator count per step, our CPU-side proxy for kernel launches). Example::
+
+    python benchmarks/profile_r2mr.py --repo /tmp/r2mr-before --data-dir /path/to/data --label before
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def import_repo(repo: Path) -> None:
+    """Put ``repo``'s r2mr package first on the import path (before anything imports r2mr)."""
+    sys.path.insert(0, str(repo))
+    sys.path.insert(1, str(HERE))
+
+
+def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict[str, Any]:
+    import torch
+    from graphs import load_scale, r2mr_overrides
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from r2mr.experiment import make_configs
+    from r2mr.train import Trainer, seed_everything
+
+    ds = load_scale(scale, data_dir)
+    cls, mcfg, tcfg = make_configs("r2mr", r2mr_overrides(size))
+    seed_everything(tcfg.seed)
+    model = cls(ds, mcfg)
+    trainer = Trainer(model, ds, tcfg, torch.device("cpu"), None, progress=False)
+    batches = [b for _, b in zip(range(steps + 1), trainer.sampler)]
+    model.train()
+    on_epoch = getattr(model, "on_epoch_start", None)
+    if on_epoch is not None:
+        on_epoch(0)
+
+    def step(b) -> None:
+        with record_function("phase:forward"):
+            loss = model.loss(b)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        with record_function("phase:backward"):
+            loss.backward()
+        with record_function("phase:optimizer"):
+            trainer.optimizer.step()
+    step(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for b in batches[1:]:
+            step(b)
+    wall = (time.perf_counter() - t0) / steps
+    ops = [{"op": e.key, "calls_per_step": e.count / steps, "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+            "total_ms_per_step": e.cpu_time_total / 1e3 / steps}
+           for e in prof.key_averages() if e.key.startswith("aten::")]
+    ops.sort(key=lambda r: -r["self_ms_per_step"])
+    phases = {e.name.split(":")[1]: [] for e in prof.events() if e.name.startswith("phase:")}
+    for e in prof.events():
+        if e.name.startswith("phase:"):
+            phases[e.name.split(":")[1]].append((e.time_range.start, e.time_range.end))
+    per_phase = dict.fromkeys(phases, 0)
+    for e in prof.events():
+        if e.name.startswith("aten::"):
+            for name, spans in phases.items():
+                if any(a <= e.time_range.start <= b for a, b in spans):
+                    per_phase[name] += 1
+                    break
+    return {"scale": scale, "size": size, "users": ds.n_users, "items": ds.n_items, "train_edges": len(ds.train),
+            "steps": steps, "wall_ms_per_step_profiled": 1e3 * wall,
+            "aten_ops_per_step": sum(r["calls_per_step"] for r in ops),
+            "aten_ops_with_self_time_per_step": sum(r["calls_per_step"] for r in ops if r["self_ms_per_step"] > 0),
+            "self_ms_per_step": sum(r["self_ms_per_step"] for r in ops),
+            "aten_ops_per_step_by_phase": {k: v / steps for k, v in per_phase.items()}, "operators": ops}
+
+
+def markdown(res: dict[str, Any], top: int) -> str:
+    head = (f"repo commit {res['commit']}, torch {res['torch']}, {res['threads']} thread(s), load average "
+            f"{res['loadavg']}. Operator counts are aten calls per training step (forward, backward, "
+            "optimiser), the CPU-side proxy for kernel launches.")
+    lines = [f"# R2MR training step on CPU: torch.profiler ({res['label']})", "", head, ""]
+    for r in res["rows"]:
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in r.get("aten_ops_per_step_by_phase", {}).items())
+        title = (f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
+                 f"{r['train_edges']} edges)")
+        summary = (f"{r['aten_ops_per_step']:.0f} aten ops per step ({phases}); {r['wall_ms_per_step_profiled']:.0f} "
+                   f"ms per step under the profiler; self time {r['self_ms_per_step']:.0f} ms.")
+        lines += [title, "", summary, "",
+                  "| operator | calls/step | self ms/step |", "|---|---:|---:|"]
+        lines += [f"| {o['op']} | {o['calls_per_step']:.0f} | {o['self_ms_per_step']:.2f} |"
+                  for o in r["operators"][:top]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", default=str(HERE.parent), help="checkout whose r2mr is profiled (default: this one)")
+    p.add_argument("--data-dir", help="data root holding baby/ (for the baby scale)")
+    p.add_argument("--scales", default="baby,clothing")
+    p.add_argument("--sizes", default="quick,full")
+    p.add_argument("--steps", type=int, default=3, help="profiled steps per case (after one warm-up step)")
+    p.add_argument("--label", default="after", help="name of this profile (before | after)")
+    p.add_argument("--top", type=int, default=15, help="operators listed in the markdown table")
+    p.add_argument("--out", help="output stem (default results/benchmarks/profile_r2mr_<label>)")
+    a = p.parse_args(argv)
+    repo = Path(a.repo).resolve()
+    import_repo(repo)
+    import subprocess
+
+    import torch
+
+    from r2mr.results import write_json
+
+    rows = []
+    for scale in a.scales.split(","):
+        for size in a.sizes.split(","):
+            rows.append(profile_one(scale, size, a.data_dir, a.steps))
+            r = rows[-1]
+            print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, {r['wall_ms_per_step_profiled']:.0f} ms/step",
+                  flush=True)
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    res = {"label": a.label, "commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "loadavg": [round(x, 2) for x in os.getloadavg()], "rows": rows}
+    stem = Path(a.out) if a.out else HERE.parent / "results" / "benchmarks" / f"profile_r2mr_{a.label}"
+    write_json(stem.with_suffix(".json"), res)
+    text = markdown(res, a.top)
+    tmp = stem.with_suffix(".md.tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, stem.with_suffix(".md"))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
