@@ -107,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                       runs["new"][0]["losses"])),
            "runs": {n: [{k: v for k, v in r.items() if k != "losses"} for r in rs] for n, rs in runs.items()}}
     write_json(a.out, res)
-    print(f"{a.scale} quick epoch: old {med['old']['wall_s_per_epoch']:.1f} s, new {med['new']['wall_s_per_epoch']:.1f} s "
-          f"wall (x{res['ratio_wall']:.2f}; best runs x{res['ratio_wall_best']:.2f}); CPU x{res['ratio_cpu']:.2f}; load {load_before} -> {res['loadavg_after']}; "
+    print(f"{a.scale} quick epoch: old {med['old']['wall_s_per_epoch']:.1f} s, "
+          f"new {med['new']['wall_s_per_epoch']:.1f} s "
+          f"wall (x{res['ratio_wall']:.2f}; best runs x{res['ratio_wall_best']:.2f}); CPU x{res['ratio_cpu']:.2f}; "
+          f"load {load_before} -> {res['loadavg_after']}; "
           f"losses identical: {same} (max rel diff {res['max_rel_loss_diff']:.1e}); wrote {a.out}")
     return 0
 

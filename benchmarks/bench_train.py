@@ -7,8 +7,9 @@ Trains each model for a few epochs with its default configuration (no early stop
 median training-only seconds per epoch (per-epoch hooks such as graph re-sampling included), the median
 seconds of one evaluation (both splits) and the model's build time (kNN graphs are built, not read from a
 cache), and each model's epoch time as a multiple of LightGCN's on the same data (when LightGCN is in the
-list), with the machine's load average. R2MR's rewrite rounds are not part of an epoch here: use bench_r2mr.py for R2MR. Prints
-a table; writes JSON atomically. A benchmark, not a test: numbers depend on the machine and its load.
+list), with the machine's load average. R2MR's rewrite rounds are not part of an epoch here: use
+bench_r2mr.py for R2MR. Prints a table; writes JSON atomically. A benchmark, not a test: numbers depend on
+the machine and its load.
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ def r2mr_overrides(size: str, widths: str = "text:384,image:4096") -> dict:
     spelling of the content-control field (``content``, formerly ``features``)."""
     import dataclasses
 
-    from r2mr.models.r2mr import R2MRConfig
     from r2mr.report import QUICK
+
+    from r2mr.models.r2mr import R2MRConfig
 
     names = {f.name for f in dataclasses.fields(R2MRConfig)}
     key = "content" if "content" in names else "features"

@@ -73,7 +73,8 @@ def main() -> int:
         ds = load_dataset("small", tmp)
         cases = {name: {"overrides": over, "one_step": one_step(ds, over), "run": run(ds, Path(tmp), over)}
                  for name, over in CASES.items()}
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip()
     write_json(a.out, {"provenance": {"commit": commit, "torch": torch.__version__, "threads": 1,
                                       "script": "benchmarks/make_r2mr_reference.py", "data": "tests.conftest.SMALL",
                                       "epochs": EPOCHS, "train_overrides": TRAIN},

@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in a.sizes.split(","):
             rows.append(profile_one(scale, size, a.data_dir, a.steps))
             r = rows[-1]
-            print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, {r['wall_ms_per_step_profiled']:.0f} ms/step",
-                  flush=True)
+            print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, "
+                  f"{r['wall_ms_per_step_profiled']:.0f} ms/step", flush=True)
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False).stdout.strip()
     res = {"label": a.label, "commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),

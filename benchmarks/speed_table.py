@@ -43,7 +43,8 @@ def speedup_lines() -> list[str]:
                        f"({r['old_commit']} vs {r['new_commit']}, load {r['loadavg_before'][0]} → "
                        f"{r['loadavg_after'][0]}): median {m['old']['wall_s_per_epoch']:.0f} s → "
                        f"{m['new']['wall_s_per_epoch']:.0f} s wall (×{r['ratio_wall']:.2f}), CPU time "
-                       f"×{r['ratio_cpu']:.2f}" + (f"; fastest runs ×{r['ratio_wall_best']:.2f}" if "best" in r else ""))
+                       f"×{r['ratio_cpu']:.2f}"
+                       + (f"; fastest runs ×{r['ratio_wall_best']:.2f}" if "best" in r else ""))
     return out
 
 

@@ -29,7 +29,8 @@ def changed(res: dict) -> str:
     if res["model"] == "r2mr":
         mcfg = resolve(mcfg)  # results record the resolved presets
     default = cfgmod.to_dict(tcfg, mcfg)
-    diff = {k: v for k, v in res["config"].items() if k not in ("seed", "max_epochs", "variant") and default.get(k) != v}
+    diff = {k: v for k, v in res["config"].items()
+            if k not in ("seed", "max_epochs", "variant") and default.get(k) != v}
     return ", ".join(f"{k}={v}" for k, v in sorted(diff.items()))
 
 

@@ -57,7 +57,8 @@ class BPRSampler:
 
     def sample_negatives(self, users: torch.Tensor) -> torch.Tensor:
         """One negative per user (B,), never in that user's training items."""
-        draw = lambda n: self.candidates[torch.randint(len(self.candidates), (n,), generator=self.generator)]
+        def draw(n):
+            return self.candidates[torch.randint(len(self.candidates), (n,), generator=self.generator)]
         neg = draw(len(users))
         bad = contains(self.keys, pair_keys(users, neg, self.n_items))
         while bad.any():

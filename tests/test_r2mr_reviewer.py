@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from r2mr.models.reviewer import (DISPARITY, HIGH, LOW, EdgePattern, Reviewer, consensus, dense_consensus, edge_dot,
-                                  quality_states)
+from r2mr.models.reviewer import (
+    DISPARITY,
+    HIGH,
+    LOW,
+    EdgePattern,
+    Reviewer,
+    consensus,
+    dense_consensus,
+    edge_dot,
+    quality_states,
+)
 
 
 def pattern(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> EdgePattern:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 import torch.nn.functional as F
 
-from r2mr.models.rewriter import (Discriminator, Generator, Rewriter, RewriterConfig, accept, modality_pairs,
-                                  training_pairs)
+from r2mr.models.rewriter import (
+    Discriminator,
+    Generator,
+    Rewriter,
+    RewriterConfig,
+    accept,
+    modality_pairs,
+    training_pairs,
+)
 
 SMALL = RewriterConfig(rw_prompt_dim=4, rw_hidden=(16, 32), rw_latent=16, rw_codebook=32, rw_code_dim=4,
                        rw_disc_hidden=(8, 4), rw_batch=8)

@@ -90,7 +90,8 @@ def test_pca_image_only_reduces_the_image_modality_alone() -> None:
 
 
 def test_compile_and_tf32_switches() -> None:
-    fn = lambda x: x + 1
+    def fn(x):
+        return x + 1
     assert maybe_compile(fn, "off") is fn
     with pytest.raises(ConfigError, match="compile"):
         make_configs("r2mr", {"compile": "max-autotune"})

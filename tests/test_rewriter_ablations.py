@@ -17,7 +17,8 @@ SMALL = RewriterConfig(rw_prompt_dim=4, rw_hidden=(16, 32), rw_latent=16, rw_cod
 
 def data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(24, 6, generator=g), torch.randint(0, 2, (24,), generator=g), torch.tanh(torch.randn(24, 6, generator=g))
+    return (torch.randn(24, 6, generator=g), torch.randint(0, 2, (24,), generator=g),
+            torch.tanh(torch.randn(24, 6, generator=g)))
 
 
 @pytest.mark.parametrize("arch", ["vq", "ae", "mlp"])

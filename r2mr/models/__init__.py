@@ -6,14 +6,14 @@ import difflib
 
 from ..errors import ConfigError
 from .base import Recommender
-from .bpr import BPR
-from .lightgcn import LightGCN
-from .vbpr import VBPR
-from .lattice import LATTICE
-from .freedom import FREEDOM
 from .bm3 import BM3
+from .bpr import BPR
+from .freedom import FREEDOM
+from .lattice import LATTICE
+from .lightgcn import LightGCN
 from .mgcn import MGCN
 from .r2mr import R2MR
+from .vbpr import VBPR
 
 MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar
 
 import numpy as np
-
 import torch
 from torch import nn
 

@@ -33,9 +33,9 @@ from ..data import Dataset
 from ..graph import sym_adj, to_torch
 from ..losses import emb_loss
 from ..sampler import Batch
+from ..validation import Validated
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
-from ..validation import Validated
 
 
 @dataclass

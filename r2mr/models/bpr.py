@@ -13,8 +13,8 @@ import torch
 from ..data import Dataset
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
-from .base import Recommender, xavier_normal_table
 from ..validation import Validated
+from .base import Recommender, xavier_normal_table
 
 
 @dataclass

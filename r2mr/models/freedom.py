@@ -32,9 +32,9 @@ from ..data import Dataset
 from ..graph import Edges, cached_knn, degree_norm_values, mix_edges, spmm, sym_adj, to_torch
 from ..losses import bpr
 from ..sampler import Batch
+from ..validation import Validated
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
-from ..validation import Validated
 
 
 @dataclass

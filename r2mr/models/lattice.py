@@ -35,9 +35,9 @@ from ..data import Dataset
 from ..graph import Edges, cached_knn, knn_edges, mix_edges, rw_adj_self_loops, spmm, to_torch
 from ..losses import bpr, half_l2
 from ..sampler import Batch
+from ..validation import Validated
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
-from ..validation import Validated
 
 
 @dataclass

@@ -16,8 +16,8 @@ from ..data import Dataset
 from ..graph import spmm, sym_adj, to_torch
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
-from .base import Recommender, xavier_uniform_table
 from ..validation import Validated
+from .base import Recommender, xavier_uniform_table
 
 
 @dataclass

@@ -31,9 +31,9 @@ from ..data import Dataset
 from ..graph import cached_knn, spmm, sym_adj, to_torch, ui_norm
 from ..losses import bpr, half_l2, info_nce
 from ..sampler import Batch
+from ..validation import Validated
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
-from ..validation import Validated
 
 
 @dataclass

@@ -45,7 +45,6 @@ from typing import Any
 
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import Dataset
@@ -54,7 +53,7 @@ from ..features import content_control, preprocess
 from ..graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
 from ..losses import bpr, half_l2
 from ..sampler import Batch
-from ..speed import COMPILE_MODES, maybe_compile, set_tf32
+from ..speed import maybe_compile, set_tf32
 from .base import Recommender, xavier_normal_table
 from .reviewer import STATE_NAMES, Reviewer, quality_states
 from .rewriter import Rewriter, RewriterConfig, rewrite_round
@@ -318,8 +317,8 @@ class R2MR(Recommender):
         classes = self._last_scores if use_last else current  # (I, M)
         feats = {m: self.features[m].detach() for m in self.modalities}
         updates, stats = rewrite_round(self.rewriter.to(a.device), feats, classes, current,
-                                       lambda m, idx, x: self.reviewer.score_rows(a, m, idx, x, c.reviewer_dtype), c.eta,
-                                       c.accept_rule, c.rw_first_epochs if first else c.rw_epochs)
+                                       lambda m, idx, x: self.reviewer.score_rows(a, m, idx, x, c.reviewer_dtype),
+                                       c.eta, c.accept_rule, c.rw_first_epochs if first else c.rw_epochs)
         for m, (idx, rows) in updates.items():
             self.features[m][idx] = rows
             self.rewritten[m][idx.cpu()] = True

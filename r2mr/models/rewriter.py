@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .reviewer import HIGH, STATE_NAMES, quality_states
 from ..validation import Validated
+from .reviewer import HIGH, STATE_NAMES, quality_states
 
 log = logging.getLogger(__name__)
 ScoreFn = Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]  # (target modality, items (n,), x (n, d)) -> (n,)

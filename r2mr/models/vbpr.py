@@ -28,8 +28,8 @@ from torch import nn
 from ..data import Dataset
 from ..losses import bpr, emb_loss
 from ..sampler import Batch
-from .base import Recommender, xavier_uniform_table
 from ..validation import Validated
+from .base import Recommender, xavier_uniform_table
 
 
 @dataclass
