@@ -36,10 +36,8 @@ def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int 
     mcfg, tcfg = cls.Config(), TrainConfig(**cls.train_defaults)
     cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(dataset or "", {})))
     cfgmod.apply([mcfg, tcfg], dict(overrides or {}))
-    if seed is not None:
-        tcfg.seed = seed
-    if max_epochs is not None:
-        tcfg.max_epochs = max_epochs
+    explicit = {k: v for k, v in (("seed", seed), ("max_epochs", max_epochs)) if v is not None}
+    cfgmod.apply([tcfg], explicit)  # checked against r2mr/validation.py like every other key
     return cls, mcfg, tcfg
 
 

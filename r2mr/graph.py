@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -24,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+
+from .results import atomic_path
 
 
 def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
@@ -206,9 +206,6 @@ def cached_knn(features: np.ndarray, k: int, weighted: bool, cache_dir: str | Pa
     if path.is_file():
         return sp.load_npz(path).tocsr()
     g = knn_graph(features, k, weighted)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    sp.save_npz(tmp, g)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # the user's umask, like every other file the package writes
+        sp.save_npz(tmp, g)
     return g

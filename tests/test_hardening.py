@@ -266,6 +266,9 @@ def test_written_files_follow_umask(tmp_path: Path, umask022) -> None:
     write_json(tmp_path / "res" / "r.json", {"a": 1})
     write_table(pd.DataFrame({"x": [1.0]}), tmp_path / "res" / "t")
     save_torch({"w": 1}, tmp_path / "res" / "ckpt.pt")
+    from r2mr.graph import cached_knn  # the kNN cache in the runs folder
+
+    cached_knn(np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32), 3, True, tmp_path / "res" / "cache")
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) >= 10
     for p in files:
@@ -276,3 +279,12 @@ def test_written_files_follow_umask(tmp_path: Path, umask022) -> None:
 
 def test_registered_configs_are_dataclasses() -> None:
     assert all(dataclasses.is_dataclass(c) for c in REGISTERED)
+
+
+@pytest.mark.parametrize("kwargs, key", [({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
+                                         ({"max_epochs": 0}, "max_epochs")])
+def test_python_api_checks_seed_and_epochs(kwargs: dict, key: str) -> None:
+    from r2mr.experiment import make_configs
+
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        make_configs("bpr", **kwargs)
