@@ -1,6 +1,6 @@
-"""Every result number in the README's results table appears in the committed results table(s) that row cites.
+"""Every result number in the README's results tables appears in the committed results table(s) that row cites.
 
-The table is the first Markdown table under "## Results" whose header has a ``table`` column; that column names
+The tables are the Markdown tables under "## Results" whose header has a ``table`` column; that column names
 one or more files under ``results/`` (in backticks). A result number is a decimal with at least three digits
 after the point (metric values such as 0.0586); relative differences (Δ, in %) are derived from them and not
 checked. A number passes if it is written in a cited file's text (CSV or Markdown) with the same digits.
@@ -17,19 +17,20 @@ CITED = re.compile(r"`(results/[^`]+)`")
 
 
 def results_table(readme: str) -> list[dict[str, str]]:
-    """Rows of the README's results table as {column: cell}."""
+    """Rows of the README's results tables (every table with a ``table`` column) as {column: cell}."""
     section = readme.split("\n## Results", 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines()]
-    for i, ln in enumerate(lines):
-        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
-        if ln.startswith("|") and "table" in cells:
-            header, rows = cells, []
-            for row in lines[i + 2:]:
-                if not row.startswith("|"):
-                    break
-                rows.append(dict(zip(header, [c.strip() for c in row.strip().strip("|").split("|")])))
-            return rows
-    return []
+    lines = section.splitlines()
+    rows: list[dict[str, str]] = []
+    i = 0
+    while i < len(lines):
+        cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+        if lines[i].startswith("|") and "table" in cells:
+            header, i = cells, i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(dict(zip(header, [c.strip() for c in lines[i].strip().strip("|").split("|")])))
+                i += 1
+        i += 1
+    return rows
 
 
 def test_parser_reads_numbers_and_citations() -> None:
