@@ -27,12 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr.data import Dataset, Split, load_dataset  # noqa: E402
 from r2mr.experiment import make_configs  # noqa: E402
 from r2mr.models.reviewer import consensus, dense_consensus  # noqa: E402
 from r2mr.models.rewriter import training_pairs  # noqa: E402
@@ -40,33 +38,13 @@ from r2mr.paths import REPO_ROOT  # noqa: E402
 from r2mr.results import device_name, git_commit, write_json, write_table  # noqa: E402
 from r2mr.train import Trainer, resolve_device, seed_everything  # noqa: E402
 
-CLOTHING = dict(n_users=39_387, n_items=23_033, train=197_338, valid=40_150, test=41_189)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from graphs import load_scale  # noqa: E402  (benchmarks/graphs.py)
+
 TARGETS = {  # the authors' code, random features, one H200 (issue 3)
     "clothing": "19.7 s/epoch, 1.8-2.1 s per eval split, 13.2 GiB peak, dense reviewer 39 ms vs 3.0 ms edge-wise",
     "baby": "3.3 s/epoch, 2.5 GiB peak",
 }
-
-
-def clothing_like(seed: int = 0) -> Dataset:
-    """A random graph with the Clothing counts: every user has a training edge, skewed item popularity."""
-    c, rng = CLOTHING, np.random.default_rng(seed)
-    n_edges = c["train"] + c["valid"] + c["test"]
-    pop = 1.0 / np.arange(1, c["n_items"] + 1) ** 0.8  # Zipf-like item popularity
-    pop = rng.permutation(pop / pop.sum())
-    keys = np.unique(np.arange(c["n_users"]) * c["n_items"] + rng.choice(c["n_items"], c["n_users"], p=pop))
-    while len(keys) < n_edges:  # top up with random (user, item) pairs, users also skewed
-        u = (rng.pareto(2.0, n_edges) * c["n_users"] / 4).astype(np.int64) % c["n_users"]
-        keys = np.unique(np.concatenate([keys, u * c["n_items"] + rng.choice(c["n_items"], n_edges, p=pop)]))
-    first = np.unique(keys // c["n_items"], return_index=True)[1]  # one edge per user stays in training
-    rest = rng.permutation(np.setdiff1d(np.arange(len(keys)), first))[: n_edges - len(first)]
-    cut = np.cumsum([c["train"] - len(first), c["valid"]])
-    parts = [np.concatenate([keys[first], keys[rest[: cut[0]]]]), keys[rest[cut[0]: cut[1]]], keys[rest[cut[1]:]]]
-    splits = [Split(k // c["n_items"], k % c["n_items"]) for k in parts]
-    return Dataset("clothing-like", c["n_users"], c["n_items"], *splits)
-
-
-def load_scale(scale: str, data_dir: str) -> Dataset:
-    return clothing_like() if scale == "clothing" else load_dataset(scale, data_dir, features=False)
 
 
 def clock(fn, device: torch.device, reps: int = 1) -> float:

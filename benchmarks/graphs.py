@@ -43,9 +43,11 @@ def r2mr_overrides(size: str, widths: str = "text:384,image:4096") -> dict:
     spelling of the content-control field (``content``, formerly ``features``)."""
     import dataclasses
 
-    from r2mr.report import QUICK
-
     from r2mr.models.r2mr import R2MRConfig
+    try:
+        from r2mr.plan import QUICK  # this checkout
+    except ImportError:  # an older checkout (--repo), before r2mr/report.py was split
+        from r2mr.report import QUICK
 
     names = {f.name for f in dataclasses.fields(R2MRConfig)}
     key = "content" if "content" in names else "features"
