@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
 from .paths import DATA_ENV, REPO_ROOT, display_path
-from .plan_specs import parse_list
+from .plan_specs import EPOCH_CAPS, parse_list
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,10 @@ def default_scale(device: str, smoke: bool = False) -> str:
 def describe(inv: Invocation) -> str:
     """What this invocation will do, in a few lines."""
     root = display_path(inv.data_dir) if inv.data_dir else "data"
-    epochs = inv.epochs if inv.epochs is not None else "model default (early stopping)"
+    caps = EPOCH_CAPS.get(inv.scale, {})
+    epochs = inv.epochs if inv.epochs is not None else (
+        f"at most {caps['tune']} per tuning point, {caps['train']} per other run (the {inv.scale} plan's caps)"
+        if caps.get("train") else "model default (early stopping)")
     seeds = "auto (r2mr.plan: 5 per main row on synthetic and TikTok, else 3; 2 per tuning point)" \
         if inv.seeds is None else ", ".join(map(str, inv.seeds))
     setting = (f"device: {inv.device}; seeds: {seeds}; epochs: {epochs}; scale: {inv.scale}"
