@@ -46,3 +46,17 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     write(root / "small", SynthConfig(**SMALL))
     return root
+
+
+class Killed(Exception):
+    """Raised by :func:`fit_killed_after` to stop a run as a crash would (after a checkpoint was written)."""
+
+
+def fit_killed_after(trainer, epoch: int) -> None:
+    """Run ``trainer.fit`` and stop it right after ``epoch`` (0-based) was checkpointed, as a crash would."""
+    def die(entry: dict) -> None:
+        if entry["epoch"] == epoch:
+            raise Killed
+
+    with pytest.raises(Killed):
+        trainer.fit(on_epoch=die)

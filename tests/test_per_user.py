@@ -13,6 +13,8 @@ from r2mr.evaluate import load_per_user
 from r2mr.experiment import make_configs
 from r2mr.train import Trainer, seed_everything
 
+from .conftest import fit_killed_after
+
 
 def _trainer(ds, run_dir: Path, **kw) -> Trainer:
     cls, m, t = make_configs("bpr", overrides={"batch_size": 512}, max_epochs=6, **kw)
@@ -33,14 +35,7 @@ def test_per_user_of_selected_epochs_survive_resume(small_root: Path, tmp_path: 
         assert t["ndcg@20"].mean() == pytest.approx(res["ndcg@20"], abs=1e-12)
     assert pu["by_valid"]["valid"]["recall@20"].mean() == pytest.approx(full["valid"]["recall@20"], abs=1e-12)
 
-    class Kill(Exception):
-        pass
-
-    def die(entry: dict) -> None:
-        if entry["epoch"] == 3:
-            raise Kill
-    with pytest.raises(Kill):
-        _trainer(ds, tmp_path / "cut").fit(on_epoch=die)
+    fit_killed_after(_trainer(ds, tmp_path / "cut"), 3)
     resumed = _trainer(ds, tmp_path / "cut").fit()
     back = load_per_user(tmp_path / "cut" / resumed["per_user"])
     for rule in ("by_valid", "by_test"):

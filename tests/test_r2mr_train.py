@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from r2mr.data import load_dataset
@@ -16,6 +15,8 @@ from r2mr.experiment import make_configs, train
 from r2mr.results import load_torch, result_path
 from r2mr.train import Trainer, seed_everything
 from tests.test_train import strip_timing
+
+from .conftest import fit_killed_after
 
 FAST = {"batch_size": 512, "rewrite_every": 2, "rw_first_epochs": 2, "rw_epochs": 1, "rw_hidden": "[16, 32]",
         "rw_latent": 16, "rw_codebook": 32, "rw_code_dim": 4, "rw_disc_hidden": "[8, 4]", "rw_batch": 32}
@@ -54,14 +55,7 @@ def test_resume_after_a_rewrite_round_is_exact(small_root: Path, tmp_path: Path)
     full = full_trainer.fit()
     assert not any(p.requires_grad for p in full_trainer.model.features.values())  # frozen after round 1
 
-    class Kill(Exception):
-        pass
-
-    def die(entry: dict) -> None:
-        if entry["epoch"] == 2:
-            raise Kill
-    with pytest.raises(Kill):
-        trainer(tmp_path / "cut").fit(on_epoch=die)
+    fit_killed_after(trainer(tmp_path / "cut"), 2)
     torch.manual_seed(12345)
     resumed = trainer(tmp_path / "cut").fit()
     assert strip_timing(resumed["history"]) == strip_timing(full["history"])

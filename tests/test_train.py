@@ -18,6 +18,8 @@ from r2mr.errors import TrainingError
 from r2mr.experiment import make_configs, train
 from r2mr.train import TrainConfig, Trainer, lr_factor
 
+from .conftest import fit_killed_after
+
 TIMING = ("train_seconds", "hook_seconds", "eval_seconds")
 
 
@@ -47,14 +49,7 @@ def test_resume_after_interrupt_matches(small_root: Path, tmp_path: Path) -> Non
 
     full = trainer(tmp_path / "full").fit()
 
-    class Kill(Exception):
-        pass
-
-    def die_after_3(entry: dict) -> None:
-        if entry["epoch"] == 2:
-            raise Kill
-    with pytest.raises(Kill):
-        trainer(tmp_path / "cut").fit(on_epoch=die_after_3)
+    fit_killed_after(trainer(tmp_path / "cut"), 2)  # killed after its third epoch
     torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
     resumed = trainer(tmp_path / "cut").fit()
     assert strip_timing(resumed["history"]) == strip_timing(full["history"])
@@ -149,14 +144,7 @@ def test_result_is_pure_and_log_is_appended(small_root: Path, tmp_path: Path, ca
         tr.progress_every_epochs = 2
         return tr
 
-    class Kill(Exception):
-        pass
-
-    def die_after_2(entry: dict) -> None:
-        if entry["epoch"] == 1:
-            raise Kill
-    with pytest.raises(Kill):
-        trainer().fit(on_epoch=die_after_2)
+    fit_killed_after(trainer(), 1)  # killed after its second epoch
     assert [json.loads(ln)["epoch"] for ln in (run / "log.jsonl").read_text().splitlines()] == [0, 1]
     with open(run / "log.jsonl", "a") as f:  # an epoch logged but never checkpointed (killed in between)
         f.write(json.dumps({"epoch": 2, "loss": 0.0}) + "\n")
