@@ -34,7 +34,6 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
 SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
 FULL_SEEDS = "auto"  # r2mr.plan.seeds_for: the declared seeds per data set and purpose
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class NotebookFailed(R2MRError):

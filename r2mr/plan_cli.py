@@ -25,7 +25,6 @@ from .errors import ConfigError, TrainingError
 from .executors import execute_plan, fmt_seconds
 from .paths import data_root, display_path
 from .pipeline import (
-    DEVICES,
     FULL_SEEDS,
     SMOKE_ROOT,
     Invocation,
@@ -45,15 +44,19 @@ GPU_SPEEDUP = 10.0
 
 
 def check_device(device: str) -> str:
-    """``auto`` -> ``cuda`` or ``cpu``; ``cuda`` without a visible GPU is a ConfigError."""
-    if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ConfigError(f"--device '{device}' is not allowed (allowed: {', '.join(DEVICES)}); "
-                          "fix: e.g. --device auto")
-    import torch
+    """The device the runs use: ``auto`` -> ``cuda`` or ``cpu``; an unknown name or ``cuda`` without a visible
+    GPU is a one-line ConfigError (the name rule is :func:`r2mr.arguments.device`, the resolution
+    :func:`r2mr.train.resolve_device`)."""
+    import argparse
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: PyTorch sees no CUDA device here; fix: --device cpu or --device auto")
-    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    from .arguments import device as device_name
+    from .train import resolve_device
+
+    try:
+        device_name(device)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--device {exc}; fix: e.g. --device auto") from None
+    return str(resolve_device(device))
 
 
 def check_datasets(spec: str | None, data_dir: str | None) -> list[str]:
