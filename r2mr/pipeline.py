@@ -206,6 +206,7 @@ def _fmt_secs(s: float) -> str:
 # ---- committed-notebook hygiene ------------------------------------------------------------------------------
 
 CELL_META_DROP = ("execution", "papermill", "collapsed", "scrolled", "ExecuteTime")
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"  # nbval's lax mode compares only cells with this mark
 PAPERMILL_PATH_KEYS = ("input_path", "output_path")
 
 
@@ -228,6 +229,18 @@ def clean_notebook(nb: Any, keep_papermill: bool = False) -> Any:
             if not (keep_papermill and k == "papermill"):
                 cmd.pop(k, None)
     return nb
+
+
+def default_run(nb: Any) -> Any:
+    """``nb`` (nbformat node) without papermill's ``injected-parameters`` cell: the notebook's default run."""
+    nb = copy.deepcopy(nb)
+    nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def checked_outputs(nb: Any) -> list[list[dict]]:
+    """The outputs of each code cell of ``nb`` marked ``# NBVAL_CHECK_OUTPUT`` (what nbval compares), in order."""
+    return [c["outputs"] for c in nb["cells"] if c["cell_type"] == "code" and CHECK_MARK in "".join(c["source"])]
 
 
 def _clean_file(path: Path, keep_papermill: bool = False) -> None:

@@ -1,15 +1,24 @@
-"""Re-execute the committed notebooks with their default parameters and store their outputs (what nbval
-replays in CI), then strip execution metadata. Run it after a change that alters a notebook's output:
+"""Keep the committed notebooks and their CI check in step with the code. Two jobs:
 
-    python scripts/refresh_notebooks.py                # every notebooks/NN_*.ipynb
-    python scripts/refresh_notebooks.py 00 03          # by prefix
+    python scripts/refresh_notebooks.py --publish      # results/executed/NN_*.ipynb -> notebooks/ (cleaned)
+    python scripts/refresh_notebooks.py                # re-run each notebook's default quick run and store the
+    python scripts/refresh_notebooks.py 00 03          #   outputs of its checked cells (by prefix)
 
-Same conditions as the replay in tests/test_notebooks.py: a fresh run cache, one torch thread, the embedded
-synthetic set (R2MR_DATA_DIR is ignored), outputs of the quick run to scratch/.
+``--publish`` (after ``bash run_all.sh``): the committed notebooks carry the outputs of the run whose numbers
+are in ``results/`` -- the executed copies that ``run_all.sh`` left in ``results/executed/``, with execution
+metadata stripped and the repository's absolute path shown as ``.``. The ``injected-parameters`` cell is kept,
+so a reader sees which parameters produced the outputs.
+
+Without ``--publish``: each notebook's default run (its ``parameters`` cell: the embedded synthetic set, one
+seed, quick size), executed under the conditions of the replay in tests/test_notebooks.py (a fresh run cache,
+one torch thread, R2MR_DATA_DIR ignored, outputs to scratch/). The outputs of the cells marked
+``# NBVAL_CHECK_OUTPUT`` go to ``tests/fixtures/notebook_checks/NN_*.json``; the replay compares against them.
+Run it after a change that alters such an output.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -18,26 +27,53 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr.paths import REPO_ROOT  # noqa: E402
-from r2mr.pipeline import clean_notebook, notebook_paths  # noqa: E402
+from r2mr.paths import REPO_ROOT, RESULTS  # noqa: E402
+from r2mr.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
+from r2mr.results import write_text  # noqa: E402
+
+CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
 
 
-def main(prefixes: list[str]) -> int:
+def refresh_checks(prefixes: list[str]) -> None:
     import nbformat
     from nbclient import NotebookClient
 
     runs = tempfile.mkdtemp(prefix="r2mr-refresh-runs-")
     os.environ.pop("R2MR_DATA_DIR", None)
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend, so the figures are stored
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend, as in the replay
     os.environ.update(R2MR_RUNS_DIR=runs, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                       PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     for path in notebook_paths(prefixes or None):
         t0 = time.time()
-        nb = nbformat.read(str(path), as_version=4)
+        nb = nbformat.from_dict(default_run(nbformat.read(str(path), as_version=4)))
         NotebookClient(nb, timeout=1800, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
-        nbformat.write(clean_notebook(nb), str(path))
-        print(f"{path.name}: executed and cleaned in {time.time() - t0:.0f} s")
+        target = CHECKS / f"{path.stem}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text(target, json.dumps(checked_outputs(clean_notebook(nb)), indent=1) + "\n")
+        print(f"{path.name}: default run in {time.time() - t0:.0f} s -> {target.relative_to(REPO_ROOT)}")
+
+
+def publish(prefixes: list[str]) -> int:
+    import nbformat
+
+    for path in notebook_paths(prefixes or None):
+        executed = RESULTS / "executed" / path.name
+        if not executed.is_file():
+            print(f"error: {executed.relative_to(REPO_ROOT)}: not found; fix: run `bash run_all.sh` first",
+                  file=sys.stderr)
+            return 2
+        text = nbformat.writes(clean_notebook(nbformat.read(str(executed), as_version=4))) + "\n"
+        write_text(path, text.replace(str(REPO_ROOT) + "/", "./").replace(str(REPO_ROOT), "."))
+        print(f"{path.relative_to(REPO_ROOT)} <- {executed.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    prefixes = [a for a in argv if a != "--publish"]
+    if "--publish" in argv:
+        return publish(prefixes)
+    refresh_checks(prefixes)
     return 0
 
 

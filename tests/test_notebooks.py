@@ -1,12 +1,16 @@
-"""The notebooks: anatomy checks (fast), then each committed notebook replayed under nbval in lax mode.
+"""The notebooks: anatomy checks (fast), the committed outputs against results/, then each notebook's default
+run replayed under nbval in lax mode.
 
-Collected by glob (every ``notebooks/NN_*.ipynb``), never from a hand-kept list. In lax mode nbval runs every
-cell and compares only the cells marked ``# NBVAL_CHECK_OUTPUT`` (data statistics and the quick run's metric
-tables, rounded to 4 decimals), so a library change that alters a result fails here.
+Collected by glob (every ``notebooks/NN_*.ipynb``), never from a hand-kept list. The committed notebooks carry
+the outputs of the run whose numbers are in ``results/`` (``scripts/refresh_notebooks.py --publish``); a test
+checks that they are that run's. The replay runs each notebook's default run (its ``injected-parameters`` cell
+removed) and, in lax mode, compares only the cells marked ``# NBVAL_CHECK_OUTPUT`` (data statistics and the quick
+run's metric tables, rounded to 3-4 decimals) with ``tests/fixtures/notebook_checks/NN_*.json``, so a library
+change that alters a result fails here.
 
 Time budget: each notebook's default (quick) run stays under 3 minutes on 2 CPU cores; all of them together
 a few minutes. The replay uses a run cache that is fresh for the session (a cached run would hide a changed
-result), one torch thread (the committed outputs were made that way; ``scripts/refresh_notebooks.py``
+result), one torch thread (the expected outputs were made that way; ``scripts/refresh_notebooks.py``
 regenerates them) and the embedded synthetic set, whatever ``R2MR_DATA_DIR`` says.
 """
 
@@ -21,10 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from r2mr.paths import REPO_ROOT
-from r2mr.pipeline import missing_models, notebook_paths
+from r2mr.paths import REPO_ROOT, RESULTS
+from r2mr.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
 
 NOTEBOOKS = notebook_paths()
+CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
+NUMBER = re.compile(r"(?<![\w.])-?0\.(\d{3,})(?![\w.])")  # a printed number in (-1, 1) with 3+ decimals
 SANITIZE = REPO_ROOT / "notebooks" / "nbval_sanitize.cfg"
 ABSOLUTE = re.compile(r"(?<![\w.~:])/(home|root|tmp|work|Users|mnt|var|opt)/")
 MAX_CODE_LINES = 15
@@ -62,8 +68,52 @@ def test_anatomy(path: Path) -> None:
         assert not {"execution", "papermill", "ExecuteTime"} & set(c["metadata"]), "strip execution metadata"
         assert "def " not in src and "class " not in src, "logic belongs in r2mr/, not in a notebook"
         assert all(o["output_type"] != "error" for o in c["outputs"]), "committed with an error output"
-    assert any(c["outputs"] for c in code), "commit the notebook with the outputs of its default run"
-    assert any("NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code), "mark the contract cells"
+    assert any(c["outputs"] for c in code), "commit the notebook with the outputs of the results run"
+    assert any(CHECK_MARK in "".join(c["source"]) for c in code), "mark the contract cells"
+
+
+def injected_parameters(nb: dict) -> dict:
+    """The values in papermill's ``injected-parameters`` cell (literals only)."""
+    import ast
+
+    cells = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1, "publish the results run's executed copy (scripts/refresh_notebooks.py --publish)"
+    tree = ast.parse("".join(cells[0]["source"]))
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
+
+
+def output_text(outputs: list[dict]) -> str:
+    parts = [o.get("text", "") if "text" in o else o.get("data", {}).get("text/plain", "") for o in outputs]
+    return "".join("".join(p) for p in parts)
+
+
+def table_values(folder: Path, decimals: int) -> set[str]:
+    """Every number in ``folder``'s CSV tables, rounded to ``decimals``, as text (``-0.000`` as ``0.000``)."""
+    import pandas as pd
+
+    values: set[str] = set()
+    for csv in folder.glob("*.csv"):
+        frame = pd.read_csv(csv)
+        for col in frame.select_dtypes("number"):
+            values |= {f"{v:.{decimals}f}".replace("-0." + "0" * decimals, "0." + "0" * decimals)
+                       for v in frame[col].dropna()}
+    return values
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_are_the_results_run(path: Path) -> None:
+    """The committed outputs come from the run that wrote results/<notebook>/: the same parameters, and every
+    number in (-1, 1) with 3+ decimals (metrics, shares, AUCs) that a checked cell prints is a value of that
+    folder's tables."""
+    nb = nb_json(path)
+    run = json.loads((RESULTS / path.stem / "run.json").read_text())
+    given = {k: v for k, v in injected_parameters(nb).items() if k != "force_since"}
+    assert given == {k: run["parameters"][k] for k in given}, f"{path.name}: not the run of results/{path.stem}"
+    printed = [m for o in checked_outputs(nb) for m in NUMBER.finditer(output_text(o))]
+    known = {d: table_values(RESULTS / path.stem, d) for d in {len(m.group(1)) for m in printed}}
+    stray = [m.group(0) for m in printed if m.group(0).lstrip("-") not in known[len(m.group(1))]
+             and m.group(0) not in known[len(m.group(1))]]
+    assert not stray, f"{path.name}: printed numbers not in results/{path.stem}/*.csv: {stray[:10]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -80,10 +130,18 @@ def replay_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_nbval_replay(path: Path, replay_root: Path) -> None:
+def test_nbval_replay(path: Path, replay_root: Path, tmp_path: Path) -> None:
     if missing_models(path):
         pytest.skip(f"{path.name} needs model(s) {', '.join(missing_models(path))}, not registered here")
-    cmd = [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env",
-           "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "900", str(path)]
+    nb = default_run(nb_json(path))
+    expected = json.loads((CHECKS / f"{path.stem}.json").read_text())
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and CHECK_MARK in "".join(c["source"])]
+    assert len(cells) == len(expected), f"refresh {CHECKS.name}/{path.stem}.json (scripts/refresh_notebooks.py)"
+    for cell, outputs in zip(cells, expected):
+        cell["outputs"] = outputs
+    replay = tmp_path / path.name
+    replay.write_text(json.dumps(nb))
+    cmd = [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+           "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "900", str(replay)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=replay_env(replay_root), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"nbval failed for {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
