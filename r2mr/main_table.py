@@ -1,8 +1,8 @@
 """Notebook 03's tables, built from the two plan stages (:mod:`r2mr.plan`): the tuned main table beside the
 published numbers (:func:`main_table`), R2MR's relative improvement over the best baseline per data set and
 its average (:func:`improvement_table`), R2MR against every baseline (:func:`significance`), the whole tuning
-grid (:func:`grid_table`) and the selection-bias table (:func:`bias_table`). :func:`run_main` trains or reads
-back both stages in the notebook's sequential path.
+grid (:func:`grid_table`) with what tuning changed (:func:`tuning_gain`) and the selection-bias table
+(:func:`bias_table`). :func:`run_main` trains or reads back both stages in the notebook's sequential path.
 
 Every cell of ours is mean ± sample std over seeds with n (:func:`r2mr.significance.format_cell`); numbers are
 always the test metrics at the best-validation epoch of the configuration picked on validation.
@@ -164,10 +164,22 @@ def pairs_table(groups: dict[str, list[tuple[Any, Any]]], pairs: Sequence[tuple[
     return pd.concat({m: table_from_results(groups, pairs, m) for m in metrics}, names=["metric"])
 
 
+def is_default(run: Run) -> bool:
+    """Whether ``run``'s tuning-grid point is the model's default configuration on its data set (every key of
+    the point equals the value the model would take without the point: its class, train and data-set
+    defaults, under the same scale preset)."""
+    from .experiment import make_configs
+
+    point = dict(run.spec.point)
+    base = {k: v for k, v in run.spec.overrides if k not in point}
+    _, mcfg, tcfg = make_configs(run.spec.model, base, dataset=run.dataset)
+    return all(getattr(mcfg, k, getattr(tcfg, k, None)) == v for k, v in point.items())
+
+
 def grid_table(grid: Sequence[Run], metric: str = "recall@20") -> pd.DataFrame:
-    """Every tuning point of every model and data set: configuration, n seeds, valid and test mean and std,
-    ``selected`` (best mean valid) and ``best test`` (reported, never used). Incomplete grids are listed
-    with their status."""
+    """Every tuning point of every model and data set: configuration, ``default`` (the untuned configuration),
+    n seeds, valid and test mean and std, ``selected`` (best mean valid) and ``best test`` (reported, never
+    used). Incomplete grids are listed with their status."""
     from .tuning import select
 
     by_model: dict[tuple[str, str], list[Run]] = {}
@@ -183,12 +195,34 @@ def grid_table(grid: Sequence[Run], metric: str = "recall@20") -> pd.DataFrame:
         keys = [c for c in table.columns if c in {k for r in runs for k, _ in r.spec.point}]
         table.insert(0, "configuration", [planmod.describe_point({k: row[k] for k in keys})
                                           for _, row in table.iterrows()])
+        defaults = {planmod.describe_point(r.spec.point): is_default(r) for r in runs}
+        table.insert(1, "default", table["configuration"].map(defaults))
         parts.append(table.drop(columns=keys).assign(**{"data set": dataset, "model": planmod.label(model),
                                                          "status": "ok"}))
     if not parts:
         return pd.DataFrame()
     df = pd.concat(parts, ignore_index=True)
     return df[["data set", "model", *[c for c in df.columns if c not in ("data set", "model")]]]
+
+
+def tuning_gain(grid: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
+    """Untuned against tuned, per data set and model, from :func:`grid_table`'s output: the default point and
+    the selected point with their mean valid and test ``metric`` (the grid's seeds and epoch cap) and the
+    differences. Selection is on valid; the test columns only show what the selection bought."""
+    rows = []
+    ok = grid[grid["status"] == "ok"] if len(grid) else grid
+    for (dataset, model), g in ok.groupby(["data set", "model"], sort=False):
+        d, s = g[g["default"].astype(bool)], g[g["selected"].astype(bool)]
+        if d.empty or s.empty:
+            continue
+        d, s = d.iloc[0], s.iloc[0]
+        rows.append({"data set": dataset, "model": model, "default": d["configuration"],
+                     "selected": s["configuration"], "n seeds": int(s["n seeds"]),
+                     f"valid {metric} default": d[f"valid {metric}"], f"valid {metric} selected": s[f"valid {metric}"],
+                     f"test {metric} default": d[f"test {metric}"], f"test {metric} selected": s[f"test {metric}"],
+                     f"test {metric} gain %": 100 * (s[f"test {metric}"] / d[f"test {metric}"] - 1)
+                     if d[f"test {metric}"] else np.nan})
+    return pd.DataFrame(rows)
 
 
 def bias_table(main: Sequence[Run], grid: Sequence[Run], metric: str = "recall@20") -> pd.DataFrame:

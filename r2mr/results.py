@@ -64,12 +64,30 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
+def markdown_frame(df: Any) -> Any:
+    """A copy of ``df`` for the Markdown table: float columns holding only whole numbers (counts such as
+    ``n seeds`` that became float beside a missing value) as integers, booleans as yes/no, missing as blank."""
+    import numpy as np
+    import pandas as pd
+
+    out = df.copy()
+    for col in out.columns:
+        values = out[col].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
+        elif pd.api.types.is_float_dtype(out[col]) and len(values) and (values == values.round()).all():
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        elif out[col].dtype == object:
+            out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else v)
+    return out.astype(object).where(out.notna(), None)
+
+
 def write_table(df: Any, stem: str | Path, meta: dict[str, Any] | None = None, floatfmt: str = ".4f") -> None:
     """``df`` (pandas) to ``<stem>.csv`` (full precision) and ``<stem>.md`` (rounded, with a metadata footer)."""
     stem = Path(stem)
     with atomic_path(stem.with_suffix(".csv")) as tmp:
         df.to_csv(tmp, index=True)
-    md = df.to_markdown(floatfmt=floatfmt)
+    md = markdown_frame(df).to_markdown(floatfmt=floatfmt, missingval="")
     if meta:
         md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
     write_text(stem.with_suffix(".md"), md + "\n")

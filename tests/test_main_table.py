@@ -97,6 +97,23 @@ def test_run_main_feeds_the_selected_point_into_the_main_rows(stages: tuple[list
     assert baby and all(r.status.startswith("not run: data set missing") for r in baby)
 
 
+def test_grid_marks_the_default_point_and_tuning_gain_compares_it_with_the_selected(stages: tuple[list, list]
+                                                                                       ) -> None:
+    grid, _ = stages
+    table = main_table.grid_table([r for r in grid if r.dataset == "small"])
+    assert table.groupby("model")["default"].sum().tolist() == [1, 1]  # exactly one default point per grid
+    assert set(table[table.default].configuration) == {"reg_weight=0.1", "lr=0.001"}  # BPR's and R2MR's defaults
+    gain = main_table.tuning_gain(table)
+    assert list(gain.model) == ["BPR", "R2MR"] and set(gain["n seeds"]) == {2}
+    for _, row in gain.iterrows():
+        g = table[table.model == row.model]
+        assert row["default"] == g[g.default].configuration.iloc[0]
+        assert row["selected"] == g[g.selected].configuration.iloc[0]
+        assert row["valid recall@20 selected"] >= row["valid recall@20 default"]  # selection is on valid
+        expected = 100 * (row["test recall@20 selected"] / row["test recall@20 default"] - 1)
+        assert row["test recall@20 gain %"] == pytest.approx(expected)
+
+
 def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, list]) -> None:
     grid, main = stages
     table = main_table.main_table(main)
