@@ -87,7 +87,9 @@ def write_table(df: Any, stem: str | Path, meta: dict[str, Any] | None = None, f
     stem = Path(stem)
     with atomic_path(stem.with_suffix(".csv")) as tmp:
         df.to_csv(tmp, index=True)
-    md = markdown_frame(df).to_markdown(floatfmt=floatfmt, missingval="")
+    nested = getattr(df.index, "nlevels", 1) > 1  # a MultiIndex: its levels as columns, not as tuples
+    md = markdown_frame(df.reset_index() if nested else df).to_markdown(floatfmt=floatfmt, missingval="",
+                                                                         index=not nested)
     if meta:
         md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
     write_text(stem.with_suffix(".md"), md + "\n")

@@ -56,7 +56,7 @@ def _row(pairs: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
     (d_mean, d_std, n), (r_mean, r_std, _) = mean_std_n(diff), mean_std_n(rel)
     return {"validation-selected": mean_std_n(base)[0], "test-selected": mean_std_n(picked)[0],
             "abs diff": d_mean, "abs diff std": d_std, "rel diff": r_mean, "rel diff std": r_std, "n seeds": n,
-            "abs": format_cell(diff), "rel": format_cell([100 * x for x in rel], digits=1) + " %"}
+            "abs": format_cell(diff), "rel %": format_cell([100 * x for x in rel], digits=1)}
 
 
 def selection_bias_table(runs: Mapping[str, Sequence[Mapping[str, Any]]],
