@@ -46,6 +46,9 @@ def test_cold_start_rows_dropped_with_warning(tmp_path: Path, caplog: pytest.Log
     ds = load_dataset("toy", tmp_path)
     assert ds.dropped_cold == 2 and 3 not in ds.test.users and ds.n_users == 4
     assert "dropped 2 valid/test row(s)" in caplog.text
+    caplog.clear()
+    assert load_dataset("toy", tmp_path, features=False).dropped_cold == 2
+    assert "dropped" not in caplog.text  # reported once per file and process
 
 
 def test_missing_amazon_set_suggests_download(tmp_path: Path) -> None:

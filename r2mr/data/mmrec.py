@@ -20,6 +20,7 @@ from ..errors import DataError
 from ..validation import max_feature_width
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # .inter files whose dropped rows were reported
 
 COLUMNS = ("userID", "itemID", "x_label")
 SPLITS = ("train", "valid", "test")
@@ -212,7 +213,8 @@ def load_dataset(name: str, root: str | Path, *, features: bool = True, root_sou
             why = f" after dropping {dropped} row(s) of users with no training row" if dropped else ""
             raise DataError(f"{inter}: the {split} split (x_label {label}) is empty{why}; fix: label some rows "
                             f"{label} (MMRec's split holds out ~10% of each user's interactions for each)")
-    if dropped:
+    if dropped and str(inter) not in _WARNED:  # once per file and process (a plan loads a set more than once)
+        _WARNED.add(str(inter))
         log.warning("%s: dropped %d valid/test row(s) of users with no training row (as MMRec does)", inter, dropped)
     feats = {m: load_feature(p, n_items) for m, p in feature_files(folder).items()} if features else {}
     return Dataset(name, n_users, n_items, splits["train"], splits["valid"], splits["test"], feats, folder, dropped)
