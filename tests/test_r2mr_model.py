@@ -10,7 +10,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from r2mr.data import Dataset, Split
 from r2mr.experiment import make_configs
-from r2mr.models.r2mr import R2MR, gate, knn_weights, resolve, round_epochs
+from r2mr.models.r2mr import R2MR, resolve
+from r2mr.models.r2mr_ops import gate, knn_weights, round_epochs
 from r2mr.models.reviewer import dense_consensus
 from r2mr.models.rewriter import rewrite_candidates
 from r2mr.sampler import Batch, BPRSampler
