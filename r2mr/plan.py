@@ -171,7 +171,7 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
     out: list[PlannedRun] = []
     for d in datasets:
         if notebook == "01_quality_statistics":
-            rows = [(s, seeds_for(seeds, d, "first"), cap) for s in quality_specs(scale, variant)]
+            rows = [(s, seeds_for(seeds, d, "ablation"), cap) for s in quality_specs(scale, variant)]
         elif notebook == "02_rewriter_ablations":
             specs = (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
                      + eta_specs(etas or ETAS[scale], scale, variant))

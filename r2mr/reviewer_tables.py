@@ -2,12 +2,14 @@
 best-validation checkpoint (the model the reported metrics come from) and after the last epoch (labelled).
 
 Each state is an artifact view (:func:`r2mr.analysis.model_states`); every table has a ``model state``
-column so a reader never mixes them up.
+column so a reader never mixes them up. Runs of several seeds: :func:`states_by_seed` keeps each seed's
+states, :func:`per_seed` regroups them by seed, and :func:`over_seeds` turns one table per seed into mean,
+sample std and n over seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,42 @@ def states_of(run: Run) -> dict[str, Mapping[str, Any]]:
     best_path = result_path(run.result, "artifacts_best")
     best = load_torch(best_path) if best_path is not None and best_path.is_file() else None
     return analysis.model_states(artifacts(run), best)
+
+
+def states_by_seed(runs: Sequence[Run]) -> dict[str, dict[int, dict[str, Mapping[str, Any]]]]:
+    """``{data set: {seed: {state: view}}}`` of the finished runs, in run order."""
+    out: dict[str, dict[int, dict[str, Mapping[str, Any]]]] = {}
+    for r in runs:
+        if r.ok:
+            out.setdefault(r.dataset, {})[r.seed] = states_of(r)
+    return out
+
+
+def per_seed(by_seed: Mapping[str, Mapping[int, Any]]) -> dict[int, dict[str, Any]]:
+    """``{data set: {seed: x}}`` -> ``{seed: {data set: x}}`` (seeds in first-seen order)."""
+    out: dict[int, dict[str, Any]] = {}
+    for ds, seeds in by_seed.items():
+        for seed, x in seeds.items():
+            out.setdefault(seed, {})[ds] = x
+    return out
+
+
+def over_seeds(tables: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """One table per seed (same index and columns) -> per row: each numeric column's mean over seeds, its
+    sample std (``<column> std``; blank with one seed) and ``n seeds``. Row order: the first table's."""
+    tables = {seed: t for seed, t in tables.items() if len(t)}
+    if not tables:
+        return pd.DataFrame()
+    stacked = pd.concat(tables, names=["seed"]).select_dtypes("number")
+    levels = list(range(1, stacked.index.nlevels))
+    grouped = stacked.groupby(level=levels, sort=False)
+    mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.size()
+    out = pd.concat({c: mean[c] for c in mean.columns} | {f"{c} std": std[c] for c in std.columns}, axis=1)
+    out = out[[c for col in mean.columns for c in (col, f"{col} std")]]
+    out["n seeds"] = n
+    first = next(iter(tables.values()))
+    out.index.names = first.index.names
+    return out.reindex(first.index.unique())
 
 
 def shares_by_state(states: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> pd.DataFrame:
