@@ -97,3 +97,21 @@ def test_model_states_and_detection_per_state() -> None:
     assert auc.loc["before first rewrite"].tolist() == [1.0, 1.0]  # corrupted rows score lowest
     assert auc.loc["best valid", "text"] == 0.5 and auc.loc["best valid", "image"] == 1.0
     assert auc.loc["after training", "image"] == 0.0  # the corrupted item (0.7) scores highest
+
+
+def test_over_seeds_gives_mean_sample_std_and_n_in_the_first_tables_row_order() -> None:
+    import pandas as pd
+
+    from r2mr.reviewer_tables import over_seeds, per_seed
+
+    idx = pd.MultiIndex.from_tuples([("syn", "best valid"), ("syn", "after training")], names=["data set", "state"])
+    a = pd.DataFrame({"AUC": [0.6, 0.5], "items": [10, 10]}, index=idx)
+    b = pd.DataFrame({"AUC": [0.4, 0.7], "items": [10, 10]}, index=idx[::-1])  # rows in the other order
+    out = over_seeds({999: a, 1: b, 2: pd.DataFrame()})  # an empty table (a seed without runs) is skipped
+    assert list(out.index) == list(idx) and list(out.columns) == ["AUC", "AUC std", "items", "items std", "n seeds"]
+    assert out.loc[("syn", "best valid"), "AUC"] == pytest.approx(0.65)
+    assert out.loc[("syn", "best valid"), "AUC std"] == pytest.approx(0.0707107, rel=1e-5)  # ddof=1
+    assert out.loc[("syn", "after training"), "AUC"] == pytest.approx(0.45)
+    assert (out["n seeds"] == 2).all() and (out["items std"] == 0).all()
+    assert over_seeds({999: a})["AUC std"].isna().all()  # one seed: no spread
+    assert per_seed({"syn": {999: "x", 1: "y"}, "tik": {999: "z"}}) == {999: {"syn": "x", "tik": "z"}, 1: {"syn": "y"}}
