@@ -99,7 +99,7 @@ def checked_metrics(tidy: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 def ablation_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
                    reference: str | None = None) -> pd.DataFrame:
-    """Per data set and spec: test metrics (mean ± std over seeds, best-valid epoch), the relative change of
+    """Per data set and spec: n seeds, test metrics (mean ± std over seeds, best-valid epoch), the relative change of
     Recall@20 against the ``reference`` label (default: the data set's first row, "row 1"), and the mean
     rewrite statistics (accepted rewrites, feature rows rewritten, share of disparity items at the end)."""
     tidy = summarise(runs, metrics)
@@ -112,7 +112,8 @@ def ablation_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
         vals = g.set_index("metric")
         base = tidy[(tidy.dataset == dataset) & (tidy.label == ref) & (tidy.metric == "recall@20")]["mean"]
         ex = pd.DataFrame([e for e in extras.get((dataset, lab), []) if e])
-        row = {"data set": dataset, "variant": lab, "role": g.role.iloc[0], "status": g.status.iloc[0],
+        n = int(vals.n_seeds.max())
+        row = {"data set": dataset, "variant": lab, "role": g.role.iloc[0], "status": g.status.iloc[0], "n seeds": n,
                **{m: fmt_mean_std(vals["mean"].get(m), vals["std"].get(m)) for m in metrics},
                "Δ recall@20 vs row 1": fmt_pct(rel_diff(vals["mean"].get("recall@20"),
                                                         base.iloc[0] if len(base) else np.nan))}
