@@ -62,10 +62,18 @@ def _config(spec: planmod.Spec) -> str:
             "pending": "after tuning"}.get(spec.tuning, "defaults")
 
 
+def _scale(run: Run) -> str:
+    """``quick size, ≤ 5 epochs``: R2MR's size (quick / full; other models run at their own) and the epoch cap."""
+    size = "quick" if "(quick size)" in run.spec.label else ("full" if run.spec.model == "r2mr" else "own")
+    return f"{size} size, ≤ {run.result['config'].get('max_epochs', '?')} epochs"
+
+
 def row_provenance(group: Sequence[Run]) -> dict[str, str]:
-    """Per-row provenance columns: seeds, device and commit of the finished runs."""
+    """Per-row provenance columns: variant, scale, seeds, device and commit of the finished runs."""
     done = [r for r in group if r.ok]
-    return {"seeds": ",".join(str(r.seed) for r in done),
+    return {"variant": "; ".join(sorted({str(r.result["config"].get("variant", "–")) for r in done})),
+            "scale": "; ".join(sorted({_scale(r) for r in done})),
+            "seeds": ",".join(str(r.seed) for r in done),
             "device": "; ".join(sorted({str(r.result.get("device_name", r.result["device"])) for r in done})),
             "commit": "; ".join(sorted({str(r.result.get("commit", "")) for r in done}))}
 
@@ -86,7 +94,7 @@ def main_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.Data
         for ref in pub.published(dataset, spec.model) if spec.role == "model" else []:
             rows.append({**base, "row": f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})",
                          **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "–" for m in metrics}, "n": "",
-                         "seeds": "", "device": "", "commit": ""})
+                         "variant": "", "scale": "", "seeds": "", "device": "", "commit": ""})
     return pd.DataFrame(rows)
 
 

@@ -119,6 +119,8 @@ def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, lis
     table = main_table.main_table(main)
     ours = table[(table["data set"] == "small") & (table.row == "ours, best-valid epoch")]
     assert ours["recall@20"].str.contains(r"± .* \(n=2\)").all() and set(ours.n) == {2}
+    assert set(ours[ours.model == "R2MR (quick size)"].scale) == {"quick size, ≤ 1 epochs"}
+    assert set(ours[ours.model == "BPR"].scale) == {"own size, ≤ 1 epochs"} and set(ours.variant) >= {"official", "–"}
     baby_bpr = table[(table["data set"] == "baby") & (table.model == "BPR")]
     assert baby_bpr.row.iloc[0].startswith("not run") and baby_bpr.row.str.startswith("published: MMRec").any()
     sig = main_table.significance(main)
