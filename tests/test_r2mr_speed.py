@@ -14,7 +14,7 @@ import torch
 from benchmarks.make_r2mr_reference import CASES, EPOCHS, TRAIN
 from r2mr.data import load_dataset
 from r2mr.experiment import make_configs
-from r2mr.graph import csr_rows, sparse_mm, spmm, to_torch, ui_norm
+from r2mr.graph import csr_rows, spmm, to_torch, ui_norm
 from r2mr.models.r2mr_ops import layer0, propagate_sum
 from r2mr.train import Trainer, seed_everything
 
@@ -77,22 +77,6 @@ def test_row_restricted_product_equals_the_full_one_and_its_gradient() -> None:
     part = spmm(sub, x, sub_t)
     (part * torch.arange(35.0).view(5, 7)).sum().backward()
     assert torch.equal(part, full) and torch.equal(x.grad, gx)
-
-
-@pytest.mark.parametrize("width", [7, 16, 33, 130])
-def test_column_blocked_product_is_bit_identical_to_one_product(width: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    users, items = torch.randint(0, 60, (500,), generator=g), torch.randint(0, 45, (500,), generator=g)
-    a = ui_norm(users.numpy(), items.numpy(), 60, 45)
-    adj, adj_t = to_torch(a), to_torch(a.T.tocsr())
-    x = torch.randn(45, width, generator=g)
-    one = sparse_mm(adj, x, block=0)
-    assert torch.equal(one, torch.sparse.mm(adj, x))
-    for block in (1, 8, 16, 64):
-        assert torch.equal(sparse_mm(adj, x, block=block), one), block
-    xg = x.clone().requires_grad_(True)
-    (spmm(adj, xg, adj_t) * torch.linspace(-1, 1, width)).sum().backward()  # default block, both directions
-    assert torch.equal(xg.grad, torch.sparse.mm(adj_t, torch.linspace(-1, 1, width).expand(60, width).contiguous()))
 
 
 def test_fused_propagation_equals_the_plain_layer_sums(small) -> None:
