@@ -180,7 +180,8 @@ def is_default(run: Run) -> bool:
 
     point = dict(run.spec.point)
     base = {k: v for k, v in run.spec.overrides if k not in point}
-    _, mcfg, tcfg = make_configs(run.spec.model, base, dataset=run.dataset)
+    cls, mcfg, tcfg = make_configs(run.spec.model, base, dataset=run.dataset)
+    mcfg = cls.resolved(mcfg)  # R2MR: its variant's presets (knn_hop None -> True under "official")
     return all(getattr(mcfg, k, getattr(tcfg, k, None)) == v for k, v in point.items())
 
 
@@ -216,20 +217,23 @@ def grid_table(grid: Sequence[Run], metric: str = "recall@20") -> pd.DataFrame:
 def tuning_gain(grid: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
     """Untuned against tuned, per data set and model, from :func:`grid_table`'s output: the default point and
     the selected point with their mean valid and test ``metric`` (the grid's seeds and epoch cap) and the
-    differences. Selection is on valid; the test columns only show what the selection bought."""
+    differences. Selection is on valid; the test columns only show what the selection bought. A grid without
+    the default point (fixed to published per-data-set values) says so, with blank default columns."""
     rows = []
     ok = grid[grid["status"] == "ok"] if len(grid) else grid
     for (dataset, model), g in ok.groupby(["data set", "model"], sort=False):
         d, s = g[g["default"].astype(bool)], g[g["selected"].astype(bool)]
-        if d.empty or s.empty:
+        if s.empty:
             continue
-        d, s = d.iloc[0], s.iloc[0]
+        s = s.iloc[0]
+        d = d.iloc[0] if len(d) else pd.Series({"configuration": "not a grid point", f"valid {metric}": np.nan,
+                                                 f"test {metric}": np.nan})
         rows.append({"data set": dataset, "model": model, "default": d["configuration"],
                      "selected": s["configuration"], "n seeds": int(s["n seeds"]),
                      f"valid {metric} default": d[f"valid {metric}"], f"valid {metric} selected": s[f"valid {metric}"],
                      f"test {metric} default": d[f"test {metric}"], f"test {metric} selected": s[f"test {metric}"],
                      f"test {metric} gain %": 100 * (s[f"test {metric}"] / d[f"test {metric}"] - 1)
-                     if d[f"test {metric}"] else np.nan})
+                     if d[f"test {metric}"] > 0 else np.nan})
     return pd.DataFrame(rows)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from r2mr import main_table, plan
@@ -231,3 +232,13 @@ def test_reviewer_tables_label_every_state() -> None:
     assert set(det.index.get_level_values("feature tables")) == {"trained"}  # no frozen run: no rows
     assert det.loc[("trained", "before first rewrite"), "text"] == pytest.approx(
         1 - det.loc[("trained", "after training"), "text"])  # reversed scores reverse the ranking
+
+
+def test_tuning_gain_says_when_the_default_is_not_a_grid_point() -> None:
+    grid = pd.DataFrame({"data set": ["t", "t"], "model": ["BM3", "BM3"], "configuration": ["a=1", "a=2"],
+                         "default": [False, False], "n seeds": [2, 2], "valid recall@20": [0.1, 0.2],
+                         "test recall@20": [0.1, 0.3], "selected": [False, True], "status": ["ok", "ok"]})
+    row = main_table.tuning_gain(grid).iloc[0]
+    assert row["default"] == "not a grid point" and row["selected"] == "a=2"
+    assert np.isnan(row["valid recall@20 default"]) and np.isnan(row["test recall@20 gain %"])
+    assert row["test recall@20 selected"] == 0.3

@@ -42,6 +42,11 @@ class Recommender(nn.Module):
         keep_freed_memory()  # CPU: reuse freed temporaries (no page faults on every step's fresh buffers)
 
     @classmethod
+    def resolved(cls, cfg: Any) -> Any:
+        """``cfg`` with every value the model fills in itself (e.g. a variant's presets) made explicit."""
+        return cfg
+
+    @classmethod
     def requires_features(cls, cfg: Any) -> bool:
         """Whether this configuration needs the data set's feature files (default: ``needs_features``)."""
         return cls.needs_features

@@ -116,6 +116,10 @@ class R2MR(Recommender):
     dataset_defaults = {"tiktok": {"pca": "all"}}
 
     @classmethod
+    def resolved(cls, cfg: R2MRConfig) -> R2MRConfig:
+        return resolve(cfg)
+
+    @classmethod
     def requires_features(cls, cfg: R2MRConfig) -> bool:
         return cfg.content != "random"
 
