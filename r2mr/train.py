@@ -84,12 +84,9 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
 
 
 def build_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW over the trainable parameters, in PyTorch's multi-tensor (``foreach``) form: one call per
-    update op for all parameters instead of one per parameter (PyTorch's default on CUDA already; on CPU the
-    same numbers bit for bit, tests/test_train.py, and a tenth of the operator calls per step)."""
     params = [p for p in model.parameters() if p.requires_grad]
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _sync(device: torch.device) -> None:

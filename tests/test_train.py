@@ -165,27 +165,3 @@ def test_result_is_pure_and_log_is_appended(small_root: Path, tmp_path: Path, ca
     assert json.loads((run / "result.json").read_text())["date"] == saved["date"]
     assert {k: v for k, v in saved.items() if k != "date"} == {k: v for k, v in res.items() if k != "date"}
 
-
-@pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_multi_tensor_optimizer_equals_the_per_parameter_one(name: str) -> None:
-    """build_optimizer's foreach form updates every parameter exactly as the per-parameter loop does."""
-    from r2mr.train import build_optimizer
-
-    g = torch.Generator().manual_seed(3)
-    shapes = [(50, 8), (8,), (8, 8), (1,)]
-    twins = [torch.nn.ParameterList([torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes])
-             for _ in range(2)]
-    with torch.no_grad():
-        for a, b in zip(*twins):
-            b.copy_(a)
-    cfg = TrainConfig(optimizer=name, lr=0.01, weight_decay=0.01)
-    fast = build_optimizer(twins[0], cfg)
-    slow = type(fast)(list(twins[1].parameters()), lr=0.01, weight_decay=0.01, foreach=False)
-    assert fast.param_groups[0]["foreach"] is True
-    for _ in range(5):
-        grads = [torch.randn(s, generator=g) for s in shapes]
-        for params, opt in zip(twins, (fast, slow)):
-            for p, gr in zip(params, grads):
-                p.grad = gr.clone()
-            opt.step()
-    assert all(torch.equal(a, b) for a, b in zip(*twins))
