@@ -137,7 +137,10 @@ def test_sigint_exits_130_with_one_line(small_root: Path, tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "r2mr", "train", "--model", "bpr", "--dataset", "small", "--data-dir",
            str(small_root), "--device", "cpu", "--epochs", "500", "--set", "patience=1000", "--set", "batch_size=64",
            "--run-dir", str(run), "--no-progress"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts the test suite in the background ignores SIGINT, and Python keeps an ignored SIGINT
+    # ignored: give the child the default disposition, so Python turns SIGINT into KeyboardInterrupt
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log, deadline = run / "log.jsonl", time.time() + 120
     while time.time() < deadline and not (log.is_file() and log.read_text()):  # the first epoch is done
         time.sleep(0.05)
