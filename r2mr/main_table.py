@@ -85,7 +85,7 @@ def main_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.Data
     rows = []
     for (dataset, lab), group in _groups(runs).items():
         spec, done = group[0].spec, [r for r in group if r.ok]
-        base = {"data set": dataset, "model": lab, "configuration": _config(spec)}
+        base = {"data set": dataset, "model": lab, "configuration": _config(spec) if done else "–"}  # no grid ran
         for sel in spec.selections if done else ("valid",):
             field = "test" if sel == "valid" else "test_selected_by_test"
             cells = {m: format_cell([r.result[field][m] for r in done]) for m in metrics}

@@ -124,6 +124,7 @@ def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, lis
     assert set(ours[ours.model == "BPR"].scale) == {"own size, ≤ 1 epochs"} and set(ours.variant) >= {"official", "–"}
     baby_bpr = table[(table["data set"] == "baby") & (table.model == "BPR")]
     assert baby_bpr.row.iloc[0].startswith("not run") and baby_bpr.row.str.startswith("published: MMRec").any()
+    assert set(baby_bpr.configuration) == {"–"}  # no grid ran there: no "after tuning" promise
     sig = main_table.significance(main)
     assert set(sig.index.get_level_values("metric")) == {"recall@20", "ndcg@20"}
     assert ((sig["p wilcoxon (Holm)"] >= sig["p wilcoxon"]) & (sig["p wilcoxon (Holm)"] <= 1)).all()
