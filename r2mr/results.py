@@ -77,9 +77,7 @@ def markdown_frame(df: Any) -> Any:
             out[col] = out[col].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
         elif pd.api.types.is_float_dtype(out[col]) and len(values) and (values == values.round()).all():
             out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
-        elif out[col].dtype == object:
-            out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else v)
-    return out.astype(object).where(out.notna(), None)
+    return out.astype(object).where(out.notna(), None)  # None: blank under to_markdown(missingval="")
 
 
 def write_table(df: Any, stem: str | Path, meta: dict[str, Any] | None = None, floatfmt: str = ".4f") -> None:

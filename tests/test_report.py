@@ -299,3 +299,18 @@ def test_timing_table(small_root: Path) -> None:
     table = tables.timing_table(runs, small_root)
     assert len(table) == 1 and table.loc[0, "s/epoch"] == 2.0 and table.loc[0, "train interactions"] > 0
     assert tables.timing_table([], small_root).empty
+
+
+def test_markdown_tables_print_counts_booleans_missing_values_and_index_levels_plainly(tmp_path: Path) -> None:
+    from r2mr.results import write_table
+
+    df = pd.DataFrame({"data set": ["a", "a", "b"], "model": ["x", "y", "x"], "n seeds": [2.0, 3.0, np.nan],
+                       "recall@20": [0.12345, np.nan, 0.5], "selected": [True, False, None], "note": ["ok", None, "—"]})
+    write_table(df.set_index(["data set", "model"]), tmp_path / "t")
+    md = (tmp_path / "t.md").read_text().splitlines()
+    assert md[0].split("|")[1].strip() == "data set" and "('a'" not in "".join(md)  # levels as columns
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md[2:5]]
+    assert rows[0] == ["a", "x", "2", "0.1235", "yes", "ok"]
+    assert rows[1] == ["a", "y", "3", "", "no", ""]
+    assert rows[2] == ["b", "x", "", "0.5000", "", "—"]
+    assert pd.read_csv(tmp_path / "t.csv")["n seeds"].tolist()[:2] == [2.0, 3.0]  # the CSV keeps full values
