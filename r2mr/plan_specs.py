@@ -68,8 +68,8 @@ def parse_seed_spec(spec: str | int | Sequence[int] | None) -> list[int] | None:
 
 
 def seeds_for(seeds: Sequence[int] | None, dataset: str, kind: str, tune_seeds: int = 2) -> list[int]:
-    """The seeds of one row family: ``kind`` is ``main`` (03, 04), ``tune`` (a grid point: ``tune_seeds``
-    seeds), ``ablation`` (02) or ``first`` (01). ``seeds`` None (``auto``) draws from :data:`DEFAULT_SEEDS`
+    """The seeds of one row family: ``kind`` is ``main`` (03), ``tune`` (a grid point: ``tune_seeds`` seeds),
+    ``ablation`` (01, 02) or ``first`` (04's timings). ``seeds`` None (``auto``) draws from :data:`DEFAULT_SEEDS`
     (main: :data:`MAIN_SEEDS` of the data set, else :data:`MAIN_SEEDS_OTHER`); a given list is used as is."""
     pool = list(DEFAULT_SEEDS) if seeds is None else list(seeds)
     if kind == "tune":
