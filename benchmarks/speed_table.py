@@ -1,6 +1,7 @@
 """Print the README's CPU speed tables (markdown) from the JSON files in results/benchmarks/.
 
-Reads profile_r2mr_{before,after}.json, speedup_cpu.json (and speedup_cpu_1thread.json if present) and
+Reads profile_r2mr_{before,after}.json, speedup_cpu.json (and speedup_cpu_1thread.json if present; with the
+per-step split into RNG, sparse products and the rest where the benchmark recorded it) and
 baselines_cpu.json; every figure is labelled with the machine's load average at the time.
 """
 
@@ -44,8 +45,22 @@ def speedup_lines() -> list[str]:
                        f"{r['loadavg_after'][0]}): median {m['old']['wall_s_per_epoch']:.0f} s → "
                        f"{m['new']['wall_s_per_epoch']:.0f} s wall (×{r['ratio_wall']:.2f}), CPU time "
                        f"×{r['ratio_cpu']:.2f}"
-                       + (f"; fastest runs ×{r['ratio_wall_best']:.2f}" if "best" in r else ""))
+                       + (f"; fastest runs ×{r['ratio_wall_best']:.2f}" if "best" in r else "")
+                       + (f"; per-repetition ratios median ×{r['ratio_wall_pairs_median']:.2f} (×"
+                          f"{min(r['ratio_wall_pairs']):.2f} to ×{max(r['ratio_wall_pairs']):.2f})"
+                          if "ratio_wall_pairs" in r else ""))
+            if "ceiling" in r:
+                out.append(ceiling_line(r))
     return out
+
+
+def ceiling_line(r: dict) -> str:
+    """Where the step's time goes (profiled, old and new) and the most that keeping RNG and sparse products allows."""
+    q = r["profiled_ms_per_step"]
+    parts = "; ".join(f"{n} {q[n]['step']:.0f} ms = RNG {q[n]['rng']:.0f} + sparse products {q[n]['sparse']:.0f} + "
+                      f"other {q[n]['other']:.0f}" for n in ("old", "new"))
+    return (f"  - per step under torch.profiler: {parts}. Ceiling: old step {r['old_ms_per_step']:.0f} ms / new "
+            f"RNG + sparse {r['fixed_ms_per_step']:.0f} ms = ×{r['ceiling']:.2f} (goal ×{r['goal']:.0f})")
 
 
 def baselines_table() -> list[str]:
