@@ -1,7 +1,7 @@
 """Print the README's CPU speed tables (markdown) from the JSON files in results/benchmarks/.
 
-Reads profile_r2mr_{before,after}.json, speedup_cpu.json (and speedup_cpu_1thread.json if present; with the
-per-step split into RNG, sparse products and the rest where the benchmark recorded it) and
+Reads profile_r2mr_{before,after}.json, every speedup_cpu*.json (with the per-step split into RNG, sparse
+products and the rest where the benchmark recorded it) and
 baselines_cpu.json; every figure is labelled with the machine's load average at the time.
 """
 
@@ -25,19 +25,23 @@ def profile_table() -> list[str]:
         return []
     lines = [f"R2MR training step, torch.profiler, 1 thread (before: {before['commit']}, load {before['loadavg'][0]}; "
              f"after: {after['commit']}, load {after['loadavg'][0]}):", "",
-             "| scale, size | aten ops/step before → after | ms/step before → after | top operators after (self ms) |",
-             "|---|---|---|---|"]
+             "| scale, size | aten ops/step before → after | top-level computing ops before → after | "
+             "ms/step before → after | top operators after (self ms) |",
+             "|---|---|---|---|---|"]
     for b, a in zip(before["rows"], after["rows"]):
         top = ", ".join(f"{o['op'][6:]} {o['self_ms_per_step']:.0f}" for o in a["operators"][:3])
+        key = "top_level_compute_ops_per_step"
+        launches = f"{b[key]:.0f} → {a[key]:.0f}" if key in a and key in b else "–"
+        ms = f"{b['wall_ms_per_step_profiled']:.0f} → {a['wall_ms_per_step_profiled']:.0f}"
         lines.append(f"| {a['scale']}, {a['size']} | {b['aten_ops_per_step']:.0f} → {a['aten_ops_per_step']:.0f} | "
-                     f"{b['wall_ms_per_step_profiled']:.0f} → {a['wall_ms_per_step_profiled']:.0f} | {top} |")
+                     f"{launches} | {ms} | {top} |")
     return lines
 
 
 def speedup_lines() -> list[str]:
     out = []
-    for name in ("speedup_cpu.json", "speedup_cpu_1thread.json"):
-        r = load(name)
+    for path in sorted(RESULTS.glob("speedup_cpu*.json")):
+        r = load(path.name)
         if r:
             m = r["median"]
             out.append(f"- {r['scale']} quick epoch, {r['threads']} thread(s), {r['reps']} alternating runs "
