@@ -1,7 +1,8 @@
-"""Benchmark inputs shared by the benchmark scripts: the Clothing-sized generated graph and data loading.
+"""Benchmark inputs shared by the benchmark scripts: the Clothing-sized generated graph (also written as an
+MMRec folder, ``python benchmarks/graphs.py FOLDER``, for whole runs through the command line) and data loading.
 
-Only ``numpy`` and ``r2mr.data`` (``Dataset``, ``Split``, ``load_dataset``) are used, so the scripts can
-import an older checkout's ``r2mr`` package (``--repo``) and still build the same inputs.
+Only ``numpy``, ``pandas`` (writing) and ``r2mr.data`` (``Dataset``, ``Split``, ``load_dataset``) are used, so
+the scripts can import an older checkout's ``r2mr`` package (``--repo``) and still build the same inputs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,31 @@ def clothing_like(seed: int = 0):
     return Dataset("clothing-like", c["n_users"], c["n_items"], *splits)
 
 
+def write_inter(ds, folder: str) -> str:
+    """Write ``ds`` as ``<folder>/<name>.inter`` (MMRec TSV: userID, itemID, x_label 0/1/2), the folder's name
+    being the data set's, so that ``python -m r2mr train --dataset <name> --data-dir <parent>`` trains on it
+    (with ``--set content=random``: no feature files). Ids are re-indexed to 0..n-1 over the ids that occur
+    (the loader's rule; the generated Clothing graph leaves ~2% of its items without an edge). Refuses to
+    overwrite an existing file."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{out.name}.inter"
+    if path.exists():
+        raise FileExistsError(f"{path}: exists; fix: remove it or choose another folder")
+    df = pd.concat([pd.DataFrame({"userID": s.users, "itemID": s.items, "x_label": label})
+                    for label, s in enumerate((ds.train, ds.valid, ds.test))])
+    for col in ("userID", "itemID"):
+        df[col] = np.unique(df[col].to_numpy(), return_inverse=True)[1]
+    tmp = path.with_suffix(".inter.tmp")
+    df.to_csv(tmp, sep="\t", index=False)
+    tmp.replace(path)
+    return str(path)
+
+
 def load_scale(scale: str, data_dir: str | None):
     """``clothing``: the generated graph; any other name: the real interaction graph under ``data_dir``."""
     from r2mr.data import load_dataset
@@ -55,3 +81,9 @@ def r2mr_overrides(size: str, widths: str = "text:384,image:4096") -> dict:
     if size == "quick":
         out.update({k: v for k, v in QUICK["r2mr"].items() if k != "max_epochs"})
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_inter(clothing_like(), sys.argv[1]))

@@ -7,7 +7,9 @@ training steps (forward, backward, optimiser step). ``--repo`` chooses which che
 is imported, so the same script profiles an older commit (e.g. a ``git worktree`` of it) and this one.
 
 Output: ``<out>.json`` (every operator: calls and self-ms per step) and ``<out>.md`` (the top operators
-by self time, plus the operator count per step, our CPU-side proxy for kernel launches). Example::
+by self time, plus the operator counts per step, our CPU-side proxy for kernel launches). ``--device cuda``
+profiles the step on the GPU and adds the CUDA kernels launched per step and the top kernels by time.
+Example::
 
     python benchmarks/profile_r2mr.py --repo /tmp/r2mr-before --data-dir /path/to/data --label before
 """
@@ -48,7 +50,24 @@ def top_level_counts(events: list) -> tuple[int, int]:
     return len(top), sum(e.name not in NO_KERNEL for e in top)
 
 
-def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict[str, Any]:
+def kernel_counts(prof: Any, steps: int) -> dict[str, Any]:
+    """On CUDA: kernels launched per step (the profiler's device-side events) and the top kernels by time."""
+    from torch.autograd import DeviceType
+
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    total: dict[str, list[float]] = {}
+    for e in kernels:
+        t = total.setdefault(e.name, [0, 0.0])
+        t[0] += 1
+        t[1] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+    top = sorted(total.items(), key=lambda kv: -kv[1][1])[:15]
+    return {"cuda_kernels_per_step": len(kernels) / steps,
+            "cuda_kernel_ms_per_step": sum(t for _, t in total.values()) / 1e3 / steps,
+            "top_kernels": [{"kernel": k[:80], "calls_per_step": n / steps, "ms_per_step": t / 1e3 / steps}
+                            for k, (n, t) in top]}
+
+
+def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device: str = "cpu") -> dict[str, Any]:
     import torch
     from graphs import load_scale, r2mr_overrides
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -60,8 +79,11 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
     cls, mcfg, tcfg = make_configs("r2mr", r2mr_overrides(size))
     seed_everything(tcfg.seed)
     model = cls(ds, mcfg)
-    trainer = Trainer(model, ds, tcfg, torch.device("cpu"), None, progress=False)
-    batches = [b for _, b in zip(range(steps + 1), trainer.sampler)]
+    dev = torch.device(device)
+    trainer = Trainer(model, ds, tcfg, dev, None, progress=False)
+    batches = [b.to(dev) for _, b in zip(range(steps + 1), trainer.sampler)]
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     model.train()
     on_epoch = getattr(model, "on_epoch_start", None)
     if on_epoch is not None:
@@ -76,10 +98,12 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
         with record_function("phase:optimizer"):
             trainer.optimizer.step()
     step(batches[0])  # warm-up
+    sync()
     t0 = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
         for b in batches[1:]:
             step(b)
+        sync()
     wall = (time.perf_counter() - t0) / steps
     ops = [{"op": e.key, "calls_per_step": e.count / steps, "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps,
             "total_ms_per_step": e.cpu_time_total / 1e3 / steps}
@@ -97,7 +121,8 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int) -> dict
                     per_phase[name] += 1
                     break
     top, compute = top_level_counts(prof.events())
-    return {"scale": scale, "size": size, "users": ds.n_users, "items": ds.n_items, "train_edges": len(ds.train),
+    return {"scale": scale, "size": size, "device": str(dev), **(kernel_counts(prof, steps) if cuda else {}),
+            "users": ds.n_users, "items": ds.n_items, "train_edges": len(ds.train),
             "top_level_ops_per_step": top / steps, "top_level_compute_ops_per_step": compute / steps,
             "steps": steps, "wall_ms_per_step_profiled": 1e3 * wall,
             "aten_ops_per_step": sum(r["calls_per_step"] for r in ops),
@@ -111,7 +136,8 @@ def markdown(res: dict[str, Any], top: int) -> str:
             f"{res['loadavg']}. Operator counts are aten calls per training step (forward, backward, "
             "optimiser), nested calls included; the top-level calls that compute (no views, allocations or "
             "metadata; see NO_KERNEL) are the closer CPU-side proxy for kernel launches.")
-    lines = [f"# R2MR training step on CPU: torch.profiler ({res['label']})", "", head, ""]
+    where = "CUDA" if any(r.get("device", "cpu").startswith("cuda") for r in res["rows"]) else "CPU"
+    lines = [f"# R2MR training step on {where}: torch.profiler ({res['label']})", "", head, ""]
     for r in res["rows"]:
         phases = ", ".join(f"{k} {v:.0f}" for k, v in r.get("aten_ops_per_step_by_phase", {}).items())
         title = (f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
@@ -125,6 +151,11 @@ def markdown(res: dict[str, Any], top: int) -> str:
                   "| operator | calls/step | self ms/step |", "|---|---:|---:|"]
         lines += [f"| {o['op']} | {o['calls_per_step']:.0f} | {o['self_ms_per_step']:.2f} |"
                   for o in r["operators"][:top]]
+        if "cuda_kernels_per_step" in r:
+            lines += ["", f"{r['cuda_kernels_per_step']:.0f} CUDA kernels per step, {r['cuda_kernel_ms_per_step']:.1f} "
+                      "ms of kernel time per step.", "", "| kernel | calls/step | ms/step |", "|---|---:|---:|"]
+            lines += [f"| {k['kernel']} | {k['calls_per_step']:.0f} | {k['ms_per_step']:.2f} |"
+                      for k in r["top_kernels"]]
         lines.append("")
     return "\n".join(lines)
 
@@ -136,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", default="baby,clothing")
     p.add_argument("--sizes", default="quick,full")
     p.add_argument("--steps", type=int, default=3, help="profiled steps per case (after one warm-up step)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (on cuda also the kernels launched per step)")
     p.add_argument("--label", default="after", help="name of this profile (before | after)")
     p.add_argument("--top", type=int, default=15, help="operators listed in the markdown table")
     p.add_argument("--out", help="output stem (default results/benchmarks/profile_r2mr_<label>)")
@@ -151,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for scale in a.scales.split(","):
         for size in a.sizes.split(","):
-            rows.append(profile_one(scale, size, a.data_dir, a.steps))
+            rows.append(profile_one(scale, size, a.data_dir, a.steps, a.device))
             r = rows[-1]
             print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, "
                   f"{r['wall_ms_per_step_profiled']:.0f} ms/step", flush=True)
