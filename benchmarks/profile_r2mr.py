@@ -5,8 +5,10 @@ Clothing counts) and size (``quick``: r2mr.report.QUICK; ``full``: the defaults)
 features of the real widths (image 4096, text 384), takes one warm-up step, then profiles ``--steps``
 training steps (forward, backward, optimiser step). ``--repo`` chooses which checkout's ``r2mr`` package
 is imported, so the same script profiles an older commit (e.g. a ``git worktree`` of it) and this one.
+``--model`` profiles another model instead, at its defaults on the real data set(s) named by ``--scales``.
 
-Output: ``<out>.json`` (every operator: calls and self-ms per step) and ``<out>.md`` (the top operators
+Output: ``<out>.json`` (every operator: calls and self-ms per step; the top 40 also by input shapes) and
+``<out>.md`` (the top operators
 by self time, plus the operator counts per step, our CPU-side proxy for kernel launches). ``--device cuda``
 profiles the step on the GPU and adds the CUDA kernels launched per step and the top kernels by time.
 Example::
@@ -67,16 +69,22 @@ def kernel_counts(prof: Any, steps: int) -> dict[str, Any]:
                             for k, (n, t) in top]}
 
 
-def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device: str = "cpu") -> dict[str, Any]:
+def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device: str = "cpu",
+                model_name: str = "r2mr") -> dict[str, Any]:
     import torch
     from graphs import load_scale, r2mr_overrides
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    from r2mr.data import load_dataset
     from r2mr.experiment import make_configs
     from r2mr.train import Trainer, seed_everything
 
-    ds = load_scale(scale, data_dir)
-    cls, mcfg, tcfg = make_configs("r2mr", r2mr_overrides(size))
+    if model_name == "r2mr":  # random features of the real widths; generated graph for clothing
+        ds = load_scale(scale, data_dir)
+        cls, mcfg, tcfg = make_configs("r2mr", r2mr_overrides(size))
+    else:  # any other model at its defaults for the data set, on the real data with its features
+        cls, mcfg, tcfg = make_configs(model_name, dataset=scale)
+        ds = load_dataset(scale, data_dir, features=cls.needs_features)
     seed_everything(tcfg.seed)
     model = cls(ds, mcfg)
     dev = torch.device(device)
@@ -100,7 +108,8 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device:
     step(batches[0])  # warm-up
     sync()
     t0 = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as prof:
         for b in batches[1:]:
             step(b)
         sync()
@@ -109,6 +118,10 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device:
             "total_ms_per_step": e.cpu_time_total / 1e3 / steps}
            for e in prof.key_averages() if e.key.startswith("aten::")]
     ops.sort(key=lambda r: -r["self_ms_per_step"])
+    by_shape = [{"op": e.key, "input_shapes": str(e.input_shapes), "calls_per_step": e.count / steps,
+                 "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps}
+                for e in prof.key_averages(group_by_input_shape=True) if e.key.startswith("aten::")]
+    by_shape = sorted(by_shape, key=lambda r: -r["self_ms_per_step"])[:40]
     phases = {e.name.split(":")[1]: [] for e in prof.events() if e.name.startswith("phase:")}
     for e in prof.events():
         if e.name.startswith("phase:"):
@@ -121,14 +134,16 @@ def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device:
                     per_phase[name] += 1
                     break
     top, compute = top_level_counts(prof.events())
-    return {"scale": scale, "size": size, "device": str(dev), **(kernel_counts(prof, steps) if cuda else {}),
+    return {"model": model_name, "scale": scale, "size": size, "device": str(dev),
+            **(kernel_counts(prof, steps) if cuda else {}),
             "users": ds.n_users, "items": ds.n_items, "train_edges": len(ds.train),
             "top_level_ops_per_step": top / steps, "top_level_compute_ops_per_step": compute / steps,
             "steps": steps, "wall_ms_per_step_profiled": 1e3 * wall,
             "aten_ops_per_step": sum(r["calls_per_step"] for r in ops),
             "aten_ops_with_self_time_per_step": sum(r["calls_per_step"] for r in ops if r["self_ms_per_step"] > 0),
             "self_ms_per_step": sum(r["self_ms_per_step"] for r in ops),
-            "aten_ops_per_step_by_phase": {k: v / steps for k, v in per_phase.items()}, "operators": ops}
+            "aten_ops_per_step_by_phase": {k: v / steps for k, v in per_phase.items()}, "operators": ops,
+            "operators_by_input_shape": by_shape}
 
 
 def markdown(res: dict[str, Any], top: int) -> str:
@@ -137,11 +152,12 @@ def markdown(res: dict[str, Any], top: int) -> str:
             "optimiser), nested calls included; the top-level calls that compute (no views, allocations or "
             "metadata; see NO_KERNEL) are the closer CPU-side proxy for kernel launches.")
     where = "CUDA" if any(r.get("device", "cpu").startswith("cuda") for r in res["rows"]) else "CPU"
-    lines = [f"# R2MR training step on {where}: torch.profiler ({res['label']})", "", head, ""]
+    names = ", ".join(sorted({r.get("model", "r2mr").upper() for r in res["rows"]}))
+    lines = [f"# {names} training step on {where}: torch.profiler ({res['label']})", "", head, ""]
     for r in res["rows"]:
         phases = ", ".join(f"{k} {v:.0f}" for k, v in r.get("aten_ops_per_step_by_phase", {}).items())
-        title = (f"## {r['scale']}, {r['size']} size ({r['users']} users, {r['items']} items, "
-                 f"{r['train_edges']} edges)")
+        title = (f"## {r.get('model', 'r2mr')}, {r['scale']}, {r['size']} size ({r['users']} users, "
+                 f"{r['items']} items, {r['train_edges']} edges)")
         tops = (f"; {r['top_level_ops_per_step']:.0f} top-level, {r['top_level_compute_ops_per_step']:.0f} of them "
                 "computing" if "top_level_ops_per_step" in r else "")
         summary = (f"{r['aten_ops_per_step']:.0f} aten ops per step ({phases}{tops}); "
@@ -168,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="quick,full")
     p.add_argument("--steps", type=int, default=3, help="profiled steps per case (after one warm-up step)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (on cuda also the kernels launched per step)")
+    p.add_argument("--model", default="r2mr", help="r2mr (default) or another model, profiled at its defaults on "
+                   "the real data set(s) named by --scales (--sizes is then only a label)")
     p.add_argument("--label", default="after", help="name of this profile (before | after)")
     p.add_argument("--top", type=int, default=15, help="operators listed in the markdown table")
     p.add_argument("--out", help="output stem (default results/benchmarks/profile_r2mr_<label>)")
@@ -183,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for scale in a.scales.split(","):
         for size in a.sizes.split(","):
-            rows.append(profile_one(scale, size, a.data_dir, a.steps, a.device))
+            rows.append(profile_one(scale, size, a.data_dir, a.steps, a.device, a.model))
             r = rows[-1]
             print(f"{scale} {size}: {r['aten_ops_per_step']:.0f} ops/step, "
                   f"{r['wall_ms_per_step_profiled']:.0f} ms/step", flush=True)
