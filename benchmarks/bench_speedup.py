@@ -39,8 +39,8 @@ from graphs import load_scale, r2mr_overrides
 from r2mr.experiment import make_configs
 from r2mr.train import Trainer, seed_everything
 scale, data_dir, batches = sys.argv[3], sys.argv[4], int(sys.argv[5])
-RNG = dict.fromkeys(["aten::bernoulli_", "aten::uniform_", "aten::normal_", "aten::random_", "aten::randint"], "rng")
-SPARSE = dict.fromkeys(["aten::_sparse_mm", "aten::sparse_sampled_addmm", "aten::_sparse_csr_mm"], "sparse")
+KIND = {**dict.fromkeys(["aten::bernoulli_", "aten::uniform_", "aten::normal_", "aten::random_"], "rng"),
+        **dict.fromkeys(["aten::_sparse_mm", "aten::sparse_sampled_addmm", "aten::_sparse_csr_mm"], "sparse")}
 ds = load_scale(scale, data_dir)
 cls, mcfg, tcfg = make_configs("r2mr", r2mr_overrides("quick"))
 seed_everything(tcfg.seed)
@@ -70,8 +70,8 @@ with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as
     w1 = time.perf_counter() - w1
 parts = {"rng": 0.0, "sparse": 0.0}
 for e in prof.events():  # top-level operators of each kind; cpu_time_total includes their children
-    kind = RNG.get(e.name) or SPARSE.get(e.name)
-    if kind and not (e.cpu_parent is not None and (e.cpu_parent.name in RNG or e.cpu_parent.name in SPARSE)):
+    kind = KIND.get(e.name)
+    if kind and not (e.cpu_parent is not None and e.cpu_parent.name in KIND):
         parts[kind] += e.cpu_time_total / 1e3 / len(profiled)
 step_ms = 1e3 * w1 / len(profiled)
 print(json.dumps({"wall_s_per_epoch": wall / batches * n, "cpu_s_per_epoch": cpu / batches * n,

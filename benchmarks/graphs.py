@@ -42,18 +42,17 @@ def write_inter(ds, folder: str) -> str:
 
     import pandas as pd
 
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{out.name}.inter"
+    from r2mr.results import atomic_path  # this checkout only (the GPU suite), not an older --repo
+
+    path = Path(folder) / f"{Path(folder).name}.inter"
     if path.exists():
         raise FileExistsError(f"{path}: exists; fix: remove it or choose another folder")
     df = pd.concat([pd.DataFrame({"userID": s.users, "itemID": s.items, "x_label": label})
                     for label, s in enumerate((ds.train, ds.valid, ds.test))])
     for col in ("userID", "itemID"):
         df[col] = np.unique(df[col].to_numpy(), return_inverse=True)[1]
-    tmp = path.with_suffix(".inter.tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False)
     return str(path)
 
 

@@ -8,8 +8,8 @@ is imported, so the same script profiles an older commit (e.g. a ``git worktree`
 ``--model`` profiles another model instead, at its defaults on the real data set(s) named by ``--scales``.
 
 Output: ``<out>.json`` (every operator: calls and self-ms per step; the top 40 also by input shapes) and
-``<out>.md`` (the top operators
-by self time, plus the operator counts per step, our CPU-side proxy for kernel launches). ``--device cuda``
+``<out>.md`` (the top operators by self time, plus the operator counts per step, our CPU-side proxy for
+kernel launches). ``--device cuda``
 profiles the step on the GPU and adds the CUDA kernels launched per step and the top kernels by time.
 Example::
 
