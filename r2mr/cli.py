@@ -192,6 +192,8 @@ COMMANDS: tuple[Command, ...] = (
             add_plan_arguments, lazy("r2mr.plan_cli", "plan_main"), PLAN_DESCRIPTION),
     Command("run-all", "execute the plan's missing runs, then the notebooks (what run_all.sh runs)",
             add_run_all_arguments, lazy("r2mr.plan_cli", "run_all_main"), RUN_ALL_DESCRIPTION),
+    Command("archive", "add, export, import, verify or list the runs of the evidence archive (results/evidence)",
+            lazy("r2mr.archive_cli", "add_arguments"), lazy("r2mr.archive_cli", "main")),
 )
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import archive, store
 from . import config as cfgmod
-from . import store
 from .data import Dataset, load_dataset
 from .data.download import DATASETS as DOWNLOADABLE
 from .errors import ConfigError, DataError
@@ -105,12 +105,16 @@ def find(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = No
          overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
          max_epochs: int | None = None, strict: bool = False) -> dict[str, Any] | None:
     """The validated stored result (with ``"cached": True``) or None (absent, training now, or with ``strict``
-    made on another device type or torch version); never trains. A corrupt entry is a ConfigError."""
+    made on another device type or torch version); never trains nor writes. A run found only in the evidence
+    archive (:mod:`r2mr.archive`) is returned with ``"source": "archive"`` and no files. A corrupt entry is a
+    ConfigError."""
     job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, None)
-    if not job.folder.is_dir():
-        return None
-    with store.locked(job.folder, wait=False) as free:
-        rec = store.read(job.folder, job.request) if free else None
+    rec = None
+    if job.folder.is_dir():
+        with store.locked(job.folder, wait=False) as free:
+            rec = store.read(job.folder, job.request) if free else None
+    if rec is None and (entry := archive.lookup(job.request)) is not None:
+        rec = {**entry.doc["record"], "cached": True, "source": "archive"}  # restored when a reader trains it
     if rec is not None and strict and not store.same_platform(rec, job.device.type, torch.__version__):
         return None
     return rec
@@ -124,7 +128,8 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     :mod:`r2mr.store`), with ``run_dir`` (the run folder) and ``cached``.
 
     ``reuse``: return a finished run's validated record (``"cached": True``) instead of training again (with
-    ``strict``, only one made on the same device type and torch version); ``resume``: continue from the run
+    ``strict``, only one made on the same device type and torch version); a run absent from the store but
+    present in the evidence archive is restored from it (``"source": "archive"``); ``resume``: continue from the run
     folder's checkpoint (``resume=False`` is ``--restart``: recompute, replacing a corrupt record). A second
     process asking for the same run waits for the first and reads its record.
     """
@@ -139,6 +144,8 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     with store.locked(job.folder):
         store.claim(job.folder, job.request, restart=not resume)
         rec = store.read(job.folder, job.request) if reuse and resume else None
+        if rec is None and reuse and resume and (entry := archive.lookup(job.request)) is not None:
+            rec = archive.restore(entry, job.folder)  # the archived run becomes a stored one: never retrained
         if rec is not None and (not strict or store.same_platform(rec, job.device.type, torch.__version__)):
             return rec
         fresh = rec is not None  # strict: a record from another device or torch version is absent: start over

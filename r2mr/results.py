@@ -161,9 +161,25 @@ def device_name(device: Any) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+VERSIONED = ("torch", "numpy", "scipy", "scikit-learn", "pandas")  # recorded in every run record
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries whose numbers can change a result (``unknown`` if absent)."""
+    from importlib import metadata
+
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
 def run_metadata(device: Any) -> dict[str, Any]:
     import torch
 
     return {"commit": git_commit(), "device_name": device_name(device), "torch": torch.__version__,
-            "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "versions": versions(), "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
