@@ -145,9 +145,11 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                                    "r2mr.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
                                    "--smoke: 999)")
     arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
-    p.add_argument("--scale", choices=("quick", "full"),
-                   help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
-                        "full: the paper's sizes (default on GPU)")
+    p.add_argument("--scale", choices=("quick", "full", "converged"),
+                   help="quick: the tutorial, not evidence (R2MR at a reduced size, epochs capped at 3/5; default on "
+                        "CPU and with --smoke); converged: the evidence (R2MR at the quick size, every run early-"
+                        "stopped on validation with an epoch limit that never binds; seeds per r2mr.plan_specs); "
+                        "full: the paper's sizes, no cap (default on GPU)")
     found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     p.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
 
@@ -157,6 +159,10 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
     add_plan_arguments(r)
     arguments.add_restart(r, "recompute stored training runs instead of reusing them")
+    r.add_argument("--retrain", dest="restart", action="store_true",
+                   help="the same as --restart: retrain here every planned run, also those in the evidence archive")
+    r.add_argument("--train-only", action="store_true",
+                   help="train the plan's missing runs, then stop (no notebooks): how a campaign is run")
     r.add_argument("--jobs", type=arguments.positive_int, default=1,
                    help="training runs at once on this machine, each with cores/N torch threads (default 1)")
     r.add_argument("--ray", metavar="ADDRESS",

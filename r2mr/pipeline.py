@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
 from .paths import DATA_ENV, REPO_ROOT, display_path
-from .plan_specs import EPOCH_CAPS, parse_list
+from .plan_specs import EPOCH_CAPS, TUNE_SEEDS, parse_list
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +107,22 @@ def describe(inv: Invocation) -> str:
     """What this invocation will do, in a few lines."""
     root = display_path(inv.data_dir) if inv.data_dir else "data"
     caps = EPOCH_CAPS.get(inv.scale, {})
-    epochs = inv.epochs if inv.epochs is not None else (
-        f"at most {caps['tune']} per tuning point, {caps['train']} per other run (the {inv.scale} plan's caps)"
-        if caps.get("train") else "model default (early stopping)")
-    seeds = "auto (r2mr.plan: 5 per main row on synthetic and TikTok, else 3; 2 per tuning point)" \
+    if inv.epochs is not None:
+        epochs = str(inv.epochs)
+    elif inv.scale == "converged":
+        epochs = (f"early stopping on validation Recall@20 (patience 20), limit {caps['train']} epochs, which "
+                  f"never binds (converged: evidence)")
+    elif caps.get("train"):
+        epochs = (f"at most {caps['tune']} per tuning point, {caps['train']} per other run (the {inv.scale} "
+                  f"plan's caps: a tutorial, not evidence)")
+    else:
+        epochs = "model default (early stopping)"
+    per_point = (f"{len(TUNE_SEEDS)} per tuning point (seeds {', '.join(map(str, TUNE_SEEDS))}, apart from the "
+                 f"reporting seeds); the paper's ablations 5" if inv.scale == "converged" else "2 per tuning point")
+    seeds = f"auto (r2mr.plan: 5 per main row on synthetic and TikTok, else 3; {per_point})" \
         if inv.seeds is None else ", ".join(map(str, inv.seeds))
     setting = (f"device: {inv.device}; seeds: {seeds}; epochs: {epochs}; scale: {inv.scale}"
-               + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")
+               + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale != "full" else "")
                + ("; --force: recomputing cached runs" if inv.force_since else ""))
     outputs = "results/, figures/" if inv.output_root == "." else inv.output_root + "/"
     lines = [f"data root: {root}  ->  data sets: {', '.join(inv.datasets)}", setting,

@@ -41,10 +41,12 @@ from .plan_specs import (
     LABELS,
     MAIN_SEEDS,
     MAIN_SEEDS_OTHER,
+    PAPER_ABLATIONS,
     PERSPECTIVES,
     QUICK,
     SCALES,
     SEED_LIMIT,
+    TUNED_DATASETS,
     Spec,
     ablation_specs,
     check_scale,
@@ -74,6 +76,8 @@ __all__ = [  # the plan's names and, re-exported for the notebooks and callers, 
 
 
 UNTUNED = " — untuned (defaults)"  # label suffix of main rows trained without the tuning stage
+# converged plan, data sets outside TUNED_DATASETS: the models' published (MMRec) configurations
+NOT_TUNED_HERE = " — MMRec's configuration, not tuned here"
 NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
 
 
@@ -92,16 +96,17 @@ def grid_specs(model: str, scale: str, dataset: str | None, tune: Any) -> list[S
 
 def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = "full", tune: Any = None,
                 selected: dict[tuple[str, str], dict[str, Any]] | None = None,
-                registered: Sequence[str] | None = None) -> list[Spec]:
+                registered: Sequence[str] | None = None, untuned: str = " — untuned (defaults)") -> list[Spec]:
     """Stage 2: the main table's rows on ``dataset``. With a tuning plan each model runs at its selected point
     (``selected[(dataset, model)]``; absent: a ``pending`` row); without one at its defaults, labelled
-    :data:`UNTUNED`. The content controls keep R2MR's defaults (shared with notebook 02)."""
+    ``untuned`` (:data:`UNTUNED`, or :data:`NOT_TUNED_HERE`). The content controls keep R2MR's defaults (shared
+    with notebook 02)."""
     out = []
     for spec in main_specs(models, scale, registered=registered):
         if spec.role != "model":
             out.append(spec)
         elif tune is None:
-            out.append(replace(spec, label=spec.label + UNTUNED, tuning="untuned"))
+            out.append(replace(spec, label=spec.label + untuned, tuning="untuned"))
         elif (point := (selected or {}).get((dataset, spec.model))) is None:
             out.append(replace(spec, tuning="pending"))
         else:
@@ -175,15 +180,18 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
         elif notebook == "02_rewriter_ablations":
             specs = (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
                      + eta_specs(etas or ETAS[scale], scale, variant))
-            rows = [(s, seeds_for(seeds, d, "ablation"), cap) for s in specs]
+            rows = [(s, seeds_for(seeds, d, "paper" if s.label in PAPER_ABLATIONS else "ablation", scale=scale),
+                     cap) for s in specs]
         elif notebook in ("03_main_results", "04_efficiency"):
             kind = "main" if notebook == "03_main_results" else "first"
-            grid = [] if tune is None else [  # 04 alone needs 03's grid too (merged when both run)
-                (s, seeds_for(seeds, d, "tune", tune_n), tune_cap)
+            tune_d = tune if scale != "converged" or d in TUNED_DATASETS else None
+            grid = [] if tune_d is None else [  # 04 alone needs 03's grid too (merged when both run)
+                (s, seeds_for(seeds, d, "tune", tune_n, scale), tune_cap)
                 for m in [s.model for s in main_specs(models, scale, False, registered)]
-                for s in grid_specs(m, scale, d, tune)]
+                for s in grid_specs(m, scale, d, tune_d)]
+            untuned = NOT_TUNED_HERE if tune is not None and tune_d is None else UNTUNED
             rows = grid + [(s, seeds_for(seeds, d, kind), cap)
-                           for s in tuned_specs(d, models, scale, tune, selected, registered)]
+                           for s in tuned_specs(d, models, scale, tune_d, selected, registered, untuned)]
         else:
             raise ConfigError(f"notebook '{notebook}' has no run grid; fix: use one of {', '.join(NOTEBOOKS)}")
         out += [PlannedRun(d, s, seed, scale, e, ("tune" if s.role == "tune" else notebook,))

@@ -267,5 +267,9 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         if failed:
             raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
                                 f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+    if getattr(args, "train_only", False):
+        print("--train-only: the plan's runs are stored; add them to the evidence archive with "
+              "`python -m r2mr archive add`", file=stream, flush=True)
+        return 0
     run(inv, stream)
     return 0

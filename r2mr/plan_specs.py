@@ -18,17 +18,32 @@ from typing import Any
 
 from .errors import ConfigError
 
-SCALES = ("quick", "full")
+SCALES = ("quick", "full", "converged")
+# The sizes a scale trains R2MR at: converged is the quick size (what a 2-core CPU affords; labelled "quick size"
+# in every row) trained to convergence.
+SIZE_OF = {"quick": "quick", "full": "full", "converged": "quick"}
 AUTO = "auto"  # the seeds spec that means "the declared number per data set and purpose"
 DEFAULT_SEEDS = (999, 1, 2, 3, 4)  # the seed pool of an ``auto`` invocation, first ones first
 MAIN_SEEDS = {"synthetic": 5, "tiktok": 5}  # main-table seeds per data set (issue 9); others: MAIN_SEEDS_OTHER
 MAIN_SEEDS_OTHER = 3
 ABLATION_SEEDS = 3  # notebook 02's rows (ablations, controls, sensitivities)
+# converged: the paper's ablations (and the full model they are measured against) get the main rows' 5 seeds
+PAPER_ABLATION_SEEDS = 5
+# converged: tuning points use their own seeds, disjoint from the reporting seeds (no selection on the seeds
+# that are reported), one per point (a converged grid costs as much as 6 main rows)
+TUNE_SEEDS = (101,)
+# converged: data sets whose grids are run; elsewhere each model keeps its published (MMRec) configuration,
+# labelled "not tuned here" (LightGCN on Sports is about 45 CPU-minutes a run: a grid would cost 4.5 h)
+TUNED_DATASETS = ("synthetic", "tiktok")
 # Max epochs per run kind and scale (None: the model's own limit, early stopping on valid Recall@20 either way).
 # quick: tuning points 3 epochs, every other run 5, so that the default run_all.sh on the synthetic set fits
-# in about a quarter of an hour on 2 CPU cores; full: no cap. ``--epochs`` replaces both.
+# in about a quarter of an hour on 2 CPU cores (a tutorial, not evidence: the cap decides the ranking);
+# full: no cap; converged: a limit that never binds (early stopping on validation with patience 20 ends every
+# run first; the tables report how often a limit bound). ``--epochs`` replaces them.
+CONVERGED_LIMIT = 1000
 EPOCH_CAPS: dict[str, dict[str, int | None]] = {"quick": {"tune": 3, "train": 5},
-                                                "full": {"tune": None, "train": None}}
+                                                "full": {"tune": None, "train": None},
+                                                "converged": {"tune": CONVERGED_LIMIT, "train": CONVERGED_LIMIT}}
 SEED_LIMIT = 2**32  # numpy's seed range
 
 
@@ -67,18 +82,22 @@ def parse_seed_spec(spec: str | int | Sequence[int] | None) -> list[int] | None:
     return parse_seeds(spec)
 
 
-def seeds_for(seeds: Sequence[int] | None, dataset: str, kind: str, tune_seeds: int = 2) -> list[int]:
+def seeds_for(seeds: Sequence[int] | None, dataset: str, kind: str, tune_seeds: int = 2,
+              scale: str = "quick") -> list[int]:
     """The seeds of one row family: ``kind`` is ``main`` (03), ``tune`` (a grid point: ``tune_seeds`` seeds),
-    ``ablation`` (01, 02) or ``first`` (04's timings). ``seeds`` None (``auto``) draws from :data:`DEFAULT_SEEDS`
-    (main: :data:`MAIN_SEEDS` of the data set, else :data:`MAIN_SEEDS_OTHER`); a given list is used as is."""
+    ``ablation`` (01, 02), ``paper`` (the paper's ablations and their base row) or ``first`` (04's timings).
+    ``seeds`` None (``auto``) draws from :data:`DEFAULT_SEEDS` (main: :data:`MAIN_SEEDS` of the data set, else
+    :data:`MAIN_SEEDS_OTHER`); a given list is used as is. At the converged scale a tuning point takes
+    :data:`TUNE_SEEDS` (disjoint from the reporting seeds) and ``paper`` rows :data:`PAPER_ABLATION_SEEDS`."""
     pool = list(DEFAULT_SEEDS) if seeds is None else list(seeds)
     if kind == "tune":
-        return pool[:tune_seeds]
+        return list(TUNE_SEEDS) if scale == "converged" and seeds is None else pool[:tune_seeds]
     if kind == "first":
         return pool[:1]
     if seeds is not None:
         return pool
-    n = {"main": MAIN_SEEDS.get(dataset, MAIN_SEEDS_OTHER), "ablation": ABLATION_SEEDS}[kind]
+    paper = PAPER_ABLATION_SEEDS if scale == "converged" else ABLATION_SEEDS
+    n = {"main": MAIN_SEEDS.get(dataset, MAIN_SEEDS_OTHER), "ablation": ABLATION_SEEDS, "paper": paper}[kind]
     return pool[:n]
 
 
@@ -89,7 +108,7 @@ def epoch_cap(scale: str, epochs: int | None, kind: str = "train") -> int | None
 
 def check_scale(scale: str) -> str:
     if scale not in SCALES:
-        raise ConfigError(f"--scale '{scale}' is not allowed (allowed: quick, full); fix: use quick or full")
+        raise ConfigError(f"--scale '{scale}' is not allowed (allowed: {', '.join(SCALES)}); fix: use one of them")
     return scale
 
 
@@ -135,7 +154,7 @@ QUICK: dict[str, dict[str, Any]] = {
 def quick_overrides(model: str, scale: str) -> tuple[str, dict[str, Any]]:
     """(label suffix, overrides) of ``model`` at ``scale``: the quick preset where one exists."""
     check_scale(scale)
-    if scale == "quick" and model in QUICK:
+    if SIZE_OF[scale] == "quick" and model in QUICK:
         return " (quick size)", dict(QUICK[model])
     return "", {}
 
@@ -169,6 +188,12 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
 PERSPECTIVES = {"full": (1, 2, 3, 4), "quick": (1, 2, 4)}
 CODEBOOKS = {"full": (512, 1024, 4096), "quick": (32, 64, 256)}  # quick: the paper's sizes / 16, as its codebook
 ETAS = {"quick": (0.4, 0.5, 0.6), "full": (0.3, 0.4, 0.5, 0.6, 0.7)}  # quick: the middle three
+for _grid in (PERSPECTIVES, CODEBOOKS, ETAS):
+    _grid["converged"] = _grid["quick"]  # converged trains the quick size
+# The paper's ablations (w/o Reviewer, w/o Rewriter), the seed-noise replicate and the full model they are
+# compared with: at the converged scale they get PAPER_ABLATION_SEEDS seeds
+PAPER_ABLATIONS = ("full rewriter, official acceptance (s_new > η)", "no Reviewer (s = 1: plain features)",
+                   "no Rewriter (no rewrite rounds)", "seed-noise replicate (codebook, no discriminator)")
 
 
 def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
@@ -180,7 +205,7 @@ def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]
 
 def sensitivity_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
     """R2MR retrained at each number of perspectives K and each codebook size (role ``sensitivity``)."""
-    default_codebook = QUICK["r2mr"]["rw_codebook"] if scale == "quick" else CODEBOOKS["full"][-1]
+    default_codebook = QUICK["r2mr"]["rw_codebook"] if SIZE_OF[scale] == "quick" else CODEBOOKS["full"][-1]
     specs = [model_spec("r2mr", scale, role="sensitivity", label=f"K = {k}", variant=variant, n_perspectives=k)
              for k in PERSPECTIVES[scale]]
     return specs + [model_spec("r2mr", scale, role="sensitivity", label=f"codebook {c}", variant=variant,
