@@ -108,6 +108,7 @@ class RunSet:
 
     seeds: dict[int, float]  # seed -> test metric at the selected epoch
     users: pd.Series  # user id -> per-user metric, mean over the seeds that evaluated the user
+    model: str = ""  # the registered model (seed-level inference pairs two arms of one model by seed)
 
 
 def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = "recall@20",
@@ -117,8 +118,9 @@ def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = 
     from .evaluate import load_per_user
 
     field = {"by_valid": "test", "by_test": "test_selected_by_test"}[rule]
-    seeds, per_user = {}, []
+    seeds, per_user, models = {}, [], set()
     for res, folder in runs:
+        models.add(str(res.get("model", "")))
         seeds[int(res["seed"])] = float(res[field][metric])
         if "per_user" not in res:
             raise DataError(f"{folder}: run of {res.get('model')} (seed {res.get('seed')}) has no per-user metrics; "
@@ -130,7 +132,7 @@ def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = 
         t = pu[rule]["test"]
         per_user.append(pd.Series(t[metric], index=t["users"]))
     users = pd.concat(per_user).groupby(level=0).mean() if per_user else pd.Series(dtype=float)
-    return RunSet(seeds, users)
+    return RunSet(seeds, users, models.pop() if len(models) == 1 else "")
 
 
 def compare(a: RunSet, b: RunSet, zero_method: str = "pratt") -> dict[str, float]:
