@@ -75,7 +75,7 @@ def seed_difference(a: Mapping[int, float], b: Mapping[int, float], paired: bool
             return _nan_difference(float(d.mean()) if len(d) else math.nan)
         diff, se, df = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), float(len(d) - 1)
     else:
-        x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
+        x, y = _values(a), _values(b)
         if len(x) < 2 or len(y) < 2:
             return _nan_difference(float(x.mean() - y.mean()) if len(x) and len(y) else math.nan)
         va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
@@ -88,6 +88,11 @@ def seed_difference(a: Mapping[int, float], b: Mapping[int, float], paired: bool
     q = float(stats.t.ppf(1 - alpha / 2, df))
     return {"diff": diff, "se": se, "df": df, "t": t, "p": float(2 * stats.t.sf(abs(t), df)),
             "lo": diff - q * se, "hi": diff + q * se}
+
+
+def _values(seeds: Mapping[int, float]) -> np.ndarray:
+    """The per-seed values in seed order (results never depend on the order runs were listed in)."""
+    return np.array([seeds[s] for s in sorted(seeds)], float)
 
 
 def _welch_df(va: float, vb: float, na: int, nb: int) -> float:
@@ -142,7 +147,7 @@ def relative_interval(a: Mapping[int, float], b: Mapping[int, float], paired: bo
         common = sorted(set(a) & set(b))
         x, y = np.array([a[s] for s in common], float), np.array([b[s] for s in common], float)
     else:
-        x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
+        x, y = _values(a), _values(b)
     if len(x) < 2 or len(y) < 2 or x.mean() <= 0 or y.mean() <= 0:
         return math.nan, math.nan
     ma, mb = x.mean(), y.mean()
@@ -171,7 +176,7 @@ def bootstrap_relative(a: Mapping[int, float], b: Mapping[int, float], paired: b
         idx = rng.integers(0, len(common), size=(n_boot, len(common)))  # (n_boot, n)
         ma, mb = x[idx].mean(1), y[idx].mean(1)
     else:
-        x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
+        x, y = _values(a), _values(b)
         if len(x) < 2 or len(y) < 2:
             return math.nan, math.nan
         ma = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(1)
@@ -202,7 +207,7 @@ def compare_seeds(a: RunSet, b: RunSet, design: str = "auto", n_boot: int = N_BO
     kind = choose_design(a, b, design)
     paired = kind == "paired"
     d = seed_difference(a.seeds, b.seeds, paired, alpha)
-    ma, mb = (float(np.mean(list(s.values()))) if s else math.nan for s in (a.seeds, b.seeds))
+    ma, mb = (float(_values(s).mean()) if s else math.nan for s in (a.seeds, b.seeds))
     rel = (ma - mb) / mb if mb else math.nan
     rlo, rhi = relative_interval(a.seeds, b.seeds, paired, alpha)
     blo, bhi = bootstrap_relative(a.seeds, b.seeds, paired, n_boot, boot_seed, alpha)
