@@ -84,6 +84,20 @@ def _mean_over_seeds(parts: Sequence[pd.Series]) -> pd.Series:
     return pd.concat(parts).groupby(level=0).mean().sort_index() if parts else pd.Series(dtype=float)
 
 
+def archived_records(root: Path | None = None, wanted: Iterable[str] | None = None
+                     ) -> dict[str, list[dict[str, Any]]]:
+    """``{config id: [record, ...]}`` (records in seed order) of the archived runs, e.g. for
+    :mod:`r2mr.curves`; only the ids in ``wanted`` if given."""
+    want = set(wanted) if wanted is not None else None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in archive.entries(root):
+        rec = archive.read(path, root or archive.archive_root()).doc["record"]
+        cid = record_id(rec)
+        if want is None or cid in want:
+            out.setdefault(cid, []).append(rec)
+    return {cid: sorted(recs, key=lambda r: int(r["seed"])) for cid, recs in out.items()}
+
+
 # ---- writing a table, recomputing it -------------------------------------------------------------------------
 
 def table_from_runs(groups: Mapping[str, Sequence[tuple[Mapping[str, Any], str | Path]]],
