@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data.corrupt import base_name
 from .data.download import DATASETS as DOWNLOADABLE
 from .data.mmrec import feature_files
 from .errors import DataError
@@ -38,6 +39,7 @@ def datasets_present(data_dir: str | Path | None = None) -> list[str]:
 
 def find_dataset_root(name: str, data_dir: str | Path | None = None) -> Path | None:
     """The data root that holds ``name/``, or ``None``; ``synthetic`` may also be in the repository's ``data/``."""
+    name = base_name(name)  # a corrupted variant (r2mr.data.corrupt) lives in its clean set's folder
     root = data_root(data_dir)
     if _holds(root, name):
         return root
@@ -75,7 +77,7 @@ def table_datasets(names: Sequence[str], data_dir: str | Path | None = None) -> 
 
 def missing_data_reason(name: str, data_dir: str | Path | None = None, needs_features: bool = False) -> str | None:
     """Why a run on ``name`` cannot start (``"not run: …"``), or ``None`` when the data is there."""
-    root = find_dataset_root(name, data_dir)
+    root, name = find_dataset_root(name, data_dir), base_name(name)
     fix = (f"run `python -m r2mr data download {name}`" if name in DOWNLOADABLE
            else "run `python -m r2mr data synth --out data/synthetic`" if name == SYNTHETIC
            else f"put {name}/ under the data root (--data-dir or ${DATA_ENV})")

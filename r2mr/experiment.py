@@ -21,6 +21,7 @@ import torch
 from . import archive, store
 from . import config as cfgmod
 from .data import Dataset, load_dataset
+from .data.corrupt import base_name
 from .data.download import DATASETS as DOWNLOADABLE
 from .errors import ConfigError, DataError
 from .models import get_model
@@ -34,7 +35,7 @@ def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int 
     published values for ``dataset`` (if any), then ``overrides``."""
     cls = get_model(model)
     mcfg, tcfg = cls.Config(), TrainConfig(**cls.train_defaults)
-    cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(dataset or "", {})))
+    cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(base_name(dataset or ""), {})))  # a variant: its base's
     cfgmod.apply([mcfg, tcfg], dict(overrides or {}))
     explicit = {k: v for k, v in (("seed", seed), ("max_epochs", max_epochs)) if v is not None}
     cfgmod.apply([tcfg], explicit)  # checked against r2mr/validation.py like every other key

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import plan as planmod
+from .data.corrupt import base_name
 from .discovery import (
     SYNTHETIC,
     datasets_present,
@@ -186,7 +187,8 @@ def _interactions(dataset: str, data_dir: str | None) -> int:
     root = find_dataset_root(dataset, data_dir)
     if root is None:
         return 25_000  # the synthetic set before it is generated
-    with open(root / dataset / f"{dataset}.inter", "rb") as fh:
+    base = base_name(dataset)  # a corrupted variant: its clean set's interactions
+    with open(root / base / f"{base}.inter", "rb") as fh:
         return max(1, sum(1 for _ in fh) - 1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +183,15 @@ def feature_files(folder: Path) -> dict[str, Path]:
 
 
 def load_dataset(name: str, root: str | Path, *, features: bool = True, root_source: str = "") -> Dataset:
-    """Load and validate ``<root>/<name>``; drop valid/test rows of users without training rows."""
+    """Load and validate ``<root>/<name>``; drop valid/test rows of users without training rows. A corrupted
+    variant ``<base>~<modality>-swap<percent>`` (:mod:`r2mr.data.corrupt`) loads ``<base>`` and applies its
+    declared swap in memory (without ``features``: the base set renamed)."""
+    from . import corrupt
+
+    variant = corrupt.parse(name)
+    if variant is not None:
+        ds = load_dataset(variant.base, root, features=features, root_source=root_source)
+        return corrupt.apply(ds, variant) if features else replace(ds, name=variant.name)
     folder = dataset_dir(Path(root), name)
     inter = folder / f"{name}.inter"
     if not folder.is_dir() or not inter.is_file():
