@@ -115,6 +115,9 @@ def _decode(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     return tree
 
 
+decode_tree = _decode  # public name: readers of archived artifacts (r2mr.robustness)
+
+
 # ---- from the store to an entry, and back ------------------------------------------------------------------
 
 def pack(folder: Path) -> Entry:

@@ -44,6 +44,9 @@ from .plan_specs import (
     PAPER_ABLATIONS,
     PERSPECTIVES,
     QUICK,
+    ROBUST_MODELS,
+    ROBUSTNESS_SEEDS,
+    ROBUSTNESS_VARIANTS,
     SCALES,
     SEED_LIMIT,
     TUNED_DATASETS,
@@ -66,10 +69,12 @@ from .plan_specs import (
 )
 
 __all__ = [  # the plan's names and, re-exported for the notebooks and callers, those of r2mr.plan_specs
-    "NOTEBOOKS", "UNTUNED", "PlannedRun", "build_plan", "grid_specs", "notebook_grid", "notebook_prefixes",
+    "NOTEBOOKS", "PLAN_ONLY", "ROBUSTNESS", "UNTUNED", "PlannedRun", "robustness_grid", "build_plan", "grid_specs",
+    "notebook_grid", "notebook_prefixes",
     "select_points", "tuned_specs",
     "ABLATION_SEEDS", "ABLATIONS", "AUTO", "CODEBOOKS", "CONTROLS", "DEFAULT_SEEDS", "EPOCH_CAPS", "ETAS", "LABELS",
-    "MAIN_SEEDS", "MAIN_SEEDS_OTHER", "PERSPECTIVES", "QUICK", "SCALES", "SEED_LIMIT", "Spec", "ablation_specs",
+    "MAIN_SEEDS", "MAIN_SEEDS_OTHER", "PERSPECTIVES", "QUICK", "ROBUST_MODELS", "ROBUSTNESS_SEEDS",
+    "ROBUSTNESS_VARIANTS", "SCALES", "SEED_LIMIT", "Spec", "ablation_specs",
     "check_scale", "describe_point", "epoch_cap", "eta_specs", "label", "main_specs", "model_spec", "parse_list",
     "parse_seed_spec", "parse_seeds", "quality_specs", "quick_overrides", "seeds_for", "sensitivity_specs",
 ]
@@ -79,6 +84,8 @@ UNTUNED = " — untuned (defaults)"  # label suffix of main rows trained without
 # converged plan, data sets outside TUNED_DATASETS: the models' published (MMRec) configurations
 NOT_TUNED_HERE = " — MMRec's configuration, not tuned here"
 NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
+ROBUSTNESS = "05_robustness"
+PLAN_ONLY = (ROBUSTNESS,)  # grids declared without a notebook (yet): selected by name, never in the default plan
 
 
 # ---- stage 1 and 2: the tuning grid and the tuned main rows -------------------------------------------------
@@ -199,6 +206,33 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
     return out
 
 
+def robustness_grid(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "converged",
+                    epochs: int | None = None, registered: Sequence[str] | None = None, tune: Any = None,
+                    selected: dict[tuple[str, str], dict[str, Any]] | None = None, **_: Any) -> list[PlannedRun]:
+    """The robustness runs (:data:`ROBUSTNESS`): per data set, :data:`ROBUST_MODELS` and R2MR's frozen-feature
+    control on the clean set (03's rows and the grids that select them, shared with 03) and, at the selected
+    configuration of the clean set, on each variant of :data:`ROBUSTNESS_VARIANTS` (``<set>~<variant>``,
+    :data:`ROBUSTNESS_SEEDS` seeds unless ``seeds`` is given)."""
+    def kept(spec: Spec) -> bool:
+        return spec.role in ("model", "tune") or dict(spec.overrides).get("content") == "frozen"
+
+    out: list[PlannedRun] = []
+    cap = epoch_cap(scale, epochs)
+    for d in datasets:
+        clean = notebook_grid("03_main_results", [d], seeds, scale, epochs, models=list(ROBUST_MODELS),
+                              registered=registered, tune=tune, selected=selected)
+        out += [replace(r, purposes=("tune",) if r.spec.role == "tune" else (ROBUSTNESS,))
+                for r in clean if kept(r.spec)]
+        tune_d = tune if scale != "converged" or d in TUNED_DATASETS else None
+        untuned = NOT_TUNED_HERE if tune is not None and tune_d is None else UNTUNED
+        specs = [s for s in tuned_specs(d, list(ROBUST_MODELS), scale, tune_d, selected, registered, untuned)
+                 if kept(s)]
+        pool = list(seeds) if seeds is not None else list(DEFAULT_SEEDS[:ROBUSTNESS_SEEDS])
+        out += [PlannedRun(f"{d}~{v}", s, seed, scale, cap, (ROBUSTNESS,))
+                for v in ROBUSTNESS_VARIANTS.get(d, ()) for s in specs for seed in pool]
+    return out
+
+
 def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "quick",
                epochs: int | None = None, notebooks: Sequence[str] = NOTEBOOKS,
                table_datasets: Sequence[str] | None = None, **grid: Any) -> list[PlannedRun]:
@@ -208,11 +242,13 @@ def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str 
     :func:`notebook_grid` (variant, models, etas, registered, tune, selected)."""
     merged: dict[tuple[Any, ...], PlannedRun] = {}
     for nb in notebooks:
-        if nb not in NOTEBOOKS:
+        if nb not in NOTEBOOKS and nb not in PLAN_ONLY:
             continue  # 00_data trains nothing
         main = nb in ("03_main_results", "04_efficiency")
         names = table_datasets if main and table_datasets is not None else datasets
-        for run in notebook_grid(nb, names, seeds, scale, epochs, **grid):
+        runs = (robustness_grid(datasets, seeds, scale, epochs, **grid) if nb == ROBUSTNESS
+                else notebook_grid(nb, names, seeds, scale, epochs, **grid))
+        for run in runs:
             old = merged.get(run.identity)
             merged[run.identity] = run if old is None else replace(old, purposes=tuple(
                 dict.fromkeys([*old.purposes, *run.purposes])))

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import plan as planmod
@@ -88,8 +89,19 @@ def invocation(args: argparse.Namespace) -> Invocation:
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
                       scale=args.scale or default_scale(device, smoke),
                       force_since=time.time() if getattr(args, "restart", False) else 0.0,
-                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks),
+                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_selection(args.notebooks),
                       tune=not smoke)
+
+
+def notebook_selection(select: str | None) -> list[Path]:
+    """:func:`r2mr.pipeline.notebook_paths`, plus each plan-only grid (:data:`r2mr.plan.PLAN_ONLY`, e.g. ``05``
+    for the robustness runs) that a prefix names and no notebook file matches, as a bare ``Path(name)``: its
+    runs enter the plan; ``run-all`` needs ``--train-only`` for it (there is no notebook to execute)."""
+    wanted = planmod.parse_list(select)
+    files = [p.stem for p in notebook_paths()]
+    grids = [n for n in planmod.PLAN_ONLY if n not in files and any(n.startswith(w) for w in wanted)]
+    rest = [w for w in wanted if any(f.startswith(w) for f in files) or not any(g.startswith(w) for g in grids)]
+    return (notebook_paths(rest) if rest or not grids else []) + [Path(g) for g in grids]
 
 
 def tuning_plan(inv: Invocation) -> Any:
@@ -106,7 +118,7 @@ def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
     rows use ``selected`` (:func:`r2mr.plan.select_points`), pending where it has no entry."""
     names = [p.stem for p in inv.notebooks]
     return planmod.build_plan(inv.datasets, inv.seeds, inv.scale, inv.epochs,
-                              notebooks=[n for n in planmod.NOTEBOOKS if n in names],
+                              notebooks=[n for n in (*planmod.NOTEBOOKS, *planmod.PLAN_ONLY) if n in names],
                               table_datasets=table_datasets(inv.datasets, inv.data_dir), models=models,
                               tune=tuning_plan(inv), selected=selected)
 
@@ -251,6 +263,10 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
 
     stream = stream or sys.stdout
     inv = invocation(args)
+    grids = [p.name for p in inv.notebooks if p.name in planmod.PLAN_ONLY and not p.is_file()]
+    if grids and not getattr(args, "train_only", False):
+        raise ConfigError(f"--notebooks: {', '.join(grids)} is a plan of runs without a notebook; fix: add "
+                          f"--train-only (train its runs, then archive them), or drop it from --notebooks")
     print(describe(inv), file=stream, flush=True)
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
