@@ -247,8 +247,10 @@ def main_specs(models: str | Sequence[str] = "all", scale: str = "full", control
 ROBUST_MODELS = ("vbpr", "freedom", "bm3", "mgcn", "r2mr")
 ROBUSTNESS_VARIANTS: dict[str, tuple[str, ...]] = {
     "tiktok": ("image-swap20", "image-swap40", "audio-swap20", "audio-swap40")}
-# seeds per variant row: 3 (the clean rows keep the main table's 5); 4 variants x 6 rows x 3 seeds on TikTok is
-# about 6 CPU-hours at the converged scale; the tables state the minimum detectable drop this affords
+# seeds per variant row: 3 (the clean rows keep the main table's 5), the budget of about 6 CPU-hours:
+# 4 variants x 6 rows x 3 seeds = 72 runs, which `python -m r2mr plan` estimates at 7.6 CPU-hours from its
+# declared seconds per epoch (MGCN 4.0 of them; stored timings replace the estimate once runs exist); the
+# tables state the minimum detectable drop that 3 seeds afford
 ROBUSTNESS_SEEDS = 3
 
 
