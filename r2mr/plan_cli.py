@@ -124,7 +124,8 @@ def staged_plan(inv: Invocation) -> tuple[list[planmod.PlannedRun], list[tuple[s
 
 def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
                 device: str) -> list[tuple[str, dict[str, Any] | None]]:
-    """Per planned run: (``stored`` | ``to train`` | ``not run: …`` | ``invalid: …``, stored result or None);
+    """Per planned run: (``stored`` | ``archived`` (in the evidence archive, not yet in the store) | ``to train``
+    | ``not run: …`` | ``invalid: …``, stored result or None);
     each data set is loaded once (with and without features, as the store keys it)."""
     from . import experiment
     from .discovery import load_dataset_named
@@ -152,7 +153,7 @@ def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
         except ConfigError as exc:
             out.append((f"invalid: {str(exc).split('; known keys')[0]}", None))
             continue
-        out.append(("stored" if res else "to train", res))
+        out.append(("to train" if not res else ("archived" if res.get("source") == "archive" else "stored"), res))
     return out
 
 
@@ -219,7 +220,9 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
     for st, _ in status:
         counts[st.split(":")[0]] += 1
     todo = counts["to train"] + counts["after tuning"]
-    return (f"{len(planned)} runs: {counts['stored']} stored, {counts['to train']} to train"
+    return (f"{len(planned)} runs: {counts['stored']} stored, "
+            + (f"{counts['archived']} in the evidence archive, " if counts["archived"] else "")
+            + f"{counts['to train']} to train"
             + (f", {counts['after tuning']} after tuning (stage 2: the grid's selected configuration)"
                if counts["after tuning"] else "")
             + (f", {counts['not run']} cannot run (data or features missing)" if counts["not run"] else "")
@@ -227,6 +230,15 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
             + (f"\nwork left: about {fmt_seconds(seconds)} of training on {device}, one run at a time "
                f"({from_store} of {todo} estimated from stored runs' timings, the rest from r2mr.plan_cli's "
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
+
+
+def archive_line(status: Sequence[tuple[str, Any]], retrained: float) -> str:
+    """One line: how many of the plan's runs come from the evidence archive, and how to retrain them here."""
+    n = sum(st == "archived" for st, _ in status)
+    if retrained:
+        return f"--retrain: {n} runs of the evidence archive were retrained here, not read"
+    return (f"{n} runs read from the evidence archive (results/evidence/), not retrained; to retrain them here: "
+            f"the same command with --retrain (choose with --datasets and --notebooks)")
 
 
 def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
@@ -256,7 +268,7 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
-                and (st == "to train" or (inv.force_since and st == "stored"))]
+                and (st == "to train" or (inv.force_since and st in ("stored", "archived")))]
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
         outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
@@ -267,6 +279,7 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         if failed:
             raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
                                 f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+    print(archive_line(status, inv.force_since), file=stream, flush=True)
     if getattr(args, "train_only", False):
         print("--train-only: the plan's runs are stored; add them to the evidence archive with "
               "`python -m r2mr archive add`", file=stream, flush=True)

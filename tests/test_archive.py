@@ -115,3 +115,24 @@ def test_export_then_import_into_another_archive(small_root, stores, tmp_path):
     assert not fresh.exists()
     with pytest.raises(ConfigError, match="over --max-mib"):
         archive_cli.export(root, tmp_path / "small.zip", None, None, 1e-6)
+
+
+def test_plan_counts_archived_runs_and_run_one_restores_them(small_root, stores):
+    from r2mr.plan import PlannedRun
+    from r2mr.plan_cli import archive_line, plan_status
+    from r2mr.plan_specs import Spec
+    from r2mr.runs import run_one
+
+    runs, root = stores
+    planned = [PlannedRun("small", Spec.of("BPR", "bpr", embedding_size=16), 7, "quick", 2)]
+    assert [st for st, _ in plan_status(planned, str(small_root), "cpu")] == ["to train"]
+    first = run_one(planned[0].spec, "small", 7, data_dir=small_root, epochs=2)
+    archive_cli.add_from_store(runs, root)
+    shutil.rmtree(runs)
+    status = plan_status(planned, str(small_root), "cpu")
+    assert [st for st, _ in status] == ["archived"] and not runs.exists()  # plan writes nothing
+    assert archive_line(status, 0.0).startswith("1 runs read from the evidence archive")
+    again = run_one(planned[0].spec, "small", 7, data_dir=small_root, epochs=2)
+    assert again.status == "cached" and again.result["source"] == "archive"
+    assert again.result["test"] == first.result["test"]
+    assert [st for st, _ in plan_status(planned, str(small_root), "cpu")] == ["stored"]
