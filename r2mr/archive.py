@@ -4,15 +4,15 @@ The store (:mod:`r2mr.store`, ``runs/``, git-ignored) holds checkpoints and full
 (``results/evidence/`` or ``$R2MR_ARCHIVE_DIR``) holds, per run, one file
 ``<dataset>/<model>-<key[:12]>-seed<N>.npz`` that numpy reads without pickle (``allow_pickle=False``):
 
-* ``record``: a 0-d string array holding JSON: ``archive_schema``, ``key``, ``fields`` (everything the key
+* ``record``: the UTF-8 bytes (uint8) of a JSON document: ``archive_schema``, ``key``, ``fields`` (everything the key
   hashes: model, data set, seed, data fingerprint, maths version, resolved config), ``record`` (the store's
   record: provenance — device and its name, CPU threads, versions of torch/numpy/scipy/scikit-learn/pandas,
   commit, date, wall time — the per-epoch history with every valid and test metric, the selected epochs of the
   valid rule and of the official test rule and their metrics), ``arrays`` (the tree of the arrays below, each
   leaf ``{"$array": name, "dtype": original dtype}``) and ``digest`` (sha256 of all of it and of every array).
-* ``per_user.<rule>.test.users`` (int32, the test users, sorted ids) and ``per_user.<rule>.test.<metric>``
-  (float16) for Recall@20 and NDCG@20 at the selected epoch of each rule (``by_valid``; ``by_test`` only where
-  the official rule selects another epoch).
+* ``per_user.test.users`` (the test users, sorted ids, delta-coded int32) and ``per_user.<rule>.<metric>``
+  (float16) for Recall@20 and NDCG@20 on the test split at the selected epoch of each rule (``by_valid``;
+  ``by_test`` only where the official rule selects another epoch).
 * ``artifacts.*`` / ``artifacts_best.*``: R2MR's Reviewer scores, quality states, rewritten masks and rewrite
   rounds after training and at the best-valid epoch; float tensors as float16.
 
@@ -107,7 +107,9 @@ def _decode(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     import torch
 
     if isinstance(tree, dict) and "$array" in tree:
-        return torch.from_numpy(arrays[tree["$array"]].astype(np.dtype(tree["dtype"])))
+        a = arrays[tree["$array"]]
+        a = np.cumsum(a, dtype=np.int64) if tree.get("delta") else a
+        return torch.from_numpy(a.astype(np.dtype(tree["dtype"])))
     if isinstance(tree, dict):
         return {k: _decode(v, arrays) for k, v in tree.items()}
     if isinstance(tree, list):
@@ -132,12 +134,7 @@ def pack(folder: Path) -> Entry:
     arrays: dict[str, np.ndarray] = {}
     tree: dict[str, Any] = {}
     if rec.get("per_user"):
-        pu = load_per_user(folder / rec["per_user"])
-        keep = {r: v for r, v in pu.items() if r == "by_valid" or v["epoch"] != pu.get("by_valid", {}).get("epoch")}
-        tree["per_user"] = _encode({r: {"epoch": v["epoch"], "test": {
-            "users": np.asarray(v["test"]["users"], dtype=np.int32),
-            **{m: np.asarray(v["test"][m]) for m in PER_USER_METRICS}}} for r, v in keep.items()},
-            "per_user", arrays)
+        tree["per_user"] = _pack_per_user(load_per_user(folder / rec["per_user"]), arrays)
     for field in ARTIFACT_FIELDS:
         if rec.get(field):
             tree[field] = _encode(load_torch(folder / rec[field]), field, arrays)
@@ -146,6 +143,29 @@ def pack(folder: Path) -> Entry:
     doc = json.loads(store.canonical(doc))
     doc["digest"] = _digest(doc, arrays)
     return Entry(doc, arrays)
+
+
+def _pack_per_user(pu: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The test split's per-user metrics of each rule's epoch: the users (sorted ids, shared by the rules) once,
+    delta-coded; ``by_test`` only where it selected another epoch than ``by_valid``."""
+    users = np.asarray(pu["by_valid"]["test"]["users"], dtype=np.int64)
+    arrays["per_user.test.users"] = np.diff(users, prepend=0).astype(np.int32)
+    tree: dict[str, Any] = {"users": {"$array": "per_user.test.users", "dtype": users.dtype.str, "delta": True}}
+    for rule, v in pu.items():
+        if rule == "by_valid" or v["epoch"] != pu["by_valid"]["epoch"]:
+            metrics = {m: np.asarray(v["test"][m]) for m in PER_USER_METRICS}
+            tree[rule] = {"epoch": int(v["epoch"]), **_encode(metrics, f"per_user.{rule}", arrays)}
+    return tree
+
+
+def _unpack_per_user(tree: dict[str, Any], arrays: dict[str, np.ndarray], test_epoch: int) -> dict[str, Any]:
+    """Inverse of :func:`_pack_per_user`, in :func:`r2mr.evaluate.save_per_user`'s layout."""
+    users = _decode(tree["users"], arrays)
+    out = {r: {"epoch": v["epoch"], "test": {"users": users, **{m: _decode(v[m], arrays) for m in PER_USER_METRICS}}}
+           for r, v in tree.items() if r != "users"}
+    if "by_test" not in out:  # the same epoch: stored once
+        out["by_test"] = {**out["by_valid"], "epoch": test_epoch}
+    return out
 
 
 def restore(entry: Entry, folder: Path) -> dict[str, Any]:
@@ -160,10 +180,8 @@ def restore(entry: Entry, folder: Path) -> dict[str, Any]:
     rec = dict(entry.doc["record"])
     tree = entry.doc["arrays"]
     if "per_user" in tree:
-        pu = _decode(tree["per_user"], entry.arrays)
-        if "by_test" not in pu and "by_valid" in pu:  # the same epoch: stored once
-            pu["by_test"] = {**pu["by_valid"], "epoch": rec["selected_by_test_epoch"]}
-        save_per_user(folder / "per_user.npz", {r: {**v, "epoch": int(v["epoch"])} for r, v in pu.items()})
+        pu = _unpack_per_user(tree["per_user"], entry.arrays, rec["selected_by_test_epoch"])
+        save_per_user(folder / "per_user.npz", pu)
         rec["per_user"] = "per_user.npz"
     for field in ARTIFACT_FIELDS:
         if field in tree:
@@ -188,7 +206,8 @@ def _json(path: Path) -> dict[str, Any]:
 def to_bytes(entry: Entry) -> bytes:
     """The entry as the bytes of a compressed ``.npz``."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, record=np.array(store.canonical(entry.doc)), **entry.arrays)
+    record = np.frombuffer(store.canonical(entry.doc).encode(), dtype=np.uint8)  # UTF-8 JSON
+    np.savez_compressed(buf, record=record, **entry.arrays)
     return buf.getvalue()
 
 
@@ -201,8 +220,8 @@ def from_bytes(data: bytes, where: str, expect: str | None = None) -> Entry:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        doc = json.loads(str(arrays.pop("record")))
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+        doc = json.loads(arrays.pop("record").tobytes().decode())
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, AttributeError) as exc:
         raise bad(f"not an archive entry ({str(exc)[:100]})") from None
     schema = {"archive_schema": int, "key": str, "fields": dict, "record": dict, "arrays": dict, "digest": str}
     for field, typ in schema.items():
