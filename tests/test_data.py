@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from r2mr.core.errors import DataError
+from r2mr.core.paths import REPO_ROOT, data_root
 from r2mr.data import format_log, load_dataset, statistics
-from r2mr.errors import DataError
-from r2mr.paths import REPO_ROOT, data_root
 
 from .conftest import TOY_ROWS, write_inter
 

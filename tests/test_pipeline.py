@@ -10,9 +10,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from r2mr import pipeline, plan_cli
-from r2mr.cli import main
-from r2mr.errors import ConfigError
+from r2mr.cli import pipeline
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.cli.main import main
+from r2mr.core.errors import ConfigError
 
 from .conftest import TOY_ROWS, write_inter
 

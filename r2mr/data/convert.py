@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 SPLIT_FILES = (("trnMat.pkl", 0), ("valMat.pkl", 1), ("tstMat.pkl", 2))
 FEATURES = ("image_feat.npy", "audio_feat.npy")
@@ -139,7 +139,7 @@ def convert_tiktok(src: Path, out: Path) -> Path:
 # ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) -------------------
 
 def main(args: argparse.Namespace) -> int:
-    from ..paths import data_root
+    from ..core.paths import data_root
     from .mmrec import check_dataset
     from .stats import format_log
 
