@@ -1,4 +1,4 @@
-"""``python -m r2mr``: the command line (see :mod:`r2mr.cli`)."""
+"""``python -m r2mr``: the command line (see :mod:`r2mr.cli.main`)."""
 
 import sys
 

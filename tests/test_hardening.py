@@ -45,8 +45,8 @@ def one_error_line(capsys: pytest.CaptureFixture, *words: str) -> str:
 
 @pytest.mark.parametrize("cls", REGISTERED, ids=lambda c: c.__name__)
 def test_every_config_field_has_a_rule(cls: type) -> None:
-    assert issubclass(cls, Validated), f"{cls.__name__} must inherit r2mr.validation.Validated"
-    assert unruled(cls) == [], f"add a rule to r2mr/validation.py RULES for {unruled(cls)}"
+    assert issubclass(cls, Validated), f"{cls.__name__} must inherit r2mr.core.config_rules.Validated"
+    assert unruled(cls) == [], f"add a rule to r2mr/core/config_rules.py RULES for {unruled(cls)}"
     cls()  # the defaults pass their own rules
 
 

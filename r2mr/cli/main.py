@@ -4,10 +4,10 @@ The commands are rows of :data:`COMMANDS`; each row names a help line, a functio
 a function that runs it (``args -> exit status``). A command from another module is added as one row with
 :func:`lazy` (``add_arguments(parser)`` and ``main(args) -> int`` in that module, which must stay light to import).
 Importing this module does not import torch: heavy modules are imported inside the commands. Argument types
-and checks shared by the commands (seed, device, epochs, paths) are in :mod:`r2mr.arguments`.
+and checks shared by the commands (seed, device, epochs, paths) are in :mod:`r2mr.cli.arguments`.
 
 Exit status: 0 ok; 2 bad input (usage, config or data error, reported on one line); 3 a run or a notebook
-failed (:class:`r2mr.errors.TrainingError`, ``NotebookFailed``); 130 interrupted (Ctrl-C).
+failed (:class:`r2mr.core.errors.TrainingError`, ``NotebookFailed``); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- plan and run-all (declared here, light; executed by r2mr.plan_cli) -----------------------------------------
+# -- plan and run-all (declared here, light; executed by r2mr.cli.plan_commands) ------------------------------
 RUN_ALL_DESCRIPTION = ("Validate the options, execute the run plan's missing training runs, then notebooks/NN_*.ipynb "
                        "in order with papermill; executed copies go to results/executed/ once all succeed, tables to "
                        "results/, figures to figures/.")
@@ -143,7 +143,7 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     arguments.add_data_dir(p)
     arguments.add_device(p)
     p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32, or auto (default auto: "
-                                   "r2mr.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
+                                   "r2mr.runs.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
                                    "--smoke: 999)")
     arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
     p.add_argument("--scale", choices=("quick", "full"),

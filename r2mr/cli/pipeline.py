@@ -4,9 +4,9 @@ replaces a committed copy; the committed notebooks themselves are never touched)
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
 ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
-``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.paths`), so
+``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.core.paths`), so
 no machine path lands in an executed copy. The training runs were executed from the run plan before
-(:mod:`r2mr.plan_cli`), so the notebooks read them back from the store.
+(:mod:`r2mr.cli.plan_commands`), so the notebooks read them back from the store.
 
 Also here: :func:`clean_notebook`, which strips execution metadata and absolute paths from a notebook before
 it is committed (outputs are kept; nbval replays them).
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
 SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
-FULL_SEEDS = "auto"  # r2mr.plan.seeds_for: the declared seeds per data set and purpose
+FULL_SEEDS = "auto"  # r2mr.runs.plan.seeds_for: the declared seeds per data set and purpose
 
 
 class NotebookFailed(R2MRError):
@@ -75,13 +75,13 @@ class Invocation:
     datasets: list[str]
     data_dir: str | None  # data root (absolute), handed to the kernels as $R2MR_DATA_DIR; None: the default
     device: str
-    seeds: list[int] | None  # None: auto (r2mr.plan.seeds_for)
+    seeds: list[int] | None  # None: auto (r2mr.runs.plan.seeds_for)
     epochs: int | None
     scale: str  # quick | full
     force_since: float
     output_root: str  # "." = the repository (results/, figures/); smoke runs use scratch/smoke
     notebooks: list[Path] = field(default_factory=list)
-    tune: bool = True  # the tuning stage (r2mr.plan); off for --smoke: main rows labelled untuned (defaults)
+    tune: bool = True  # the tuning stage (r2mr.runs.plan); off for --smoke: main rows labelled untuned (defaults)
 
     def parameters(self) -> dict[str, Any]:
         seeds = "auto" if self.seeds is None else ",".join(map(str, self.seeds))
@@ -99,7 +99,7 @@ class Invocation:
 
 
 def default_scale(device: str, smoke: bool = False) -> str:
-    """quick for --smoke and on a CPU (R2MR at a reduced size, see r2mr.plan.QUICK); full on a GPU."""
+    """quick for --smoke and on a CPU (R2MR at a reduced size, see r2mr.runs.plan.QUICK); full on a GPU."""
     return "quick" if smoke or device == "cpu" else "full"
 
 
@@ -110,7 +110,7 @@ def describe(inv: Invocation) -> str:
     epochs = inv.epochs if inv.epochs is not None else (
         f"at most {caps['tune']} per tuning point, {caps['train']} per other run (the {inv.scale} plan's caps)"
         if caps.get("train") else "model default (early stopping)")
-    seeds = "auto (r2mr.plan: 5 per main row on synthetic and TikTok, else 3; 2 per tuning point)" \
+    seeds = "auto (r2mr.runs.plan: 5 per main row on synthetic and TikTok, else 3; 2 per tuning point)" \
         if inv.seeds is None else ", ".join(map(str, inv.seeds))
     setting = (f"device: {inv.device}; seeds: {seeds}; epochs: {epochs}; scale: {inv.scale}"
                + (" (R2MR at a reduced size; --scale full for the paper's sizes)" if inv.scale == "quick" else "")

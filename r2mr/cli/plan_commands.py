@@ -1,6 +1,6 @@
-"""The ``plan`` and ``run-all`` commands: validate the options, build the run plan (:mod:`r2mr.plan`), show
-which runs are stored and the work left, execute the missing runs (:mod:`r2mr.executors`), then the notebooks
-(:mod:`r2mr.pipeline`). No torch import at module level (``python -m r2mr --help`` stays fast).
+"""The ``plan`` and ``run-all`` commands: validate the options, build the run plan (:mod:`r2mr.runs.plan`), show
+which runs are stored and the work left, execute the missing runs (:mod:`r2mr.runs.executors`), then the notebooks
+(:mod:`r2mr.cli.pipeline`). No torch import at module level (``python -m r2mr --help`` stays fast).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ GPU_SPEEDUP = 10.0
 
 def check_device(device: str) -> str:
     """The device the runs use: ``auto`` -> ``cuda`` or ``cpu``; an unknown name or ``cuda`` without a visible
-    GPU is a one-line ConfigError (the name rule is :func:`r2mr.arguments.device`, the resolution
-    :func:`r2mr.train.resolve_device`)."""
+    GPU is a one-line ConfigError (the name rule is :func:`r2mr.cli.arguments.device`, the resolution
+    :func:`r2mr.training.trainer.resolve_device`)."""
     import argparse
 
     from ..training.trainer import resolve_device
@@ -89,7 +89,7 @@ def tuning_plan(inv: Invocation) -> Any:
 def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
              selected: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[planmod.PlannedRun]:
     """The runs the invocation's notebooks need (03's table also lists absent Amazon sets: 'no data'); stage-2
-    rows use ``selected`` (:func:`r2mr.plan.select_points`), pending where it has no entry."""
+    rows use ``selected`` (:func:`r2mr.runs.plan.select_points`), pending where it has no entry."""
     names = [p.stem for p in inv.notebooks]
     return planmod.build_plan(inv.datasets, inv.seeds, inv.scale, inv.epochs,
                               notebooks=[n for n in planmod.NOTEBOOKS if n in names],
@@ -212,7 +212,7 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
             + (f", {counts['not run']} cannot run (data or features missing)" if counts["not run"] else "")
             + (f", {counts['invalid']} invalid (config)" if counts["invalid"] else "")
             + (f"\nwork left: about {fmt_seconds(seconds)} of training on {device}, one run at a time "
-               f"({from_store} of {todo} estimated from stored runs' timings, the rest from r2mr.plan_cli's "
+               f"({from_store} of {todo} estimated from stored runs' timings, the rest from r2mr.cli.plan_commands's "
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
 
 

@@ -131,7 +131,7 @@ def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
 
 def result_path(result: dict[str, Any], field: str = "artifacts") -> Path | None:
     """The file a result names in ``field`` (``"artifacts"``, ``"per_user"``, ...), resolved against the run
-    folder (``result["run_dir"]``, set by :mod:`r2mr.experiment`); None if the result names none."""
+    folder (``result["run_dir"]``, set by :mod:`r2mr.runs.experiment`); None if the result names none."""
     name = result.get(field)
     if not name:
         return None

@@ -2,7 +2,7 @@
 
 Every config dataclass (``TrainConfig``, each model's ``Config``, ``RewriterConfig``, ``SynthConfig``)
 inherits :class:`Validated`, whose ``__post_init__`` checks each field against its rule, so a value is
-refused before any work starts, both at construction and after :func:`r2mr.config.apply` (which calls
+refused before any work starts, both at construction and after :func:`r2mr.core.config.apply` (which calls
 ``__post_init__`` once all overrides are set). Rules are keyed by field name, so a name means the same
 thing in every model; a rule may look at other fields of the same config (``valid_metric`` and ``topk``).
 A field without a rule is caught by the test suite (``tests/test_hardening.py``), not at run time.
@@ -151,7 +151,7 @@ WEIGHT = number(0.0)  # a loss weight or regulariser: finite, >= 0
 RATE = number(0.0, lo_open=True)  # a learning rate or temperature: finite, > 0
 
 RULES: dict[str, Rule] = {
-    # training (r2mr/train.py TrainConfig)
+    # training (r2mr/training/trainer.py TrainConfig)
     "batch_size": integer(1),
     "lr": RATE,
     "optimizer": choice("adam", "adamw"),
@@ -187,7 +187,7 @@ RULES: dict[str, Rule] = {
     "l2_divisor": integer(1),
     "cl_loss": WEIGHT,
     "tau": RATE,
-    # R2MR (r2mr/models/r2mr.py)
+    # R2MR (r2mr/models/r2mr/model.py)
     "variant": choice("official", "paper"),
     "dim": integer(0, note="; 0 picks the width automatically"),
     "pca": choice("wider", "all", "image_only"),
@@ -210,9 +210,9 @@ RULES: dict[str, Rule] = {
     "classes_from_last_batch": BOOL,
     "use_reviewer": BOOL,
     "reviewer_dtype": choice("float32", "float16"),
-    "compile": choice("off", "default", "reduce-overhead"),  # r2mr.speed.COMPILE_MODES (a test checks they agree)
+    "compile": choice("off", "default", "reduce-overhead"),  # training.runtime.COMPILE_MODES (a test checks)
     "tf32": BOOL,
-    # the rewriter (r2mr/models/rewriter.py RewriterConfig)
+    # the rewriter (r2mr/models/r2mr/rewriter.py RewriterConfig)
     "rw_prompt_dim": WIDTH,
     "rw_hidden": int_tuple(1),
     "rw_latent": Rule("an integer >= 1, a multiple of rw_code_dim", _latent_ok,

@@ -5,7 +5,7 @@ The data root is, in order: the value given (``--data-dir``, a notebook's ``data
 directory, as for any path typed on a command line (``run_all.sh`` turns relative values into absolute ones
 before it changes into the repository, and hands the root to the notebooks' kernels in ``$R2MR_DATA_DIR``).
 The embedded synthetic set is the one exception, and it is written down here too: where the data root has no
-``synthetic/``, it is read from (and generated into, by the explicit :func:`r2mr.discovery.ensure_synthetic`)
+``synthetic/``, it is read from (and generated into, by the explicit :func:`r2mr.data.discovery.ensure_synthetic`)
 the repository's ``data/`` folder, so a read-only shared data root still gets it.
 """
 

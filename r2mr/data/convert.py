@@ -4,7 +4,7 @@ The release holds ``trnMat.pkl``, ``valMat.pkl`` and ``tstMat.pkl`` (pickled Sci
 matrices, any non-zero entry is an interaction) and ``image_feat.npy``, ``audio_feat.npy`` (float16, one row
 per item). :func:`convert_tiktok` writes ``tiktok.inter`` (userID, itemID, x_label = 0 train / 1 valid /
 2 test, rows sorted by user then item) and the two feature files as float16, which is the folder this
-package's TikTok results were computed on (same fingerprint, see :func:`r2mr.experiment.fingerprint`).
+package's TikTok results were computed on (same fingerprint, see :func:`r2mr.runs.experiment.fingerprint`).
 
 The pickles are read with a restricted unpickler that resolves only the SciPy sparse matrix classes and
 the NumPy array machinery they need: a pickle that names anything else is refused, never executed.
@@ -136,7 +136,7 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     return out
 
 
-# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) -------------------
+# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli/main.py) -------------------
 
 def main(args: argparse.Namespace) -> int:
     from ..core.paths import data_root

@@ -1,4 +1,4 @@
-"""Finding data sets under the data root (see :mod:`r2mr.paths` for the rule): which are present, where one
+"""Finding data sets under the data root (see :mod:`r2mr.core.paths` for the rule): which are present, where one
 is, why a run on it cannot start, and loading it by name. Nothing here writes: generating the embedded
 synthetic set is the explicit :func:`ensure_synthetic`.
 """

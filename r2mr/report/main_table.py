@@ -1,10 +1,10 @@
-"""Notebook 03's tables, built from the two plan stages (:mod:`r2mr.plan`): the tuned main table beside the
+"""Notebook 03's tables, built from the two plan stages (:mod:`r2mr.runs.plan`): the tuned main table beside the
 published numbers (:func:`main_table`), R2MR's relative improvement over the best baseline per data set and
 its average (:func:`improvement_table`), R2MR against every baseline (:func:`significance`), the whole tuning
 grid (:func:`grid_table`) with what tuning changed (:func:`tuning_gain`) and the selection-bias table
 (:func:`bias_table`). :func:`run_main` trains or reads back both stages in the notebook's sequential path.
 
-Every cell of ours is mean ± sample std over seeds with n (:func:`r2mr.significance.format_cell`); numbers are
+Every cell of ours is mean ± sample std over seeds with n (:func:`r2mr.report.significance.format_cell`); numbers are
 always the test metrics at the best-validation epoch of the configuration picked on validation.
 """
 
@@ -28,7 +28,7 @@ TUNED_METRICS = ("recall@20", "ndcg@20")  # the per-user metrics the significanc
 def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, epochs: int | None,
              models: str | Sequence[str] = "all", tune: Any = True, **kwargs: Any) -> tuple[list[Run], list[Run]]:
     """(stage-1 grid runs, stage-2 main runs) of notebook 03, trained or read back in order; ``tune`` True:
-    the declared grids (``configs/tuning.yaml``), a :class:`r2mr.tuning.TuningPlan`: those, False: no grids
+    the declared grids (``configs/tuning.yaml``), a :class:`r2mr.runs.tuning.TuningPlan`: those, False: no grids
     (rows labelled untuned). ``kwargs`` go to :func:`r2mr.runs.run_one` (data_dir, device,
     force_since). A row whose grid is incomplete is a ``not run`` Run, never trained at the defaults."""
     from ..data.discovery import missing_data_reason
@@ -166,7 +166,7 @@ def against_reference(runs: Sequence[Run], reference: str, metrics: Sequence[str
 
 def pairs_table(groups: dict[str, list[tuple[Any, Any]]], pairs: Sequence[tuple[str, str]],
                 metrics: Sequence[str] = TUNED_METRICS) -> pd.DataFrame:
-    """:func:`r2mr.significance.table_from_results` per metric, stacked (index: metric, A, B)."""
+    """:func:`r2mr.report.significance.table_from_results` per metric, stacked (index: metric, A, B)."""
     if not pairs:
         return pd.DataFrame()
     return pd.concat({m: table_from_results(groups, pairs, m) for m in metrics}, names=["metric"])
@@ -238,7 +238,7 @@ def tuning_gain(grid: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
 
 
 def bias_table(main: Sequence[Run], grid: Sequence[Run], metric: str = "recall@20") -> pd.DataFrame:
-    """:func:`r2mr.selection_bias.selection_bias_table` per data set: each model's selected rows (best test
+    """:func:`r2mr.report.selection_bias.selection_bias_table` per data set: each model's selected rows (best test
     epoch) and its tuning grid (best test point; both), absolute and relative."""
     from .selection_bias import selection_bias_table
 

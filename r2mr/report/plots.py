@@ -1,6 +1,6 @@
 """Figures of the notebooks: each function takes data or tidy tables and returns a matplotlib figure.
 
-No I/O and no state: saving is :meth:`r2mr.outputs.Outputs.figure`. Importing this module does not pick a
+No I/O and no state: saving is :meth:`r2mr.report.outputs.Outputs.figure`. Importing this module does not pick a
 backend (scripts and tests set ``MPLBACKEND=Agg``).
 """
 
@@ -148,7 +148,7 @@ def roc_curves(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndar
 
 
 def eta_sweep_plot(sweep: pd.DataFrame) -> plt.Figure:
-    """Shares of the quality states against η (a table from :func:`r2mr.analysis.eta_sweep`)."""
+    """Shares of the quality states against η (a table from :func:`r2mr.report.quality.eta_sweep`)."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2), constrained_layout=True)
     ax.stackplot(sweep.index, sweep.T.to_numpy(), labels=sweep.columns,
                  colors=[STATE_COLOURS.get(c, "grey") for c in sweep.columns], alpha=0.8)
@@ -159,7 +159,7 @@ def eta_sweep_plot(sweep: pd.DataFrame) -> plt.Figure:
 
 def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Across rewrite rounds: the shares of the quality states each round started from (left) and the
-    candidates and accepted rewrites per direction (right); ``table`` from :func:`r2mr.analysis.rounds_table`."""
+    candidates and accepted rewrites per direction (right); ``table`` from :func:`r2mr.report.quality.rounds_table`."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
     for state in ("high", "disparity", "low"):
         a.plot(table.index, table[f"share {state}"], marker="o", label=state,
@@ -182,7 +182,7 @@ def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
 def eta_curve(table: pd.DataFrame) -> plt.Figure:
     """Recall@20 (mean over seeds, ± sample std where n ≥ 2) against the η R2MR was trained with, one panel per
     data set, with the share of disparity items at that η on a second axis; ``table`` from
-    :func:`r2mr.tables.sensitivity_table` (its ``seeds`` column is n)."""
+    :func:`r2mr.report.tables.sensitivity_table` (its ``seeds`` column is n)."""
     datasets = list(dict.fromkeys(table.index.get_level_values(0)))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
                              constrained_layout=True)
@@ -202,7 +202,7 @@ def eta_curve(table: pd.DataFrame) -> plt.Figure:
 
 def timing_plot(table: pd.DataFrame) -> plt.Figure:
     """Seconds per training epoch (left) and per evaluation of valid + test (right) against the number of
-    training interactions, one line per model; ``table`` from :func:`r2mr.tables.timing_table`."""
+    training interactions, one line per model; ``table`` from :func:`r2mr.report.tables.timing_table`."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for model, g in table.groupby("model", sort=False):
         g = g.sort_values("train interactions")

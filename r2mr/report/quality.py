@@ -36,7 +36,7 @@ def area_labels(scores: Mapping[str, np.ndarray], eta: float | Mapping[str, floa
     """Per item (I,), the name of its quality area (one of :data:`STATES`) from the scores of (exactly) two
     modalities; ``eta`` may differ per modality (the official code has a text and an image threshold);
     ``strict``: a modality is good if s > η (paper) instead of s ≥ η (code). (Not to be confused with
-    :func:`r2mr.models.reviewer.quality_states`, the integer codes the model uses.)"""
+    :func:`r2mr.models.r2mr.reviewer.quality_states`, the integer codes the model uses.)"""
     if len(scores) != 2:
         raise ValueError(f"quality areas need two modalities, got {list(scores)}")
     (ma, a), (mb, b) = scores.items()

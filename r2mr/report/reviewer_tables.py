@@ -1,7 +1,7 @@
 """Notebook 01's Reviewer tables read from the right model state: before the first rewrite round, at the
 best-validation checkpoint (the model the reported metrics come from) and after the last epoch (labelled).
 
-Each state is an artifact view (:func:`r2mr.analysis.model_states`); every table has a ``model state``
+Each state is an artifact view (:func:`r2mr.report.quality.model_states`); every table has a ``model state``
 column so a reader never mixes them up. Runs of several seeds: :func:`states_by_seed` keeps each seed's
 states, :func:`per_seed` regroups them by seed, and :func:`over_seeds` turns one table per seed into mean,
 sample std and n over seeds.

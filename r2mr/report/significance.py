@@ -3,7 +3,7 @@ of every reported number (mean ± sample std and n).
 
 One *run set* is one configuration (a model, an ablation) on one data set, trained with several seeds; each
 run stores its per-user test metrics at the selected epoch in ``per_user.npz`` (see
-:func:`r2mr.evaluate.save_per_user`). For a comparison "A vs B" (difference A − B):
+:func:`r2mr.evaluation.evaluator.save_per_user`). For a comparison "A vs B" (difference A − B):
 
 * **Wilcoxon signed-rank over users** (``scipy.stats.wilcoxon``): each user's metric is first averaged over
   the seeds of its run set; the test pairs the users present in both. Users whose two values are equal are

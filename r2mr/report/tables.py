@@ -1,6 +1,7 @@
 """The notebooks' result tables: our numbers beside the published ones (:func:`compare`, :func:`wide_table`),
 the checked numbers of a quick run (:func:`checked_metrics`), ablations, sensitivities and timings, and the
-cell formatting they share. Input: runs from :mod:`r2mr.runs` or its tidy :func:`r2mr.runs.summarise` table.
+cell formatting they share. Input: runs from :mod:`r2mr.runs.notebook_runs` or its tidy
+:func:`r2mr.runs.notebook_runs.summarise` table.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Executors of a run plan (:mod:`r2mr.plan`): each planned run is trained through the store
-(:func:`r2mr.experiment.train`), so a run already stored is read back and a killed one resumes.
+"""Executors of a run plan (:mod:`r2mr.runs.plan`): each planned run is trained through the store
+(:func:`r2mr.runs.experiment.train`), so a run already stored is read back and a killed one resumes.
 
 * sequential (default): in this process, one run after the other; no extra dependency.
 * ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads.

@@ -1,6 +1,6 @@
 """One call from names to a result: resolve configs, seed, build the model, train (through the result store).
 
-Used by the CLI and the notebooks. A run lives in the store (:mod:`r2mr.store`:
+Used by the CLI and the notebooks. A run lives in the store (:mod:`r2mr.runs.store`:
 ``<runs>/<dataset>/<model>-<key>-seed<N>/``, or the given ``run_dir``); its key hashes the model, the resolved
 configs, the data fingerprint, the seed and the model's maths version (not the device), so a finished run is
 read back (validated), a killed one resumes and two processes never train the same run twice.
@@ -37,7 +37,7 @@ def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int 
     cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(dataset or "", {})))
     cfgmod.apply([mcfg, tcfg], dict(overrides or {}))
     explicit = {k: v for k, v in (("seed", seed), ("max_epochs", max_epochs)) if v is not None}
-    cfgmod.apply([tcfg], explicit)  # checked against r2mr/validation.py like every other key
+    cfgmod.apply([tcfg], explicit)  # checked against r2mr/core/config_rules.py like every other key
     return cls, mcfg, tcfg
 
 
@@ -121,7 +121,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
           max_epochs: int | None = None, run_dir: str | Path | None = None, resume: bool = True,
           reuse: bool = True, progress: bool = True, strict: bool = False) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` and return the result dict (see :meth:`Trainer.result` and
-    :mod:`r2mr.store`), with ``run_dir`` (the run folder) and ``cached``.
+    :mod:`r2mr.runs.store`), with ``run_dir`` (the run folder) and ``cached``.
 
     ``reuse``: return a finished run's validated record (``"cached": True``) instead of training again (with
     ``strict``, only one made on the same device type and torch version); ``resume``: continue from the run

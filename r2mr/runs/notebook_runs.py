@@ -1,7 +1,7 @@
 """Store access for the notebooks: train or read back one planned run (:func:`run_one`), a grid of them
 (:func:`run_grid`), what a finished run saved (:func:`artifacts`), and summaries over seeds (:func:`summarise`).
 
-Every run goes through :func:`r2mr.experiment.train`, so a finished run is read back from the store and a
+Every run goes through :func:`r2mr.runs.experiment.train`, so a finished run is read back from the store and a
 killed one resumes. A cell that needs data that is absent is a :class:`Run` with status ``"not run: …"``,
 never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --force``)
 but reuses those made since, so two notebooks share a rerun.
@@ -73,7 +73,7 @@ def _strip_paths(text: str, *roots: Path | None) -> str:
 
 def train_kwargs(dataset: str, spec: Spec, seed: int, data_dir: str | Path | None, device: str,
                  epochs: int | None) -> dict[str, Any]:
-    """The keyword arguments of :func:`r2mr.experiment.train` / ``find`` / ``run_folder`` for one run."""
+    """The keyword arguments of :func:`r2mr.runs.experiment.train` / ``find`` / ``run_folder`` for one run."""
     return dict(data_dir=find_dataset_root(dataset, data_dir), overrides=dict(spec.overrides), device=device,
                 seed=seed, max_epochs=epochs)
 
@@ -197,7 +197,7 @@ def benchmark(scales: Sequence[str], data_dir: str | Path | None = None, device:
     """Rows of ``benchmarks/bench_r2mr.py`` (R2MR at the paper's sizes with random features of the real widths:
     seconds per epoch, per evaluation, per rewriter round, peak memory, Reviewer edge-wise vs dense), one per
     scale. ``clothing`` is the script's generated Clothing-sized graph; other scales are data sets found by
-    :func:`r2mr.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale,
+    :func:`r2mr.data.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale,
     data fingerprint and device, so a second call is free (``force_since`` recomputes older files)."""
     import hashlib
     import json

@@ -1,12 +1,12 @@
 """The declared run plan: every training run the notebooks need, as data (data set, model, overrides, seed,
 scale, epochs, purpose), built from the notebooks' grids. The parameters and specs below live in
-:mod:`r2mr.plan_specs` and are re-exported here (notebooks read them as ``plan.X``); this module builds the plan.
+:mod:`r2mr.runs.plan_specs` and are re-exported here (notebooks read them as ``plan.X``); this module builds the plan.
 
 * Grids: :func:`quality_specs` (notebook 01), :func:`ablation_specs`, :func:`sensitivity_specs` and
   :func:`eta_specs` (02), :func:`main_specs` (03; 04 reads the first seed of 03's runs).
 * Two stages for notebook 03: stage 1 is every model's tuning grid (``configs/tuning.yaml``, purpose ``tune``,
-  :data:`r2mr.tuning` declares its seeds per point); stage 2 is the main table, each model at the point
-  :func:`r2mr.tuning.select` picks by mean validation Recall@20 (:func:`select_points`). Until a grid is
+  :data:`r2mr.runs.tuning` declares its seeds per point); stage 2 is the main table, each model at the point
+  :func:`r2mr.runs.tuning.select` picks by mean validation Recall@20 (:func:`select_points`). Until a grid is
   stored its stage-2 rows are "pending" (printed "after tuning"). Without a tuning plan the rows run at the
   models' defaults and are labelled :data:`UNTUNED`.
 * Seeds (:func:`seeds_for`): ``--seeds`` given: that list for every row (a tuning point: its first
@@ -16,7 +16,7 @@ scale, epochs, purpose), built from the notebooks' grids. The parameters and spe
   default ``run_all.sh`` stays short; the full scale uses each model's own limit with early stopping.
 * :func:`build_plan` lays those grids over data sets and seeds and merges runs that two notebooks share
   (:class:`PlannedRun`, with every purpose it serves). ``python -m r2mr plan`` prints it
-  (:mod:`r2mr.plan_cli`); ``run_all.sh`` executes it (:mod:`r2mr.executors`) before the notebooks, which then
+  (:mod:`r2mr.cli.plan_commands`); ``run_all.sh`` executes it (:mod:`r2mr.runs.executors`) before the notebooks, which then
   read every run back from the store; a notebook executed on its own trains what it misses, sequentially.
 
 Nothing here imports torch.
@@ -63,7 +63,7 @@ from .plan_specs import (
     sensitivity_specs,
 )
 
-__all__ = [  # the plan's names and, re-exported for the notebooks and callers, those of r2mr.plan_specs
+__all__ = [  # the plan's names and, re-exported for the notebooks and callers, those of r2mr.runs.plan_specs
     "NOTEBOOKS", "UNTUNED", "PlannedRun", "build_plan", "grid_specs", "notebook_grid", "notebook_prefixes",
     "select_points", "tuned_specs",
     "ABLATION_SEEDS", "ABLATIONS", "AUTO", "CODEBOOKS", "CONTROLS", "DEFAULT_SEEDS", "EPOCH_CAPS", "ETAS", "LABELS",
@@ -80,7 +80,7 @@ NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results"
 # ---- stage 1 and 2: the tuning grid and the tuned main rows -------------------------------------------------
 
 def grid_specs(model: str, scale: str, dataset: str | None, tune: Any) -> list[Spec]:
-    """Stage 1: ``model``'s tuning grid on ``dataset`` (``tune``: a :class:`r2mr.tuning.TuningPlan`), role
+    """Stage 1: ``model``'s tuning grid on ``dataset`` (``tune``: a :class:`r2mr.runs.tuning.TuningPlan`), role
     ``tune``, each point on top of the scale's preset."""
     from .tuning import points
 

@@ -1,5 +1,5 @@
-"""The parameters and row specs of the run plan (:mod:`r2mr.plan` builds the plan from them; notebooks reach
-every name here through ``r2mr.plan``).
+"""The parameters and row specs of the run plan (:mod:`r2mr.runs.plan` builds the plan from them; notebooks reach
+every name here through ``r2mr.runs.plan``).
 
 * Parameters: scales, the seed pool and the declared seeds per data set and purpose (:func:`seeds_for`), the
   epoch caps per run kind and scale (:func:`epoch_cap`) and the parsers of ``--seeds`` and list options.

@@ -3,7 +3,7 @@ and of the official test-selected epoch (``by_test``), and the model's artifacts
 
 ``best`` is the trainer's ``{rule: {"epoch": int, split: per-user metrics}}`` dict (it travels in the
 checkpoint, so a resumed run keeps it); per-user metrics are ``{split: {metric: tensor of shape (n_users,)}}``
-as :meth:`r2mr.evaluate.Evaluator.evaluate_full` returns them.
+as :meth:`r2mr.evaluation.evaluator.Evaluator.evaluate_full` returns them.
 """
 
 from __future__ import annotations

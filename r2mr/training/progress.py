@@ -1,5 +1,5 @@
-"""The trainer's one-line reports: the periodic progress line of :meth:`r2mr.train.Trainer.fit` (epochs, loss,
-valid metric, best so far, elapsed time and ETA) and the summary line of a finished run's result."""
+"""The trainer's one-line reports: the periodic progress line of :meth:`r2mr.training.trainer.Trainer.fit`
+(epochs, loss, valid metric, best so far, elapsed time and ETA) and the summary line of a finished run's result."""
 
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 checkpoints that let a killed run resume to the same final numbers.
 
 ``fit`` keeps the full per-epoch history (loss, timings, every valid and test metric), so any selection
-rule can be applied afterwards (see :mod:`r2mr.selection`). CPU runs with the same seed are bit-identical.
-Its progress and summary lines are in :mod:`r2mr.train_progress`, the per-user evidence of the selected epochs
-in :mod:`r2mr.train_evidence`, the checkpointed RNG states in :mod:`r2mr.rng_state`.
+rule can be applied afterwards (see :mod:`r2mr.evaluation.epoch_selection`). CPU runs with the same seed are
+bit-identical.
+Its progress and summary lines are in :mod:`r2mr.training.progress`, the per-user evidence of the selected epochs
+in :mod:`r2mr.training.evidence`, the checkpointed RNG states in :mod:`r2mr.training.rng_state`.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, cfg))
         self.history: list[dict[str, Any]] = []
-        self._best_per_user: dict[str, dict[str, Any]] = {}  # see r2mr.train_evidence
+        self._best_per_user: dict[str, dict[str, Any]] = {}  # see r2mr.training.evidence
         self._last_per_user: dict[str, dict[str, torch.Tensor]] = {}
         self.config = {**cfgmod.to_dict(cfg), **cfgmod.to_dict(model.cfg)}
 
@@ -194,8 +195,9 @@ class Trainer:
     def fit(self, resume: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
         """Train until the stop rule fires or ``max_epochs``; save and return the result dict.
 
-        Logs one INFO line to ``r2mr.train`` every ``progress_every_epochs`` epochs or ``progress_every_seconds``
-        seconds, whichever comes first (and at the last epoch); the tqdm bars are for terminals.
+        Logs one INFO line to ``r2mr.training.trainer`` every ``progress_every_epochs`` epochs or
+        ``progress_every_seconds`` seconds, whichever comes first (and at the last epoch); the tqdm bars are for
+        terminals.
         """
         if not (resume and self.try_resume()):
             self.history, self._best_per_user = [], {}
@@ -276,7 +278,7 @@ class Trainer:
         artifacts = self.model.artifacts()
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
-            res["artifacts"] = "artifacts.pt"  # relative to the run folder (see r2mr.results.result_path)
+            res["artifacts"] = "artifacts.pt"  # relative to the run folder (see r2mr.core.atomic_io.result_path)
         if self.write_result_file:  # the run store writes its own validated record instead
             write_json(self.run_dir / "result.json", res)
         return res

@@ -98,7 +98,7 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     compile: str = "off"  # off | default | reduce-overhead (torch.compile of the dense item layer; CUDA graphs)
     tf32: bool = False  # True: TF32 matmuls on CUDA (changes float32 results; see README "Speed and memory")
 
-    # every field is checked against r2mr/validation.py's RULES by the inherited __post_init__
+    # every field is checked against r2mr/core/config_rules.py's RULES by the inherited __post_init__
 
 
 def resolve(cfg: R2MRConfig) -> R2MRConfig:
