@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r2mr import archive, archive_cli, experiment
-from r2mr.errors import ConfigError
+from r2mr.cli import archive_commands as archive_cli
+from r2mr.core.errors import ConfigError
+from r2mr.runs import archive, experiment
 
 R2MR_TINY = dict(dim=16, rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4, rw_prompt_dim=8,
                  rw_disc_hidden=(8,), rw_first_epochs=1, rw_epochs=1, rewrite_every=1, max_rounds=1)
@@ -120,10 +121,10 @@ def test_export_then_import_into_another_archive(small_root, stores, tmp_path):
 
 
 def test_plan_counts_archived_runs_and_run_one_restores_them(small_root, stores):
-    from r2mr.plan import PlannedRun
-    from r2mr.plan_cli import archive_line, plan_status
-    from r2mr.plan_specs import Spec
-    from r2mr.runs import run_one
+    from r2mr.cli.plan_commands import archive_line, plan_status
+    from r2mr.runs.notebook_runs import run_one
+    from r2mr.runs.plan import PlannedRun
+    from r2mr.runs.plan_specs import Spec
 
     runs, root = stores
     planned = [PlannedRun("small", Spec.of("BPR", "bpr", embedding_size=16), 7, "quick", 2)]

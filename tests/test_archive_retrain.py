@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from r2mr import archive, experiment
-from r2mr.discovery import find_dataset_root, load_dataset_named
+from r2mr.data.discovery import find_dataset_root, load_dataset_named
+from r2mr.runs import archive, experiment
 
 CHEAP = ("bpr", "lightgcn", "vbpr")
 EPOCHS = 2

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from r2mr import config as cfgmod
-from r2mr import store
-from r2mr.experiment import make_configs
-from r2mr.plan_specs import CONVERGED_LIMIT, QUICK
+from r2mr.core import config as cfgmod
+from r2mr.runs import store
+from r2mr.runs.experiment import make_configs
+from r2mr.runs.plan_specs import CONVERGED_LIMIT, QUICK
 
 FINGERPRINT = "0123456789ab"
 EXPECTED = {  # first 16 hex digits of the key, data set "tiktok", seed 999
