@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from r2mr import experiment
+from r2mr.core.errors import ConfigError, DataError
 from r2mr.data import corrupt, load_dataset
-from r2mr.discovery import find_dataset_root, load_dataset_named
-from r2mr.errors import ConfigError, DataError
+from r2mr.data.discovery import find_dataset_root, load_dataset_named
+from r2mr.runs import experiment
 
 
 def test_parse_names():

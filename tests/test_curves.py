@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from r2mr import archive, archive_cli, curve_plots, curves, experiment, recompute
+from r2mr.cli import archive_commands as archive_cli
+from r2mr.report import curve_plots, curves, recompute
+from r2mr.runs import archive, experiment
 
 
 def _rec(seed: int, values: list[float], best: int, rounds: tuple[int, ...] = (), max_epochs: int = 1000,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from r2mr import inference
-from r2mr.significance import RunSet
+from r2mr.report import inference
+from r2mr.report.significance import RunSet
 
 
 def test_welch_hand_case():

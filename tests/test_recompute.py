@@ -1,6 +1,7 @@
 """Recomputing a seed-level table from the evidence archive alone: cheap runs are trained, archived, the store
 is deleted (a fresh clone), the table is written from the runs the store reads back through the archive, and
-:func:`r2mr.recompute.check` reproduces every p-value and interval from the archive; an edited table is caught."""
+:func:`r2mr.report.recompute.check` reproduces every p-value and interval from the archive; an edited table is
+caught."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from r2mr import archive, archive_cli, experiment, inference, recompute
-from r2mr.errors import ConfigError
+from r2mr.cli import archive_commands as archive_cli
+from r2mr.core.errors import ConfigError
+from r2mr.report import inference, recompute
+from r2mr.runs import archive, experiment
 
 ARMS = {"BPR": ("bpr", {"embedding_size": 16}), "BPR small": ("bpr", {"embedding_size": 8}),
         "LightGCN": ("lightgcn", {"embedding_size": 16})}

@@ -10,10 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import analysis, archive, archive_cli, experiment, plan, plan_cli, robustness, tuning
+from r2mr.cli import archive_commands as archive_cli
+from r2mr.cli import plan_commands as plan_cli
 from r2mr.data import corrupt, load_dataset
 from r2mr.models import MODELS
-from r2mr.significance import RunSet
+from r2mr.report import quality as analysis
+from r2mr.report import robustness
+from r2mr.report.significance import RunSet
+from r2mr.runs import archive, experiment, plan, tuning
 
 NONE = pd.Series(dtype=float)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError
 
 SEP = "~"
 PATTERN = re.compile(r"^(?P<modality>[a-z][a-z0-9_]*)-swap(?P<percent>[0-9]{1,2})(?:-s(?P<seed>[0-9]{1,9}))?$")
