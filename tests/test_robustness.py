@@ -138,3 +138,12 @@ def test_notebook_selection_takes_plan_only_grids():
     picked = plan_cli.notebook_selection("03,05")
     assert [p.name for p in picked] == ["03_main_results.ipynb", plan.ROBUSTNESS]
     assert plan.ROBUSTNESS not in [p.name for p in plan_cli.notebook_selection(None)]
+
+
+def test_run_all_refuses_a_plan_only_grid_without_train_only(capsys):
+    from r2mr.cli import main as cli
+
+    status = cli.main(["run-all", "--notebooks", "05", "--datasets", "synthetic", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and "05_robustness is a plan of runs without a notebook" in err and "--train-only" in err
+    assert len(err.strip().splitlines()) == 1

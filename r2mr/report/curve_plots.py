@@ -51,7 +51,7 @@ def learning_curves(panels: Mapping[str, curves.Records], metric: str = "recall@
     n = max(len(panels), 1)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False,
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(6.0, 5.2 * ncols), 3.9 * nrows), squeeze=False,
                              constrained_layout=True)
     for ax, (title, groups) in zip(axes.flat, panels.items()):
         draw_curves(ax, groups, metric, split)
@@ -59,6 +59,6 @@ def learning_curves(panels: Mapping[str, curves.Records], metric: str = "recall@
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(f"{split.capitalize()} {metric} per epoch: mean over seeds, band ± 1 sample std where ≥ 2 "
-                 f"seeds ran; ▼ selected epochs; | R2MR rewrite rounds", fontsize=9)
+    fig.suptitle(f"{split.capitalize()} {metric} per epoch: mean over seeds, band ± 1 sample std where ≥ 2 seeds "
+                 f"ran\n▼ selected epochs; | R2MR rewrite rounds (after that epoch's training)", fontsize=9)
     return fig
