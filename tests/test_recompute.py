@@ -35,7 +35,8 @@ def archived(small_root, tmp_path, monkeypatch) -> Path:
     for label in ARMS:
         for seed in SEEDS:
             _train(small_root, label, seed)
-    assert archive_cli.add_from_store(runs, root) == (len(ARMS) * len(SEEDS), 0)
+    _train(small_root, "BPR", 101)  # like a tuning point: the same configuration, a seed no table reports
+    assert archive_cli.add_from_store(runs, root) == (len(ARMS) * len(SEEDS) + 1, 0)
     shutil.rmtree(runs)  # a fresh clone: only the archive
     return root
 
@@ -50,6 +51,8 @@ def test_recompute_reproduces_a_table_written_from_the_runs(small_root, archived
     assert table[["p t-test", "rel lo", inference.WILCOXON]].notna().all().all()
     path = recompute.write_table(table, tmp_path / "tables" / "seed_tests.csv")
     assert recompute.check(path, archived) <= 1e-9
+    assert {len(rs.seeds) for rs in recompute.archived_sets(archived).values()} == {2, 3}  # seed 101 is archived
+    assert list(table["A seeds"]) == ["1 2", "1 2"]
     fresh = recompute.print_table(path, archived)
     pd.testing.assert_index_equal(fresh.index, table.index)
     for col in ("p t-test", "diff lo", "rel hi", inference.WILCOXON):

@@ -1,12 +1,13 @@
 """Recompute a seed-level significance table from the committed evidence archive alone.
 
 A table written by :func:`table_from_runs` (:func:`r2mr.report.inference.seed_table` plus, per row, the
-configuration ids of A and B, the metric, the selection rule and the bootstrap settings) can be recomputed by
-anyone holding the archive (``results/evidence/``, :mod:`r2mr.runs.archive`): :func:`recompute` reads every
-archived run, groups the runs by configuration (:func:`config_id`: the model, the data set and the resolved
-config without the seed), rebuilds each arm's per-seed metrics from the records and its per-user metrics from
-the archived arrays, and recomputes every p-value and interval; :func:`check` compares them with the file and
-:func:`print_table` prints them. From a shell::
+configuration ids and seeds of A and B, the metric, the selection rule and the bootstrap settings) can be
+recomputed by anyone holding the archive (``results/evidence/``, :mod:`r2mr.runs.archive`): :func:`recompute`
+reads every archived run, groups the runs by configuration (:func:`config_id`: the model, the data set and the
+resolved config without the seed), keeps the seeds the table names (a configuration selected by tuning also
+has its tuning seed in the archive), rebuilds each arm's per-seed metrics from the records and its per-user
+metrics from the archived arrays, and recomputes every p-value and interval; :func:`check` compares them with
+the file and :func:`print_table` prints them. From a shell::
 
     python -c "from r2mr.report import recompute; recompute.print_table('results/03_main_results/seed_tests.csv')"
 
@@ -31,7 +32,7 @@ from .significance import RunSet, run_set
 
 RULE_FIELD = {"by_valid": "test", "by_test": "test_selected_by_test"}
 SETTINGS = ("metric", "rule", "design asked", "n boot", "boot seed")  # columns a recompute needs
-KEYS = ("A config", "B config")
+KEYS = ("A config", "B config", "A seeds", "B seeds")
 
 
 def config_id(model: str, dataset: str, config: Mapping[str, Any]) -> str:
@@ -57,25 +58,29 @@ def _per_user(entry: archive.Entry, rule: str, metric: str) -> pd.Series:
 
 
 def archived_sets(root: Path | None = None, metric: str = "recall@20", rule: str = "by_valid",
-                  wanted: Iterable[str] | None = None) -> dict[str, RunSet]:
-    """``{config id: RunSet}`` over the archive's runs (only the ids in ``wanted`` if given): per seed the
-    record's test ``metric`` under ``rule``, per user the archived metric averaged over the seeds."""
+                  wanted: Iterable[str] | None = None, seeds: Mapping[str, Iterable[int]] | None = None,
+                  exclude_seeds: Iterable[int] = ()) -> dict[str, RunSet]:
+    """``{config id: RunSet}`` over the archive's runs: per seed the record's test ``metric`` under ``rule``,
+    per user the archived metric averaged over the seeds (in seed order). Only the ids in ``wanted``, only
+    ``seeds[id]`` where given (a configuration can have a tuning seed besides its reporting seeds), never
+    ``exclude_seeds``."""
     if rule not in RULE_FIELD:
         raise ConfigError(f"rule '{rule}' is not allowed (allowed: {', '.join(RULE_FIELD)}); fix: use one of them")
-    want = set(wanted) if wanted is not None else None
-    seeds: dict[str, dict[int, float]] = {}
-    users: dict[str, list[pd.Series]] = {}
+    want, drop = (set(wanted) if wanted is not None else None), set(exclude_seeds)
+    runs: dict[str, dict[int, tuple[float, pd.Series]]] = {}
     models: dict[str, str] = {}
     for path in archive.entries(root):
         entry = archive.read(path, root or archive.archive_root())
         rec = entry.doc["record"]
-        cid = record_id(rec)
-        if want is not None and cid not in want:
+        cid, seed = record_id(rec), int(rec["seed"])
+        if (want is not None and cid not in want) or seed in drop or (
+                seeds is not None and cid in seeds and seed not in set(seeds[cid])):
             continue
-        seeds.setdefault(cid, {})[int(rec["seed"])] = float(rec[RULE_FIELD[rule]][metric])
-        users.setdefault(cid, []).append(_per_user(entry, rule, metric))
+        runs.setdefault(cid, {})[seed] = (float(rec[RULE_FIELD[rule]][metric]), _per_user(entry, rule, metric))
         models[cid] = rec["model"]
-    return {cid: RunSet(seeds[cid], _mean_over_seeds(users[cid]), models[cid]) for cid in seeds}
+    return {cid: RunSet({s: by_seed[s][0] for s in sorted(by_seed)},
+                        _mean_over_seeds([by_seed[s][1] for s in sorted(by_seed)]), models[cid])
+            for cid, by_seed in runs.items()}
 
 
 def _mean_over_seeds(parts: Sequence[pd.Series]) -> pd.Series:
@@ -103,7 +108,7 @@ def table_from_runs(groups: Mapping[str, Sequence[tuple[Mapping[str, Any], str |
                     pairs: Sequence[tuple[str, str]], metric: str = "recall@20", rule: str = "by_valid",
                     design: str = "auto", n_boot: int = inference.N_BOOT, boot_seed: int = 0) -> pd.DataFrame:
     """:func:`r2mr.report.inference.seed_table` of stored runs (``groups``: label -> ``[(result, run folder)]``, one
-    configuration per label) with the columns :func:`recompute` needs (configuration ids and settings)."""
+    configuration per label) with the columns :func:`recompute` needs (configuration ids, seeds, settings)."""
     ids = {}
     for label, runs in groups.items():
         found = {record_id(res) for res, _ in runs}
@@ -111,23 +116,34 @@ def table_from_runs(groups: Mapping[str, Sequence[tuple[Mapping[str, Any], str |
             raise ConfigError(f"seed table: label '{label}' holds {len(found)} configurations; fix: give one "
                               f"configuration (its seeds) per label")
         ids[label] = found.pop()
-    sets = {label: _sorted_users(run_set(runs, metric, rule)) for label, runs in groups.items()}
+    ordered = {label: sorted(runs, key=lambda r: int(r[0]["seed"])) for label, runs in groups.items()}
+    sets = {label: _sorted_users(run_set(runs, metric, rule)) for label, runs in ordered.items()}
     table = inference.seed_table(sets, pairs, design, n_boot, boot_seed)
-    return _annotate(table, ids, metric, rule, design, n_boot, boot_seed)
+    return _annotate(table, ids, sets, metric, rule, design, n_boot, boot_seed)
 
 
 def _sorted_users(rs: RunSet) -> RunSet:
     return RunSet(rs.seeds, rs.users.sort_index(), rs.model)
 
 
-def _annotate(table: pd.DataFrame, ids: Mapping[str, str], metric: str, rule: str, design: str, n_boot: int,
-              boot_seed: int) -> pd.DataFrame:
+def _annotate(table: pd.DataFrame, ids: Mapping[str, str], sets: Mapping[str, RunSet], metric: str, rule: str,
+              design: str, n_boot: int, boot_seed: int) -> pd.DataFrame:
     out = table.copy()
     out.insert(0, "A config", [ids[a] for a, _ in out.index])
     out.insert(1, "B config", [ids[b] for _, b in out.index])
+    out.insert(2, "A seeds", [_seed_list(sets[a]) for a, _ in out.index])
+    out.insert(3, "B seeds", [_seed_list(sets[b]) for _, b in out.index])
     for col, value in zip(SETTINGS, (metric, rule, design, n_boot, boot_seed)):
         out[col] = value
     return out
+
+
+def _seed_list(rs: RunSet) -> str:
+    return " ".join(str(s) for s in sorted(rs.seeds))
+
+
+def _parse_seeds(text: object) -> list[int]:
+    return [int(x) for x in str(text).split()]
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
@@ -143,7 +159,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
 def read_table(path: str | Path) -> pd.DataFrame:
     """A table written by :func:`write_table` (index A, B); a file without the needed columns is an error."""
     try:
-        table = pd.read_csv(path, index_col=["A", "B"], dtype={"A config": str, "B config": str})
+        table = pd.read_csv(path, index_col=["A", "B"], dtype={k: str for k in KEYS})
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable seed table ({str(exc).splitlines()[0][:100]}); fix: write it "
                           f"with r2mr.recompute.write_table") from None
@@ -162,16 +178,23 @@ def recompute(path: str | Path, root: Path | None = None) -> pd.DataFrame:
         raise ConfigError(f"{path}: rows with different settings ({', '.join(SETTINGS)}); fix: one table per "
                           f"metric and rule")
     metric, rule, design, n_boot, boot_seed = settings.iloc[0]
-    ids = {**dict(zip(table.index.get_level_values("A"), table["A config"])),
-           **dict(zip(table.index.get_level_values("B"), table["B config"]))}
-    found = archived_sets(root, metric, rule, ids.values())
+    ids, seeds = {}, {}
+    for side in ("A", "B"):
+        for label, cid, seed_text in zip(table.index.get_level_values(side), table[f"{side} config"],
+                                         table[f"{side} seeds"]):
+            ids[label], seeds[cid] = cid, _parse_seeds(seed_text)
+    found = archived_sets(root, metric, rule, ids.values(), seeds)
     absent = sorted(label for label, cid in ids.items() if cid not in found)
     if absent:
         raise ConfigError(f"{path}: no archived runs for {', '.join(absent)}; fix: import the campaign's runs "
                           f"(`python -m r2mr archive import FILE`) or point {archive.ARCHIVE_ENV} at the archive")
     sets = {label: found[cid] for label, cid in ids.items()}
+    short = [label for label, cid in ids.items() if sorted(sets[label].seeds) != seeds[cid]]
+    if short:
+        raise ConfigError(f"{path}: the archive lacks seeds of {', '.join(short)}; fix: import the campaign's runs "
+                          f"(`python -m r2mr archive import FILE`)")
     fresh = inference.seed_table(sets, list(table.index), str(design), int(n_boot), int(boot_seed))
-    return _annotate(fresh, ids, metric, rule, str(design), int(n_boot), int(boot_seed))
+    return _annotate(fresh, ids, sets, metric, rule, str(design), int(n_boot), int(boot_seed))
 
 
 def check(path: str | Path, root: Path | None = None, rtol: float = 1e-9) -> float:
