@@ -147,3 +147,24 @@ def test_run_all_refuses_a_plan_only_grid_without_train_only(capsys):
     err = capsys.readouterr().err
     assert status == 2 and "05_robustness is a plan of runs without a notebook" in err and "--train-only" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_drop_tables_from_the_archive_match_clean_and_corrupted_runs(small_root, tmp_path, monkeypatch):
+    runs, root = tmp_path / "runs", tmp_path / "evidence"
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(runs))
+    tiny = dict(dim=16, rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4, rw_prompt_dim=8,
+                rw_disc_hidden=(8,), rw_first_epochs=1, rw_epochs=1, rewrite_every=1, max_rounds=1)
+    results = {}
+    for data in ("small", "small~image-swap40"):
+        for model, over in (("vbpr", {"embedding_size": 16}), ("r2mr", tiny)):
+            for seed in (1, 2) + ((101,) if data == "small" and model == "vbpr" else ()):
+                results[(data, model, seed)] = experiment.train(model, data, data_dir=small_root, max_epochs=2,
+                                                                progress=False, seed=seed, overrides=over)
+    archive_cli.add_from_store(runs, root)
+    tables = robustness.drop_tables_from_archive(root)
+    (name, t), = tables.items()
+    assert name == "small~image-swap40" and set(t.index) == {"VBPR", "R2MR"}
+    assert t["seeds paired"].eq(2).all()  # the tuning seed 101 never enters
+    clean = np.mean([results[("small", "vbpr", s)]["test"]["recall@20"] for s in (1, 2)])
+    assert t.loc["VBPR", "mean clean"] == pytest.approx(clean)
+    assert np.isfinite(t.loc["VBPR", "rel drop − ref"])

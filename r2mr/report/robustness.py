@@ -8,6 +8,8 @@ where those items end (quality areas, rewritten).
   with the same seed starts from the same parameters and sampler stream, so the drop is paired by seed
   (only the seeds run on both enter); two models' drops share no randomness, so they are compared by Welch
   (see :mod:`r2mr.report.inference`).
+  :func:`drop_tables_from_archive` builds one per variant from the archive (each variant run matched with
+  the clean runs of the same model and configuration; tuning seeds left out).
 * :func:`auc_table`: the Reviewer's ROC-AUC of "a low score flags the corrupted modality"
   (:func:`r2mr.report.quality.roc`) per feature treatment (trained, frozen), model state (best valid, ...) and
   corrupted modality, mean and sample std over seeds.
@@ -96,6 +98,41 @@ def archived_states(entry: Any) -> dict[str, Mapping[str, Any]]:
         return {}
     best = decode_tree(tree["artifacts_best"], entry.arrays) if "artifacts_best" in tree else None
     return analysis.model_states(decode_tree(tree["artifacts"], entry.arrays), best)
+
+
+def row_label(record: Mapping[str, Any]) -> str:
+    """The robustness row of a run record: the model's printed name, R2MR's frozen control apart."""
+    from ..runs.plan_specs import label
+
+    frozen = record.get("config", {}).get("content") == "frozen"
+    return label(record["model"]) + (" (frozen features)" if frozen else "")
+
+
+def drop_tables_from_archive(root: Path | None = None, metric: str = "recall@20", rule: str = "by_valid",
+                             reference: str = "R2MR", exclude_seeds: Sequence[int] | None = None
+                             ) -> dict[str, pd.DataFrame]:
+    """``{variant: drop_table}`` for every corrupted variant in the archive: each variant run is matched with
+    the runs of the same model and resolved config on its base set (the clean-selected configuration);
+    ``exclude_seeds`` (default: the converged plan's tuning seeds) never enter."""
+    from ..runs.plan_specs import TUNE_SEEDS
+    from .recompute import archived_records, archived_sets, config_id
+
+    drop = tuple(TUNE_SEEDS if exclude_seeds is None else exclude_seeds)
+    sets = archived_sets(root, metric, rule, exclude_seeds=drop)
+    by_config: dict[str, dict[str, tuple[str, Mapping[str, Any]]]] = {}
+    for cid, recs in archived_records(root).items():
+        r = recs[0]
+        by_config.setdefault(config_id(r["model"], "", r["config"]), {})[r["dataset"]] = (cid, r)
+    clean: dict[str, dict[str, RunSet]] = {}
+    bad: dict[str, dict[str, RunSet]] = {}
+    for per_ds in by_config.values():
+        for ds, (cid, r) in per_ds.items():
+            c = corrupt.parse(ds)
+            if c is None or c.base not in per_ds or cid not in sets or per_ds[c.base][0] not in sets:
+                continue
+            clean.setdefault(ds, {})[row_label(r)] = sets[per_ds[c.base][0]]
+            bad.setdefault(ds, {})[row_label(r)] = sets[cid]
+    return {ds: drop_table(clean[ds], bad[ds], reference) for ds in sorted(bad)}
 
 
 # ---- (b) the Reviewer's AUC ------------------------------------------------------------------------------------
