@@ -171,6 +171,15 @@ def test_seed_table_columns_holm_and_mde():
     assert list(inference.mde_table(t).columns)[:2] == ["design", "n A"]
 
 
+def test_paired_rows_use_the_common_seeds_throughout():
+    full = RunSet({1: 0.20, 2: 0.22, 3: 0.21, 4: 0.30, 5: 0.28}, pd.Series(dtype=float), "r2mr")
+    abl = RunSet({1: 0.19, 2: 0.20, 3: 0.20}, pd.Series(dtype=float), "r2mr")
+    row = inference.compare_seeds(abl, full)
+    assert row["design"] == "paired by seed" and row["n A"] == row["n B"] == 3
+    assert row["mean B"] == pytest.approx(0.21) and row["diff"] == pytest.approx(row["mean A"] - row["mean B"])
+    assert np.isnan(row[inference.WILCOXON])  # no per-user metrics given
+
+
 def test_identical_arms_give_p_one():
     s = _sets()["R2MR"]
     row = inference.compare_seeds(s, s)

@@ -203,18 +203,24 @@ def choose_design(a: RunSet, b: RunSet, design: str = "auto") -> str:
 def compare_seeds(a: RunSet, b: RunSet, design: str = "auto", n_boot: int = N_BOOT, boot_seed: int = 0,
                   alpha: float = ALPHA, power: float = POWER, zero_method: str = "pratt") -> dict[str, float | str]:
     """One row of :func:`seed_table` (before Holm): the design, seeds, means, difference with interval,
-    t-test, relative difference with its t and bootstrap intervals, unadjusted MDE and the per-user Wilcoxon."""
+    t-test, relative difference with its t and bootstrap intervals, unadjusted MDE and the per-user Wilcoxon.
+    Paired: every seed-level number (n, means, differences) is over the common seeds only, so that
+    ``diff = mean A − mean B``; the Wilcoxon keeps each arm's per-user means over all its seeds."""
     kind = choose_design(a, b, design)
     paired = kind == "paired"
-    d = seed_difference(a.seeds, b.seeds, paired, alpha)
-    ma, mb = (float(_values(s).mean()) if s else math.nan for s in (a.seeds, b.seeds))
+    sa, sb = a.seeds, b.seeds
+    if paired:
+        common = set(sa) & set(sb)
+        sa, sb = ({s: v for s, v in x.items() if s in common} for x in (sa, sb))
+    d = seed_difference(sa, sb, paired, alpha)
+    ma, mb = (float(_values(s).mean()) if s else math.nan for s in (sa, sb))
     rel = (ma - mb) / mb if mb else math.nan
-    rlo, rhi = relative_interval(a.seeds, b.seeds, paired, alpha)
-    blo, bhi = bootstrap_relative(a.seeds, b.seeds, paired, n_boot, boot_seed, alpha)
+    rlo, rhi = relative_interval(sa, sb, paired, alpha)
+    blo, bhi = bootstrap_relative(sa, sb, paired, n_boot, boot_seed, alpha)
     p_w, n_users = (wilcoxon_users(a.users, b.users, zero_method) if len(a.users) and len(b.users)
                     else (math.nan, 0))
     m = mde(d["se"], d["df"], alpha, power)
-    return {"design": "paired by seed" if paired else "Welch", "n A": len(a.seeds), "n B": len(b.seeds),
+    return {"design": "paired by seed" if paired else "Welch", "n A": len(sa), "n B": len(sb),
             "mean A": ma, "mean B": mb, "diff": d["diff"], "diff lo": d["lo"], "diff hi": d["hi"],
             "t": d["t"], "df": d["df"], "p t-test": d["p"], "rel diff": rel, "rel lo": rlo, "rel hi": rhi,
             "rel boot lo": blo, "rel boot hi": bhi,
