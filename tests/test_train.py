@@ -16,7 +16,8 @@ import torch
 from r2mr.core.errors import TrainingError
 from r2mr.data import load_dataset
 from r2mr.runs.experiment import make_configs, train
-from r2mr.training.trainer import TrainConfig, Trainer, lr_factor
+from r2mr.training.config import TrainConfig
+from r2mr.training.trainer import Trainer, lr_factor
 
 from .conftest import fit_killed_after
 
@@ -41,7 +42,7 @@ def test_resume_after_interrupt_matches(small_root: Path, tmp_path: Path) -> Non
     kw = dict(overrides={"batch_size": 512}, max_epochs=6)
 
     def trainer(run_dir: Path) -> Trainer:
-        from r2mr.training.trainer import seed_everything
+        from r2mr.training.runtime import seed_everything
 
         cls, m, t = make_configs("bpr", **kw)
         seed_everything(t.seed)

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
-from .. import __version__
+from ..core import __version__
 from ..core.errors import R2MRError, TrainingError
 from ..core.names import DOWNLOADABLE, MODEL_NAMES
 from ..core.paths import REPO_ROOT
@@ -149,7 +149,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", choices=("quick", "full"),
                    help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
                         "full: the paper's sizes (default on GPU)")
-    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    found = sorted({p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+                   or {"01", "02", "03", "04"})  # an installed package: the plan's notebooks
     p.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
 
 

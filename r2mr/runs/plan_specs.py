@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import parse_list
 from ..core.errors import ConfigError
+from ..core.names import SEED_MAX
 
 SCALES = ("quick", "full")
 AUTO = "auto"  # the seeds spec that means "the declared number per data set and purpose"
@@ -29,18 +31,10 @@ ABLATION_SEEDS = 3  # notebook 02's rows (ablations, controls, sensitivities)
 # in about a quarter of an hour on 2 CPU cores; full: no cap. ``--epochs`` replaces both.
 EPOCH_CAPS: dict[str, dict[str, int | None]] = {"quick": {"tune": 3, "train": 5},
                                                 "full": {"tune": None, "train": None}}
-SEED_LIMIT = 2**32  # numpy's seed range
+SEED_LIMIT = SEED_MAX + 1  # seeds are in [0, SEED_LIMIT)
 
 
 # ---- parameters ---------------------------------------------------------------------------------------------
-
-def parse_list(spec: str | Sequence[str] | None) -> list[str]:
-    """``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
-    if spec is None:
-        return []
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    return [str(s).strip() for s in items if str(s).strip()]
-
 
 def parse_seeds(spec: str | int | Sequence[int], key: str = "--seeds") -> list[int]:
     """``"999,1,2"``, ``999`` or ``[999, 1]`` -> list of ints in [0, 2^32); else a one-line ConfigError."""
