@@ -152,7 +152,6 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
         meta = {"model": job.request.model, "dataset": ds.name,
                 **({"variant": mcfg.variant} if hasattr(mcfg, "variant") else {})}
         trainer = Trainer(net, ds, job.tcfg, job.device, job.folder, progress=progress, meta=meta)
-        trainer.write_result_file = False  # store.write writes the validated record once
         res = trainer.fit(resume=resume and not fresh, on_epoch=on_epoch)
         return store.write(job.folder, job.request, res, time.perf_counter() - t0)
 

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import config as cfgmod
-from ..core.atomic_io import load_torch, run_metadata, save_torch, write_json, write_text
+from ..core.atomic_io import load_torch, run_metadata, save_torch, write_text
 from ..core.errors import ConfigError, TrainingError
 from ..data import Dataset
 from ..data.sampler import BPRSampler
@@ -68,7 +68,6 @@ class Trainer:
         self.model, self.ds, self.cfg = model.to(self.device), ds, cfg
         self.run_dir = Path(run_dir) if run_dir else None
         self.progress, self.meta = progress, dict(meta or {})
-        self.write_result_file = True  # False: the caller (the run store) writes result.json
         self.sampler = BPRSampler(ds, cfg.batch_size, cfg.negatives, seed=cfg.seed)
         self.evaluator = Evaluator(ds, cfg.topk, cfg.eval_batch_size, self.device)
         self.optimizer = build_optimizer(model, cfg)
@@ -240,8 +239,9 @@ class Trainer:
                 "config": self.config, "switches": dict(self.switches), **run_metadata(self.device), "history": h}
 
     def save_result(self) -> dict[str, Any]:
-        """Write the model's artifacts (``artifacts.pt``, if it has any) and ``result.json`` to the run folder;
-        return the result (with ``artifacts`` naming that file). Without a run folder, only return it."""
+        """Write the run's evidence files and the model's artifacts (``artifacts.pt``, if it has any) to the run
+        folder; return the result (with ``artifacts`` naming that file). Without a run folder, only return it.
+        ``result.json`` has one writer, the run store (:func:`r2mr.runs.store.write`), which validates it."""
         res = self.result()
         if self.run_dir is None:
             return res
@@ -250,6 +250,4 @@ class Trainer:
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
             res["artifacts"] = "artifacts.pt"  # relative to the run folder (see r2mr.core.atomic_io.result_path)
-        if self.write_result_file:  # the run store writes its own validated record instead
-            write_json(self.run_dir / "result.json", res)
         return res
