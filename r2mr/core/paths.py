@@ -81,3 +81,11 @@ def short_paths(text: str) -> str:
     """Paths in the repository made relative; other absolute paths cut to ``…/<parent>/<name>``."""
     text = text.replace(str(REPO_ROOT) + "/", "")
     return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
+
+
+def strip_roots(text: str, *data_roots: str | os.PathLike | None) -> str:
+    """``text`` with each data root written ``<data>`` and the repository ``.`` (messages kept in notebooks)."""
+    roots = {str(p): "<data>" for p in data_roots if p} | {str(REPO_ROOT): "."}
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root, roots[root])
+    return text

@@ -24,7 +24,7 @@ import pandas as pd
 from ..data.discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from ..core.errors import ConfigError, DataError
 from ..core.names import REPORTED_METRICS
-from ..core.paths import REPO_ROOT
+from ..core.paths import strip_roots
 from .plan import PlannedRun
 from .plan_specs import Spec
 
@@ -65,12 +65,6 @@ def spec_needs_features(spec: Spec, dataset: str | None = None) -> bool:
     return bool(check(mcfg) if check else cls.needs_features)
 
 
-def _strip_paths(text: str, *roots: Path | None) -> str:
-    for r in sorted({str(p) for p in roots if p}, key=len, reverse=True):
-        text = text.replace(r, "<data>" if r != str(REPO_ROOT) else ".")
-    return text
-
-
 def train_kwargs(dataset: str, spec: Spec, seed: int, data_dir: str | Path | None, device: str,
                  epochs: int | None) -> dict[str, Any]:
     """The keyword arguments of :func:`r2mr.runs.experiment.train` / ``find`` / ``run_folder`` for one run."""
@@ -95,7 +89,7 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
         if force_since and res.get("cached") and _finished_at(res) < force_since:
             res = experiment.train(spec.model, dataset, resume=False, progress=progress, **kwargs)
     except DataError as exc:
-        return Run(spec, dataset, seed, "not run: " + _strip_paths(str(exc), kwargs["data_dir"], REPO_ROOT))
+        return Run(spec, dataset, seed, "not run: " + strip_roots(str(exc), kwargs["data_dir"]))
     folder = experiment.run_folder(spec.model, dataset, **kwargs) if hasattr(experiment, "run_folder") else None
     return Run(spec, dataset, seed, "cached" if res.get("cached") else "trained", res, folder)
 
