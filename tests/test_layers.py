@@ -130,3 +130,10 @@ def test_core_and_the_command_line_parser_do_not_import_torch() -> None:
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_module_is_short() -> None:
+    """One job per module: none over 300 lines (split it by job, not by line count)."""
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 300}
+    assert long == {}
