@@ -14,17 +14,19 @@ it is committed (outputs are kept; nbval replays them).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.errors import ConfigError, R2MRError
+from ..core.formatting import fmt_seconds
 from ..core.paths import DATA_ENV, REPO_ROOT, display_path
 from ..runs.plan_specs import EPOCH_CAPS, TUNE_SEEDS, parse_list
 
@@ -42,8 +44,14 @@ class NotebookFailed(R2MRError):
 
 def notebook_paths(select: Sequence[str] | str | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
     """The ordered notebooks ``NN_name.ipynb`` (by glob), optionally only those whose name starts with one of
-    ``select`` (e.g. ``["00", "03"]``); an entry that matches nothing is an error."""
+    ``select`` (e.g. ``["00", "03"]``); an entry that matches nothing is an error. Without a notebooks folder
+    (an installed package) the plan's declared notebooks stand in, so ``plan`` still works; ``run-all`` then
+    refuses to start (:func:`run`)."""
     found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not folder.is_dir():
+        from ..runs.plan import NOTEBOOKS as PLANNED
+
+        found = [folder / f"{name}.ipynb" for name in PLANNED]
     wanted = parse_list(select) if select is not None else []
     if not wanted:
         return found
@@ -180,14 +188,42 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
     return out
 
 
-def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
-    """Execute the notebooks in order into the scratch folder; stop at the first failure (NotebookFailed, the
-    executed copies already in place untouched); when all succeeded, move the copies into ``executed_dir``."""
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+@contextlib.contextmanager
+def kernel_environment(inv: Invocation) -> Iterator[None]:
+    """The kernels' environment while :func:`run` executes them (papermill starts each kernel with this process's
+    environment): this checkout first on ``PYTHONPATH``, the data root, the inline plotting backend, papermill's
+    own log quiet. Everything is put back on exit, so the caller's process is left as it was."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND")}
+    papermill_log = logging.getLogger("papermill")
+    level = papermill_log.level
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [saved["PYTHONPATH"]])])
     if inv.data_dir:
         os.environ[DATA_ENV] = str(inv.data_dir)  # the kernels' data root (absolute)
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
-    logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
+    papermill_log.setLevel(logging.WARNING)  # our own progress lines instead
+    try:
+        yield
+    finally:
+        papermill_log.setLevel(level)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
+    """Execute the notebooks in order into the scratch folder; stop at the first failure (NotebookFailed, the
+    executed copies already in place untouched); when all succeeded, move the copies into ``executed_dir``."""
+    with kernel_environment(inv):
+        return _run(inv, stream)
+
+
+def _run(inv: Invocation, stream: TextIO) -> list[Path]:
+    absent = [p for p in inv.notebooks if not p.is_file()]
+    if absent:
+        raise ConfigError(f"{display_path(absent[0])}: notebook not found (run-all executes a source checkout's "
+                          f"notebooks/); fix: run it from a clone of the repository")
     done, t_all = [], time.time()
     for n, path in enumerate(inv.notebooks, 1):
         missing = missing_models(path)
@@ -198,18 +234,15 @@ def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
         print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
         t0 = time.time()
         done.append(execute(path, inv, stream))
-        print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream, flush=True)
+        took = fmt_seconds(time.time() - t0)
+        print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {took}", file=stream, flush=True)
     inv.executed_dir.mkdir(parents=True, exist_ok=True)
     placed = [Path(os.replace(p, inv.executed_dir / p.name) or inv.executed_dir / p.name) for p in done]
     if done and not any(inv.scratch_dir.iterdir()):
         inv.scratch_dir.rmdir()  # ours, and empty now
-    print(f"all {len(placed)} notebook(s) done in {_fmt_secs(time.time() - t_all)}; executed copies in "
+    print(f"all {len(placed)} notebook(s) done in {fmt_seconds(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
     return placed
-
-
-def _fmt_secs(s: float) -> str:
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
 # ---- committed-notebook hygiene ------------------------------------------------------------------------------

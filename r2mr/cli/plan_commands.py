@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.errors import ConfigError, TrainingError
+from ..core.formatting import fmt_seconds
 from ..core.paths import data_root, display_path
 from ..data.corrupt import base_name
 from ..data.discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
 from ..runs import plan as planmod
-from ..runs.executors import execute_plan, fmt_seconds
+from ..runs.executors import execute_plan
 from .pipeline import FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
@@ -38,7 +39,7 @@ def check_device(device: str) -> str:
     :func:`r2mr.training.trainer.resolve_device`)."""
     import argparse
 
-    from ..training.trainer import resolve_device
+    from ..training.runtime import resolve_device
     from .arguments import device as device_name
 
     try:
@@ -92,7 +93,7 @@ def notebook_selection(select: str | None) -> list[Path]:
 
 
 def tuning_plan(inv: Invocation) -> Any:
-    """The declared tuning grids (``configs/tuning.yaml``); None for ``--smoke`` (the untuned tutorial run:
+    """The declared tuning grids (``r2mr/configs/tuning.yaml``); None for ``--smoke`` (the untuned tutorial run:
     its main rows are labelled ``untuned (defaults)``)."""
     from ..runs import tuning
 

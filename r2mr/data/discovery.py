@@ -14,15 +14,13 @@ import numpy as np
 import pandas as pd
 
 from .corrupt import base_name
-from .download import DATASETS as DOWNLOADABLE
-from .mmrec import feature_files
+from .mmrec import feature_files, how_to_get
 from ..core.errors import DataError
+from ..core.names import AMAZON, SYNTHETIC
 from ..core.paths import DATA_ENV, DEFAULT_DATA, data_root
 
 log = logging.getLogger(__name__)
 
-AMAZON = ("baby", "sports", "clothing")  # the paper's data sets, always listed in the main table
-SYNTHETIC = "synthetic"
 
 
 def _holds(root: Path, name: str) -> bool:
@@ -63,7 +61,7 @@ def ensure_synthetic(data_dir: str | Path | None = None) -> Path:
 
 def resolve_datasets(spec: str | Sequence[str], data_dir: str | Path | None = None) -> list[str]:
     """``"auto"``: every data set under the data root (the synthetic one if there is none); else the list."""
-    from ..runs.plan_specs import parse_list
+    from ..core.config import parse_list
 
     names = parse_list(spec)
     return (datasets_present(data_dir) or [SYNTHETIC]) if names == ["auto"] else names
@@ -78,9 +76,10 @@ def table_datasets(names: Sequence[str], data_dir: str | Path | None = None) -> 
 def missing_data_reason(name: str, data_dir: str | Path | None = None, needs_features: bool = False) -> str | None:
     """Why a run on ``name`` cannot start (``"not run: …"``), or ``None`` when the data is there."""
     root, name = find_dataset_root(name, data_dir), base_name(name)
-    fix = (f"run `python -m r2mr data download {name}`" if name in DOWNLOADABLE
-           else "run `python -m r2mr data synth --out data/synthetic`" if name == SYNTHETIC
-           else f"put {name}/ under the data root (--data-dir or ${DATA_ENV})")
+    if root is not None:  # found: only its item features can be missing
+        fix = how_to_get(name, root / name, features=True)
+    else:
+        fix = how_to_get(name, Path("data", name) if name == SYNTHETIC else data_root(data_dir) / name)
     if root is None:
         return f"not run: data set missing ({fix})"
     if needs_features and not feature_files(root / name):

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import ConfigError, DataError
+from ..core.formatting import fmt_mean_std
 
 ALPHAS = ((0.01, "**"), (0.05, "*"))
 
@@ -46,11 +47,7 @@ def mean_std_n(values: Sequence[float]) -> tuple[float, float, int]:
 def format_cell(values: Sequence[float], digits: int = 4) -> str:
     """``"0.0712 ± 0.0011 (n=3)"``; one value: ``"0.0712 (n=1)"`` (no ±); none: ``"–"``."""
     mean, std, n = mean_std_n(values)
-    if n == 0:
-        return "–"
-    if n == 1:
-        return f"{mean:.{digits}f} (n=1)"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+    return "–" if n == 0 else f"{fmt_mean_std(mean, std, digits)} (n={n})"  # one value: NaN std, no ±
 
 
 # ---- tests ------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..core.formatting import fmt_seconds
 from ..core.errors import ConfigError, R2MRError
 from .plan import PlannedRun
 
@@ -98,10 +99,6 @@ class Progress:
         r = out.run
         print(f"[{self.done}/{self.total}] {r.spec.label} on {r.dataset}, seed {r.seed}: {out.status} "
               f"in {fmt_seconds(out.seconds)}{eta}", file=self.stream, flush=True)
-
-
-def fmt_seconds(s: float) -> str:
-    return f"{s:.1f} s" if s < 120 else (f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h")
 
 
 def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, device: str = "cpu", jobs: int = 1,

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,11 +22,13 @@ from ..core import config as cfgmod
 from . import archive, store
 from ..data import Dataset, load_dataset
 from ..data.corrupt import base_name
-from ..data.download import DATASETS as DOWNLOADABLE
+from ..data.mmrec import how_to_get
 from ..core.errors import ConfigError, DataError
 from ..models import get_model
 from ..core.paths import data_root, data_root_source
-from ..training.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+from ..training.config import TrainConfig
+from ..training.runtime import resolve_device, seed_everything
+from ..training.trainer import Trainer
 
 
 def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int | None = None,
@@ -124,7 +126,8 @@ def find(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = No
 def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = None,
           overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
           max_epochs: int | None = None, run_dir: str | Path | None = None, resume: bool = True,
-          reuse: bool = True, progress: bool = True, strict: bool = False) -> dict[str, Any]:
+          reuse: bool = True, progress: bool = True, strict: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` and return the result dict (see :meth:`Trainer.result` and
     :mod:`r2mr.runs.store`), with ``run_dir`` (the run folder) and ``cached``.
 
@@ -132,13 +135,13 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     ``strict``, only one made on the same device type and torch version); a run absent from the store but
     present in the evidence archive is restored from it (``"source": "archive"``); ``resume``: continue from the run
     folder's checkpoint (``resume=False`` is ``--restart``: recompute, replacing a corrupt record). A second
-    process asking for the same run waits for the first and reads its record.
+    process asking for the same run waits for the first and reads its record. ``on_epoch(entry)`` is called after
+    each epoch's checkpoint (progress, or fault injection in tests: a hook, no patched class).
     """
     job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, run_dir)
     cls, mcfg, ds = job.cls, job.mcfg, job.ds
     if cls.requires_features(mcfg) and not ds.features:
-        fix = (f"run `python -m r2mr data download {ds.name}`" if ds.name in DOWNLOADABLE
-               else f"put <modality>_feat.npy files (one row per item) in {ds.path}/")
+        fix = how_to_get(ds.name, ds.path, features=True)
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "
                         f"fix: {fix}")
     store.make_folder(job.folder)
@@ -157,8 +160,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
         meta = {"model": job.request.model, "dataset": ds.name,
                 **({"variant": mcfg.variant} if hasattr(mcfg, "variant") else {})}
         trainer = Trainer(net, ds, job.tcfg, job.device, job.folder, progress=progress, meta=meta)
-        trainer.write_result_file = False  # store.write writes the validated record once
-        res = trainer.fit(resume=resume and not fresh)
+        res = trainer.fit(resume=resume and not fresh, on_epoch=on_epoch)
         return store.write(job.folder, job.request, res, time.perf_counter() - t0)
 
 

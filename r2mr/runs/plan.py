@@ -4,7 +4,7 @@ scale, epochs, purpose), built from the notebooks' grids. The parameters and spe
 
 * Grids: :func:`quality_specs` (notebook 01), :func:`ablation_specs`, :func:`sensitivity_specs` and
   :func:`eta_specs` (02), :func:`main_specs` (03; 04 reads the first seed of 03's runs).
-* Two stages for notebook 03: stage 1 is every model's tuning grid (``configs/tuning.yaml``, purpose ``tune``,
+* Two stages for notebook 03: stage 1 is every model's tuning grid (``r2mr/configs/tuning.yaml``, purpose ``tune``,
   :data:`r2mr.runs.tuning` declares its seeds per point); stage 2 is the main table, each model at the point
   :func:`r2mr.runs.tuning.select` picks by mean validation Recall@20 (:func:`select_points`). Until a grid is
   stored its stage-2 rows are "pending" (printed "after tuning"). Without a tuning plan the rows run at the
@@ -95,6 +95,8 @@ def grid_specs(model: str, scale: str, dataset: str | None, tune: Any) -> list[S
     ``tune``, each point on top of the scale's preset."""
     from .tuning import points
 
+    if model not in tune.models:  # a model of your own without a declared grid: not tuned
+        return []
     pts = points(tune, model, dataset)
     return [replace(model_spec(model, scale, role="tune", label=f"{label(model)} grid {i}/{len(pts)}: "
                                                              f"{describe_point(p)}", **p),
@@ -112,7 +114,7 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
     for spec in main_specs(models, scale, registered=registered):
         if spec.role != "model":
             out.append(spec)
-        elif tune is None:
+        elif tune is None or spec.model not in tune.models:
             out.append(replace(spec, label=spec.label + untuned, tuning="untuned"))
         elif (point := (selected or {}).get((dataset, spec.model))) is None:
             out.append(replace(spec, tuning="pending"))

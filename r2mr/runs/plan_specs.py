@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import parse_list
 from ..core.errors import ConfigError
+from ..core.names import SEED_MAX
 
 SCALES = ("quick", "full", "converged")
 # The sizes a scale trains R2MR at: converged is the quick size (what a 2-core CPU affords; labelled "quick size"
@@ -44,18 +46,10 @@ CONVERGED_LIMIT = 1000
 EPOCH_CAPS: dict[str, dict[str, int | None]] = {"quick": {"tune": 3, "train": 5},
                                                 "full": {"tune": None, "train": None},
                                                 "converged": {"tune": CONVERGED_LIMIT, "train": CONVERGED_LIMIT}}
-SEED_LIMIT = 2**32  # numpy's seed range
+SEED_LIMIT = SEED_MAX + 1  # seeds are in [0, SEED_LIMIT)
 
 
 # ---- parameters ---------------------------------------------------------------------------------------------
-
-def parse_list(spec: str | Sequence[str] | None) -> list[str]:
-    """``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
-    if spec is None:
-        return []
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    return [str(s).strip() for s in items if str(s).strip()]
-
 
 def parse_seeds(spec: str | int | Sequence[int], key: str = "--seeds") -> list[int]:
     """``"999,1,2"``, ``999`` or ``[999, 1]`` -> list of ints in [0, 2^32); else a one-line ConfigError."""
