@@ -5,4 +5,4 @@ Importing the package does no work (and does not import torch); ``python -m r2mr
 place that parses arguments.
 """
 
-__version__ = "0.1.0"  # the package version: pyproject.toml reads it from here
+__version__ = "0.2.0"  # the package version: pyproject.toml reads it from here
