@@ -144,7 +144,9 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32, or auto (default auto: "
                                    "r2mr.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
                                    "--smoke: 999)")
-    arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
+    arguments.add_epochs(p, "per training run (default: at the quick scale 3 per tuning point and 5 per "
+                           "other run, r2mr.plan.EPOCH_CAPS; at the full scale the model's own; early "
+                           "stopping applies below the limit)")
     p.add_argument("--scale", choices=("quick", "full"),
                    help="quick: R2MR at a reduced size (default on CPU and with --smoke); "
                         "full: the paper's sizes (default on GPU)")

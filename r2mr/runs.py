@@ -3,7 +3,7 @@
 
 Every run goes through :func:`r2mr.experiment.train`, so a finished run is read back from the store and a
 killed one resumes. A cell that needs data that is absent is a :class:`Run` with status ``"not run: …"``,
-never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --force``)
+never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --restart``)
 but reuses those made since, so two notebooks share a rerun.
 """
 
