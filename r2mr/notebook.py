@@ -157,7 +157,7 @@ def committed_note(nb: Any, stem: str) -> Any:
     for i, cell in enumerate(nb["cells"]):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             code = "".join(cell["source"]).replace("# Parameters\n", "").strip()
-            nb["cells"][i] = {"cell_type": "markdown", "metadata": {"tags": [COMMITTED_TAG]},
+            nb["cells"][i] = {"cell_type": "markdown", "id": COMMITTED_TAG, "metadata": {"tags": [COMMITTED_TAG]},
                               "source": _NOTE.format(stem=stem, code=code)}
     return nb
 

@@ -342,3 +342,15 @@ def test_outputs_keep_only_the_last_runs_files_and_record_versions(tmp_path: Pat
     assert not (tmp_path / "figures" / "99_test_old.png").exists() and "removed" in listing
     md_first = outputs.provenance([run])["versions"]
     assert md_first == "torch 2.13.0, numpy 2.4.6, scipy not recorded, scikit-learn not recorded, pandas 3.1.1"
+
+
+def test_readable_formats_p_values_percentages_and_splits_by_data_set() -> None:
+    df = pd.DataFrame({"data set": ["a", "b", "a"], "p wilcoxon (Holm)": [6.397954e-09, 0.04321, np.nan],
+                       "rel diff": [0.1234, -0.05, np.nan], "device": ["cpu (x86_64, 1 threads)"] * 3,
+                       "mean": [0.123456, 0.2, 0.3]})
+    out = tables.readable(df)
+    assert out["p wilcoxon (Holm)"].tolist() == ["< 1e-4", "0.0432", ""]
+    assert out["rel diff"].tolist() == ["+12.3%", "-5.0%", ""]
+    assert out["device"][0] == "cpu (x86_64, 1 thread)" and out["mean"][0] == 0.1235
+    parts = tables.by_dataset(df)
+    assert list(parts) == ["a", "b"] and len(parts["a"]) == 2 and "data set" not in parts["a"].columns
