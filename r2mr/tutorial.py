@@ -68,14 +68,15 @@ def small_rewriter(dim: int = 4, seed: int = 0) -> Rewriter:
 BOXES = {  # name: (x, y, label, colour)
     "feat_t": (0.09, 0.80, "text feature\n$e_i^t$ (trainable)", "#c6dbef"),
     "feat_v": (0.09, 0.26, "image feature\n$e_i^v$ (trainable)", "#c6dbef"),
-    "users": (0.09, 0.53, "the item's users\n$z_u,\ u \\in N(i)$", "#fdd0a2"),
+    "users": (0.09, 0.53, "the item's users\n$z_u,\\ u \\in N(i)$", "#fdd0a2"),
     "reviewer": (0.38, 0.53, "Modality Reviewer\n$s_i^m = $ mean over $u \\in N(i)$, $k$\nof "
                              "$\\sigma(a_u^{(k)} \\cdot g_m(e_i^m))$", "#fdae6b"),
     "fusion_t": (0.66, 0.80, "fusion (text)\n$(s_i^t+0.001)\\,e_i^t + (1-s_i^t)\\,h_i$", "#c7e9c0"),
     "fusion_v": (0.66, 0.26, "fusion (image)\n$(s_i^v+0.001)\\,e_i^v + (1-s_i^v)\\,h_i$", "#c7e9c0"),
     "gcn": (0.91, 0.53, "LightGCN per modality\n(2 layers, summed)\nconcatenate, dot product\nBPR loss", "#a1d99b"),
     "rewriter": (0.38, 0.04, "Modality Rewriter, every few epochs: on disparity items,\nVQ encoder-decoder maps the "
-                             "strong modality to the weak one;\nthe weak row ($e_i^t$ or $e_i^v$) is replaced if the Reviewer scores it "
+                             "strong modality to the weak one;\nthe weak row ($e_i^t$ or $e_i^v$) is replaced "
+                             "if the Reviewer scores it "
                              "$> \\eta$", "#dadaeb"),
 }
 ARROWS = [("feat_t", "reviewer", "-"), ("feat_v", "reviewer", "-"), ("users", "reviewer", "-"),
