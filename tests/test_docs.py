@@ -134,3 +134,30 @@ def test_readme_is_the_front_door() -> None:
     headings = [ln for ln in lines if ln.startswith("## ")]
     assert headings[0] == "## Reproduction status", headings[:2]
     assert "tutorial (capped)" in "\n".join(lines)
+
+
+def test_version_citation_and_changelog_agree() -> None:
+    """One version: r2mr.__version__, CITATION.cff's version and the newest CHANGELOG entry; the citation names
+    the paper's eight authors, as the README's BibTeX does."""
+    import yaml
+
+    from r2mr import __version__
+
+    cff = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    newest = re.search(r"^## (\S+)", (REPO_ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert cff["version"] == __version__ and newest and newest.group(1) == __version__
+    paper = cff["preferred-citation"]
+    assert paper["doi"] == "10.1145/3690624.3709250" and (paper["start"], paper["end"]) == (1337, 1348)
+    families = [a["family-names"] for a in paper["authors"]]
+    assert len(families) == 8
+    bibtex = (REPO_ROOT / "README.md").read_text().split("@inproceedings", 1)[1].split("\n}", 1)[0]
+    assert all(f in bibtex for f in families) and "others" not in bibtex
+
+
+def test_constraints_pin_every_package_the_results_depend_on() -> None:
+    """constraints.txt pins an exact version of each library a run record names, and ensure_env.sh uses it."""
+    pins = dict(ln.split("==", 1) for ln in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+                if "==" in ln and not ln.startswith("#"))
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas"):
+        assert re.fullmatch(r"\d+(\.\d+)+", pins.get(name, "")), f"constraints.txt: no exact pin for {name}"
+    assert "-c constraints.txt" in (REPO_ROOT / "scripts" / "ensure_env.sh").read_text()
