@@ -130,6 +130,15 @@ def test_committed_outputs_are_the_results_run(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_results_folder_holds_only_its_last_run(path: Path) -> None:
+    """results/<notebook>/ holds exactly the files its run.json lists (no stale tables of an earlier run)."""
+    folder = RESULTS / path.stem
+    listed = {Path(f).name for f in json.loads((folder / "run.json").read_text())["files"]
+              if f.startswith(f"results/{path.stem}/")}
+    assert {p.name for p in folder.iterdir()} - {"run.json"} == listed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_machine_paths(path: Path) -> None:
     text = path.read_text()
     assert not ABSOLUTE.search(text), f"absolute path in {path.name}: {ABSOLUTE.search(text).group(0)}"
