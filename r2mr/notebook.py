@@ -61,13 +61,10 @@ def _handler(stream: Any, name: str) -> logging.Handler:
 def _one_line_errors() -> None:
     """In IPython, an r2mr error (bad input: a missing data set, a bad parameter) prints as one line
     ``error: ...`` instead of a traceback; the cell still fails, so papermill and nbval stop there."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
     from .errors import R2MRError
 
-    ip = get_ipython()
+    ipython = sys.modules.get("IPython")  # loaded by the kernel; outside one there is nothing to set
+    ip = ipython.get_ipython() if ipython is not None else None
     if ip is not None:
         ip.set_custom_exc((R2MRError,), lambda shell, etype, value, tb, tb_offset=None: print(f"error: {value}"))
 
