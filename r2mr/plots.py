@@ -242,7 +242,7 @@ def eta_curve(table: pd.DataFrame, base: float = 0.5) -> plt.Figure:
     data set, the default η (``base``) marked, the y axis at least 20% of its top wide (no inflated swings);
     the share of disparity items at that η on a second axis. ``table`` from :func:`r2mr.tables.eta_table`."""
     datasets = list(dict.fromkeys(table.index.get_level_values(0)))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.4 * len(datasets), 3.6), squeeze=False,
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
                              constrained_layout=True)
     for ax, d in zip(axes[0], datasets):
         t = table.loc[d]
