@@ -7,7 +7,7 @@
 ``--publish`` (after ``bash run_all.sh``): the committed notebooks carry the outputs of the run whose numbers
 are in ``results/`` -- the executed copies that ``run_all.sh`` left in ``results/executed/``, with execution
 metadata stripped and the repository's absolute path shown as ``.``. Papermill's ``injected-parameters`` cell
-becomes a Markdown note showing the same parameters (``r2mr.notebook.committed_note``): a reader sees which
+becomes a Markdown note showing the same parameters (``r2mr.report.notebook_setup.committed_note``): a reader sees which
 parameters produced the outputs, and executing the committed notebook uses its defaults (output to scratch/)
 instead of writing into results/.
 
@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr.notebook import committed_note  # noqa: E402
-from r2mr.paths import REPO_ROOT, RESULTS  # noqa: E402
-from r2mr.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
-from r2mr.results import write_text  # noqa: E402
+from r2mr.cli.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
+from r2mr.core.atomic_io import write_text  # noqa: E402
+from r2mr.core.paths import REPO_ROOT, RESULTS  # noqa: E402
+from r2mr.report.notebook_setup import committed_note  # noqa: E402
 
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from r2mr.paths import REPO_ROOT
+from r2mr.core.paths import REPO_ROOT
 
 PAGES = sorted([REPO_ROOT / "README.md", REPO_ROOT / "CHANGELOG.md", REPO_ROOT / "notebooks" / "README.md",
                 *(REPO_ROOT / "docs").glob("*.md")])
@@ -25,8 +25,6 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
-SUBCOMMANDS = {"train": {}, "plan": {}, "run-all": {}, "data": {"check": {}, "synth": {}, "download": {},
-                                                                "convert": {}}}
 REPO_PATH = re.compile(r"^(?:r2mr|notebooks|results|figures|configs|scripts|tests|benchmarks|docs)/[\w./-]*$")
 
 
@@ -55,10 +53,10 @@ def commands(snippet: str) -> list[tuple[tuple[str, ...], list[str]]]:
         for i, w in enumerate(words):
             rest = words[i + 1:]
             if w == "-m" and rest[:1] == ["r2mr"]:
-                cmd, j, level = ["r2mr"], i + 2, SUBCOMMANDS
-                while j < len(words) and words[j] in level:
+                cmd, j = ["r2mr"], i + 2
+                while j < len(words) and words[j] in subcommands(tuple(cmd)):
                     cmd.append(words[j])
-                    level, j = level[words[j]], j + 1
+                    j += 1
                 found.append((tuple(cmd), FLAG.findall(" ".join(words[j:]))))
             elif w.endswith("run_all.sh"):
                 found.append((("run_all.sh",), FLAG.findall(" ".join(rest))))
@@ -79,6 +77,13 @@ def help_text(cmd: tuple[str, ...]) -> str:
     res = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert res.returncode == 0, f"`{' '.join(cmd)} --help` failed: {res.stderr.strip()[-300:]}"
     return res.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def subcommands(cmd: tuple[str, ...]) -> tuple[str, ...]:
+    """The subcommands a command's ``--help`` usage line lists (``{train,data,...} ...``), or none."""
+    found = re.search(r"\{([\w,-]+)\} \.\.\.", help_text(cmd))
+    return tuple(found.group(1).split(",")) if found else ()
 
 
 def all_flags() -> set[str]:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from r2mr.notebook import committed_parameters
-from r2mr.paths import REPO_ROOT, RESULTS
-from r2mr.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
+from r2mr.cli.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
+from r2mr.core.paths import REPO_ROOT, RESULTS
+from r2mr.report.notebook_setup import committed_parameters
 
 NOTEBOOKS = notebook_paths()
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
