@@ -14,7 +14,9 @@
 #   --seeds 999,1,2    seeds per configuration, integers in [0, 2^32), the same list for every row (default
 #                      auto: main rows 5 seeds on synthetic and TikTok, 3 elsewhere; ablations 3; tuning
 #                      points 2; declared in r2mr/runs/plan.py; --smoke: 999)
-#   --epochs N         max epochs per training run (default: each model's, with early stopping)
+#   --epochs N         epoch limit per training run (default: quick scale 3 per tuning point, 5 per other
+#                      run; converged a limit that never binds; full each model's own; early stopping
+#                      applies below the limit)
 #   --scale S          quick | full: the size switch. quick runs R2MR at a reduced size (d = 64, a
 #                      small rewriter) and caps every run's epochs (tuning points 3, other runs 5:
 #                      r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the

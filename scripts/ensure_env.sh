@@ -3,11 +3,12 @@
 #
 # Everything goes through pip exactly as this machine configures it (pip.conf, PIP_INDEX_URL,
 # PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS): PyTorch's version is pinned in pyproject.toml, and which build you get
-# (CPU or CUDA) is your pip's or conda's choice: see README "Set-up". Nothing here names a package index.
+# (CPU or CUDA) is your pip's or conda's choice: see docs/reproducibility.md. Nothing here names a package index.
 #
-# R2MR_VENV overrides the venv folder (default .venv); R2MR_NO_VENV=1 uses the current Python as is (e.g. an
-# activated conda environment made from environment.yml). A stamp in the environment makes a second call
-# return at once unless pyproject.toml changed or an extra is missing (extras accumulate: run_all.sh after
+# R2MR_VENV overrides the venv folder (default .venv); R2MR_NO_VENV=1 installs into the current Python instead
+# of a venv (e.g. an activated conda environment made from environment.yml). Versions: constraints.txt. A stamp
+# in the environment makes a second call return at once unless pyproject.toml or constraints.txt changed or an
+# extra is missing (extras accumulate: run_all.sh after
 # run_tests.sh adds [notebooks] to [test], it does not swap them).
 set -euo pipefail
 if [ "${R2MR_NO_VENV:-0}" != "1" ]; then
@@ -20,9 +21,10 @@ if [ "${R2MR_NO_VENV:-0}" != "1" ]; then
   . "$VENV/bin/activate"
 fi
 R2MR_EXTRAS="${R2MR_EXTRAS:-notebooks}"
-# The stamp: a hash of pyproject.toml and the Python version, then the extras installed, one per line.
+# The stamp: a hash of pyproject.toml, constraints.txt (the exact versions) and the Python version, then the
+# extras installed, one per line.
 STAMP="$(python -c 'import sys; print(sys.prefix)')/.r2mr-installed"
-HASH="$( (cat pyproject.toml; python -c 'import sys; print(sys.version)') | sha1sum | cut -c1-16)"
+HASH="$( (cat pyproject.toml constraints.txt; python -c 'import sys; print(sys.version)') | sha1sum | cut -c1-16)"
 HAVE=""
 if [ "$(head -n 1 "$STAMP" 2>/dev/null)" = "$HASH" ]; then HAVE="$(tail -n +2 "$STAMP")"; fi
 MISSING=""
@@ -34,7 +36,7 @@ import importlib.util, sys
 sys.exit(any(importlib.util.find_spec(m) is None for m in ('r2mr', 'torch', 'numpy', 'ipykernel')))" >/dev/null 2>&1; then
   EXTRAS_ALL="$(printf '%s\n' $HAVE ${R2MR_EXTRAS//,/ } | sort -u | paste -sd, -)"
   echo "[r2mr] installing r2mr[$EXTRAS_ALL] and its dependencies (torch pinned in pyproject.toml) with pip"
-  python -m pip install -q -e ".[$EXTRAS_ALL]"
+  python -m pip install -q -c constraints.txt -e ".[$EXTRAS_ALL]"
   python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
   { echo "$HASH"; tr ',' '\n' <<<"$EXTRAS_ALL"; } > "$STAMP"
 fi

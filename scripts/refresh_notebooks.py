@@ -6,8 +6,10 @@
 
 ``--publish`` (after ``bash run_all.sh``): the committed notebooks carry the outputs of the run whose numbers
 are in ``results/`` -- the executed copies that ``run_all.sh`` left in ``results/executed/``, with execution
-metadata stripped and the repository's absolute path shown as ``.``. The ``injected-parameters`` cell is kept,
-so a reader sees which parameters produced the outputs.
+metadata stripped and the repository's absolute path shown as ``.``. Papermill's ``injected-parameters`` cell
+becomes a Markdown note showing the same parameters (``r2mr.report.notebook_setup.committed_note``): a reader sees which
+parameters produced the outputs, and executing the committed notebook uses its defaults (output to scratch/)
+instead of writing into results/.
 
 Without ``--publish``: each notebook's default run (its ``parameters`` cell: the embedded synthetic set, one
 seed, quick size), executed under the conditions of the replay in tests/test_notebooks.py (a fresh run cache,
@@ -18,6 +20,7 @@ Run it after a change that alters such an output.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from r2mr.cli.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
 from r2mr.core.atomic_io import write_text  # noqa: E402
 from r2mr.core.paths import REPO_ROOT, RESULTS  # noqa: E402
+from r2mr.report.notebook_setup import committed_note  # noqa: E402
 
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
 
@@ -63,17 +67,23 @@ def publish(prefixes: list[str]) -> int:
             print(f"error: {executed.relative_to(REPO_ROOT)}: not found; fix: run `bash run_all.sh` first",
                   file=sys.stderr)
             return 2
-        text = nbformat.writes(clean_notebook(nbformat.read(str(executed), as_version=4))) + "\n"
+        nb = committed_note(clean_notebook(nbformat.read(str(executed), as_version=4)), path.stem)
+        text = nbformat.writes(nbformat.from_dict(nb)) + "\n"
         write_text(path, text.replace(str(REPO_ROOT) + "/", "./").replace(str(REPO_ROOT), "."))
         print(f"{path.relative_to(REPO_ROOT)} <- {executed.relative_to(REPO_ROOT)}")
     return 0
 
 
 def main(argv: list[str]) -> int:
-    prefixes = [a for a in argv if a != "--publish"]
-    if "--publish" in argv:
-        return publish(prefixes)
-    refresh_checks(prefixes)
+    parser = argparse.ArgumentParser(prog="python scripts/refresh_notebooks.py",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--publish", action="store_true",
+                        help="copy results/executed/NN_*.ipynb to notebooks/ (cleaned, parameters as a note)")
+    parser.add_argument("prefixes", nargs="*", help="notebook prefixes, e.g. 00 03 (default: all)")
+    args = parser.parse_args(argv)
+    if args.publish:
+        return publish(args.prefixes)
+    refresh_checks(args.prefixes)
     return 0
 
 

@@ -27,6 +27,7 @@ import pytest
 
 from r2mr.cli.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
 from r2mr.core.paths import REPO_ROOT, RESULTS
+from r2mr.report.notebook_setup import committed_parameters
 
 NOTEBOOKS = notebook_paths()
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
@@ -34,6 +35,7 @@ NUMBER = re.compile(r"(?<![\w.])-?0\.(\d{3,})(?![\w.])")  # a printed number in 
 SANITIZE = REPO_ROOT / "notebooks" / "nbval_sanitize.cfg"
 ABSOLUTE = re.compile(r"(?<![\w.~:])/(home|root|tmp|work|Users|mnt|var|opt)/")
 MAX_CODE_LINES = 15
+MAX_TEACHING_LINES = 25  # a cell that starts with "# teaching cell" (a computation by hand, shown on purpose)
 
 
 def test_notebooks_are_found() -> None:
@@ -64,7 +66,8 @@ def test_anatomy(path: Path) -> None:
     assert "papermill" not in nb["metadata"], "strip papermill metadata (scripts/refresh_notebooks.py)"
     for c in code:
         src = "".join(c["source"])
-        assert len(src.splitlines()) <= MAX_CODE_LINES, f"code cell longer than {MAX_CODE_LINES} lines:\n{src}"
+        limit = MAX_TEACHING_LINES if src.startswith("# teaching cell") else MAX_CODE_LINES
+        assert len(src.splitlines()) <= limit, f"code cell longer than {limit} lines:\n{src}"
         assert not {"execution", "papermill", "ExecuteTime"} & set(c["metadata"]), "strip execution metadata"
         assert "def " not in src and "class " not in src, "logic belongs in r2mr/, not in a notebook"
         assert all(o["output_type"] != "error" for o in c["outputs"]), "committed with an error output"
@@ -73,13 +76,23 @@ def test_anatomy(path: Path) -> None:
 
 
 def injected_parameters(nb: dict) -> dict:
-    """The values in papermill's ``injected-parameters`` cell (literals only)."""
-    import ast
+    """The parameters of the run that made the committed outputs: the Markdown note that
+    ``scripts/refresh_notebooks.py --publish`` writes in place of papermill's ``injected-parameters`` cell."""
+    params = committed_parameters(nb)
+    assert params, "publish the results run's executed copy (scripts/refresh_notebooks.py --publish)"
+    return params
 
-    cells = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert len(cells) == 1, "publish the results run's executed copy (scripts/refresh_notebooks.py --publish)"
-    tree = ast.parse("".join(cells[0]["source"]))
-    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_runs_its_defaults(path: Path) -> None:
+    """No executable cell of a committed notebook sets output_root or points at results/: executed as
+    committed, it writes to scratch/ only."""
+    code = ["".join(c["source"]) for c in nb_json(path)["cells"] if c["cell_type"] == "code"]
+    assert not any("injected-parameters" in c.get("metadata", {}).get("tags", [])
+                   for c in nb_json(path)["cells"] if c["cell_type"] == "code")
+    assigned = [ln for src in code[1:] for ln in src.splitlines() if re.match(r"\s*output_root\s*=", ln)]
+    assert not assigned and not any("results/" in src for src in code[1:]), f"{path.name} writes into results/"
+    assert re.search(r"^output_root = None", code[0], re.M), "the parameters cell's default must be None (scratch/)"
 
 
 def output_text(outputs: list[dict]) -> str:
@@ -117,6 +130,15 @@ def test_committed_outputs_are_the_results_run(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_results_folder_holds_only_its_last_run(path: Path) -> None:
+    """results/<notebook>/ holds exactly the files its run.json lists (no stale tables of an earlier run)."""
+    folder = RESULTS / path.stem
+    listed = {Path(f).name for f in json.loads((folder / "run.json").read_text())["files"]
+              if f.startswith(f"results/{path.stem}/")}
+    assert {p.name for p in folder.iterdir()} - {"run.json"} == listed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_machine_paths(path: Path) -> None:
     text = path.read_text()
     assert not ABSOLUTE.search(text), f"absolute path in {path.name}: {ABSOLUTE.search(text).group(0)}"
@@ -145,3 +167,63 @@ def test_nbval_replay(path: Path, replay_root: Path, tmp_path: Path) -> None:
            "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "900", str(replay)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=replay_env(replay_root), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"nbval failed for {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
+
+
+# -- executing the committed notebooks as committed, in a clone ----------------------------------------------
+FAST = ("00_a_method", "00_data")  # seconds each: in the default suite; the others are marked slow
+
+
+def clone_repo(tmp_path: Path) -> Path:
+    """A clone of the committed state (HEAD) of this repository."""
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True, timeout=300)
+    return clone
+
+
+def execute(clone: Path, name: str, datasets: str | None = None) -> None:
+    """Execute ``notebooks/<name>.ipynb`` of the clone as committed (or with another ``datasets`` default)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(clone / "notebooks" / f"{name}.ipynb"), as_version=4)
+    if datasets is not None:
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        first.source = re.sub(r'^datasets = "[^"]*"', f'datasets = "{datasets}"', first.source, flags=re.M)
+    env = {k: v for k, v in os.environ.items() if k not in ("R2MR_DATA_DIR", "R2MR_RUNS_DIR")}
+    env.update(PYTHONPATH=str(clone), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(clone / "notebooks")}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def git_status(clone: Path) -> str:
+    return subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.mark.parametrize("name", [pytest.param(p.stem, marks=() if p.stem in FAST else pytest.mark.slow)
+                                  for p in NOTEBOOKS])
+def test_executing_a_committed_notebook_changes_no_tracked_file(name: str, tmp_path: Path) -> None:
+    clone = clone_repo(tmp_path)
+    execute(clone, name)
+    assert git_status(clone) == "", f"executing {name} as committed changed the clone:\n{git_status(clone)}"
+    assert (clone / "scratch").is_dir() or name == "00_a_method"
+
+
+def test_a_named_missing_data_set_is_one_error_line(tmp_path: Path) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    clone = clone_repo(tmp_path)
+    with pytest.raises(CellExecutionError) as info:
+        execute(clone, "00_data", datasets="synthetic,nosuch")
+    text = str(info.value)
+    assert "error: datasets 'nosuch': no nosuch/ under the data root" in text and "fix:" in text
+    assert git_status(clone) == ""

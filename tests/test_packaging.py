@@ -150,5 +150,5 @@ def test_setup_script_installs_through_pip_as_configured() -> None:
     script = (ROOT / "scripts" / "ensure_env.sh").read_text()
     code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
     assert "socket" not in code and "http" not in code, "no probes and no URLs in the set-up script"
-    assert re.search(r'pip install -q -e "\.\[\$EXTRAS_ALL\]"', code) and "R2MR_EXTRAS" in code
+    assert re.search(r'pip install -q -c constraints.txt -e "\.\[\$EXTRAS_ALL\]"', code) and "R2MR_EXTRAS" in code
     assert 'R2MR_EXTRAS="${R2MR_EXTRAS:-test}"' in (ROOT / "run_tests.sh").read_text()

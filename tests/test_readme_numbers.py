@@ -1,6 +1,8 @@
-"""Every result number in the README's results tables appears in the committed results table(s) that row cites.
+"""Every result number in the README's and docs/results.md's results tables appears in the committed results
+table(s) that row cites.
 
-The tables are the Markdown tables under "## Results" whose header has a ``table`` column; that column names
+The tables are the Markdown tables (README: under "## Reproduction status"; docs/results.md: under
+"## Results") whose header has a ``table`` column; that column names
 one or more files under ``results/`` (in backticks). A result number is a decimal with at least three digits
 after the point (metric values such as 0.0586); relative differences (Δ, in %) are derived from them and not
 checked. A number passes if it is written in a cited file's text (CSV or Markdown) with the same digits.
@@ -10,15 +12,20 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from r2mr.core.paths import REPO_ROOT
 
 NUMBER = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")
 CITED = re.compile(r"`(results/[^`]+)`")
 
 
-def results_table(readme: str) -> list[dict[str, str]]:
-    """Rows of the README's results tables (every table with a ``table`` column) as {column: cell}."""
-    section = readme.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+PAGES = {"README.md": "## Reproduction status", "docs/results.md": "## Results"}  # page -> its section
+
+
+def results_table(readme: str, heading: str = "## Results") -> list[dict[str, str]]:
+    """Rows of the results tables under ``heading`` (every table with a ``table`` column) as {column: cell}."""
+    section = readme.split("\n" + heading, 1)[1].split("\n## ", 1)[0]
     lines = section.splitlines()
     rows: list[dict[str, str]] = []
     i = 0
@@ -40,21 +47,22 @@ def test_parser_reads_numbers_and_citations() -> None:
     assert NUMBER.findall(rows[0]["ours"]) == ["0.0586"] and CITED.findall(rows[0]["table"]) == ["results/a.md"]
 
 
-def test_every_readme_result_number_is_in_the_tables_it_cites() -> None:
-    rows = results_table((REPO_ROOT / "README.md").read_text())
-    assert rows, "README.md: no results table with a 'table' column under '## Results'"
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_result_number_is_in_the_tables_it_cites(page: str) -> None:
+    rows = results_table((REPO_ROOT / page).read_text(), PAGES[page])
+    assert rows, f"{page}: no results table with a 'table' column under '{PAGES[page]}'"
     missing = []
     for row in rows:
         files = CITED.findall(row["table"])
-        assert files, f"README results row {row} cites no file under results/"
+        assert files, f"{page} results row {row} cites no file under results/"
         texts = []
         for f in files:
             path = REPO_ROOT / f
-            assert path.is_file(), f"README cites {f}, which is not committed"
+            assert path.is_file(), f"{page} cites {f}, which is not committed"
             texts.append(path.read_text())
         for col, cell in row.items():
             if col == "table":
                 continue
             missing += [(row.get("model"), n, files) for n in NUMBER.findall(cell)
                         if not any(re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", t) for t in texts)]
-    assert not missing, f"README numbers not in the tables they cite: {missing}"
+    assert not missing, f"{page}: numbers not in the tables they cite: {missing}"

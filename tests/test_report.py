@@ -310,3 +310,43 @@ def test_markdown_tables_print_counts_booleans_missing_values_and_index_levels_p
     assert rows[1] == ["a", "y", "3", "", "no", ""]
     assert rows[2] == ["b", "x", "", "0.5000", "", "—"]
     assert pd.read_csv(tmp_path / "t.csv")["n seeds"].tolist()[:2] == [2.0, 3.0]  # the CSV keeps full values
+
+
+def test_outputs_keep_only_the_last_runs_files_and_record_versions(tmp_path: Path) -> None:
+    """A second run that writes fewer files removes the first run's others (listed in its run.json), never a
+    file it did not write; the footer names the library versions the runs recorded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = _fake_run(plan.Spec.of("BPR", "bpr"), "baby", 7, 0.05)
+    run.result["versions"] = {"torch": "2.13.0", "numpy": "2.4.6", "pandas": "3.1.1"}
+    first = outputs.Outputs("99_test", tmp_path)
+    first.table(pd.DataFrame({"a": [1.0]}), "old", outputs.provenance([run]))
+    first.table(pd.DataFrame({"a": [1.0]}), "kept")
+    fig, _ = plt.subplots()
+    first.figure(fig, "old")
+    first.finish({})
+    foreign = tmp_path / "results" / "99_test" / "notes.txt"
+    foreign.write_text("mine")
+    second = outputs.Outputs("99_test", tmp_path)
+    second.table(pd.DataFrame({"a": [2.0]}), "kept")
+    listing = second.finish({})
+    names = sorted(p.name for p in (tmp_path / "results" / "99_test").iterdir())
+    assert names == ["kept.csv", "kept.md", "notes.txt", "run.json"]
+    assert not (tmp_path / "figures" / "99_test_old.png").exists() and "removed" in listing
+    md_first = outputs.provenance([run])["versions"]
+    assert md_first == "torch 2.13.0, numpy 2.4.6, scipy not recorded, scikit-learn not recorded, pandas 3.1.1"
+
+
+def test_readable_formats_p_values_percentages_and_splits_by_data_set() -> None:
+    df = pd.DataFrame({"data set": ["a", "b", "a"], "p wilcoxon (Holm)": [6.397954e-09, 0.04321, np.nan],
+                       "rel diff": [0.1234, -0.05, np.nan], "device": ["cpu (x86_64, 1 threads)"] * 3,
+                       "mean": [0.123456, 0.2, 0.3]})
+    out = tables.readable(df)
+    assert out["p wilcoxon (Holm)"].tolist() == ["< 1e-4", "0.0432", ""]
+    assert out["rel diff"].tolist() == ["+12.3%", "-5.0%", ""]
+    assert out["device"][0] == "cpu (x86_64, 1 thread)" and out["mean"][0] == 0.1235
+    parts = tables.by_dataset(df)
+    assert list(parts) == ["a", "b"] and len(parts["a"]) == 2 and "data set" not in parts["a"].columns

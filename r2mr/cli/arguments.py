@@ -60,7 +60,8 @@ class DeprecatedAlias(argparse.Action):
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="data root holding <name>/ folders (default: $R2MR_DATA_DIR, else ./data)")
+    p.add_argument("--data-dir", help="data root holding <name>/ folders (default: $R2MR_DATA_DIR, else the "
+                                      "repository's data/; a relative path is read from the working directory)")
 
 
 def add_seed(p: argparse.ArgumentParser, default: int | None, what: str) -> None:

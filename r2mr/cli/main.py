@@ -145,7 +145,9 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32, or auto (default auto: "
                                    "r2mr.runs.plan.seeds_for, 5 per main row on synthetic and TikTok, else 3; "
                                    "--smoke: 999)")
-    arguments.add_epochs(p, "per training run (default: the model's, with early stopping)")
+    arguments.add_epochs(p, "per training run (default: the scale's: quick 3 per tuning point and 5 per other "
+                           "run, r2mr.runs.plan.EPOCH_CAPS; converged a limit that never binds; full the model's "
+                           "own; early stopping applies below the limit)")
     p.add_argument("--scale", choices=("quick", "full", "converged"),
                    help="quick: the tutorial, not evidence (R2MR at a reduced size, epochs capped at 3/5; default on "
                         "CPU and with --smoke); converged: the evidence (R2MR at the quick size, every run early-"

@@ -1,10 +1,12 @@
 """Where a notebook writes and what it records: :class:`Outputs` (tables as CSV + Markdown with a provenance
-footer, figures as PNG + PDF, a ``run.json`` listing) and :func:`provenance` (data sets, devices, variants,
-seeds, commit and date of the runs behind a table)."""
+footer, figures as PNG + PDF, a ``run.json`` listing; the files of a previous run that this one did not write
+again are removed, so a results folder holds only its last run) and :func:`provenance` (data sets, devices,
+variants, seeds, library versions, commit and date of the runs behind a table)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from ..core.paths import REPO_ROOT
 from ..runs.notebook_runs import Run
 
 SCRATCH = REPO_ROOT / "scratch"  # default output root of a notebook's quick run (git-ignored)
+LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas")  # the versions a run record carries
 
 
 class Outputs:
@@ -33,12 +36,28 @@ class Outputs:
         self.figures = self.root / "figures"
         self.written: list[Path] = []
         self.started = time.time()
+        self.previous = self._previous_files()
+
+    def _previous_files(self) -> list[Path]:
+        """The files the previous run of this notebook under this root wrote (its ``run.json`` lists them)."""
+        path = self.results / "run.json"
+        if not path.is_file():
+            return []
+        try:
+            files = json.loads(path.read_text()).get("files", [])
+        except (OSError, ValueError):
+            return []
+        out = []
+        for f in files:  # relative to the repository (see _rel), or to the root when it lies outside
+            hits = [c for c in (REPO_ROOT / f, self.root / f) if c.parent in (self.results, self.figures)]
+            out += hits[:1]
+        return out
 
     def _rel(self, p: Path) -> str:
         try:
             return str(p.relative_to(REPO_ROOT))
         except ValueError:
-            return p.name
+            return str(p.relative_to(self.root))
 
     def table(self, df: pd.DataFrame, name: str, meta: dict[str, Any] | None = None, index: bool = True) -> str:
         stem = self.results / name
@@ -59,7 +78,12 @@ class Outputs:
                 "files": [self._rel(p) for p in self.written]}
         path = self.results / "run.json"
         write_json(path, info)
-        return "\n".join(["wrote:"] + [f"  {self._rel(p)}" for p in [*self.written, path]])
+        stale = [p for p in self.previous if p not in self.written and p.is_file()
+                 and p.parent in (self.results, self.figures)]
+        for p in stale:  # written by the previous run of this notebook (its run.json says so), not by this one
+            p.unlink()
+        lines = ["wrote:"] + [f"  {self._rel(p)}" for p in [*self.written, path]]
+        return "\n".join(lines + [f"removed (previous run's, not written again): {self._rel(p)}" for p in stale])
 
 
 def provenance(runs: Sequence[Run] = (), **extra: Any) -> dict[str, Any]:
@@ -70,6 +94,19 @@ def provenance(runs: Sequence[Run] = (), **extra: Any) -> dict[str, Any]:
            "device": "; ".join(sorted({r.result.get("device_name", r.result["device"]) for r in done})) or "n/a",
            "variant": ", ".join(variants) or "n/a",
            "seeds": ", ".join(str(s) for s in dict.fromkeys(r.seed for r in done)) or "n/a",
-           **extra, "commit": git_commit(),
+           "versions": versions_text(done), **extra, "commit": git_commit(),
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return out
+
+
+def versions_text(runs: Sequence[Run]) -> str:
+    """The library versions the runs recorded, e.g. ``torch 2.13.0+cpu, numpy 2.4.6, ...``; several values are
+    joined with ``/``; a library no run recorded reads ``not recorded`` (records made before 0.2.0 carry
+    torch only)."""
+    parts = []
+    for lib in LIBRARIES:
+        seen = dict.fromkeys(str(r.result.get("versions", {}).get(lib) or (r.result.get("torch") if lib == "torch"
+                                                                           else "")) for r in runs)
+        seen.pop("", None)
+        parts.append(f"{lib} {'/'.join(seen) or 'not recorded'}")
+    return ", ".join(parts) if runs else "n/a"

@@ -6,6 +6,7 @@ backend (scripts and tests set ``MPLBACKEND=Agg``).
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ import pandas as pd
 
 from . import published as pub
 from .dataset_tables import degrees
+from .efficiency_plots import benchmark_plot, timing_plot  # noqa: F401 (notebook 04 reads them here)
 
 
 def degree_distribution(datasets: Mapping[str, Any], split: str = "train") -> plt.Figure:
@@ -32,31 +34,73 @@ def degree_distribution(datasets: Mapping[str, Any], split: str = "train") -> pl
     return fig
 
 
-def metric_bars(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = "valid",
-                order: Sequence[str] | None = None) -> plt.Figure:
-    """Bars of our mean per data set and label (runs that were done), ± sample std only where n ≥ 2 seeds,
-    published values as black ticks; the title says n."""
+ROLE_NAMES = {"model": "model", "control": "R2MR content control", "ablation": "R2MR variant (one switch changed)"}
+PUBLISHED_MARKERS = ("D", "^", "v", "s", "P", "X")
+
+
+def metric_points(tidy: pd.DataFrame, metric: str = "recall@20", selection: str = "valid",
+                  order: Sequence[str] | None = None, base: str | None = None) -> plt.Figure:
+    """One panel per data set, one row per label: our mean (a point coloured by role) ± sample std where
+    n ≥ 2 seeds, every published value of that model as a black marker per source (its selection rule in the
+    legend), and, when ``base`` names a row, a dashed line at that row's mean to read the others against.
+    Points, not bars: the axis need not start at 0, and no bar area suggests a ratio. The title says the
+    metric, n and the most epochs any run trained."""
     ok = tidy[(tidy.status == "ok") & (tidy.metric == metric) & (tidy.selection == selection)]
     datasets = list(dict.fromkeys(ok.dataset))
     labels = list(order or dict.fromkeys(ok.label))
-    fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(max(4.0, 3.2 * len(datasets)), 3.8),
-                             squeeze=False, constrained_layout=True)
-    for ax, d in zip(axes[0], datasets):
-        sub = ok[ok.dataset == d].set_index("label")
-        present = [lab for lab in labels if lab in sub.index]
-        x = np.arange(len(present))
-        ax.bar(x, sub.loc[present, "mean"], color=[_colour(sub.loc[lab, "role"]) for lab in present])
-        error_bars(ax, x, sub.loc[present, "mean"], sub.loc[present, "std"], sub.loc[present, "n_seeds"])
-        for i, lab in enumerate(present):
-            ref = pub.published(d, sub.loc[lab, "model"])
-            if ref and sub.loc[lab, "role"] == "model" and metric in ref[0].metrics:
-                ax.plot([i - 0.4, i + 0.4], [ref[0].metrics[metric]] * 2, color="black", lw=2)
-        ax.set_xticks(x, present, rotation=35, ha="right", fontsize=8)
-        ax.set(title=d, ylabel=metric if ax is axes[0][0] else None)
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"Test {metric}: mean over seeds ({n_label(ok.n_seeds)}; ± sample std where n ≥ 2); "
-                 f"black: published", fontsize=10)
+    rows = [[lab for lab in labels if lab in set(ok[ok.dataset == d].label)] for d in datasets]
+    fig, axes = plt.subplots(max(len(datasets), 1), 1, figsize=(9.0, 1.3 + 0.3 * sum(len(r) + 2 for r in rows)),
+                             squeeze=False, constrained_layout=True,
+                             gridspec_kw={"height_ratios": [len(r) + 1 for r in rows] or [1]})
+    handles: dict[str, Any] = {}
+    for ax, d, present in zip(axes[:, 0], datasets, rows):
+        sub = ok[ok.dataset == d].set_index("label").loc[present]
+        y = np.arange(len(present))[::-1]  # the first label on top
+        for role in dict.fromkeys(sub.role):
+            mask = (sub.role == role).to_numpy()
+            handles[ROLE_NAMES.get(role, role)] = ax.scatter(sub["mean"][mask], y[mask], color=_colour(role), zorder=3)
+        error_bars(ax, y, sub["mean"], sub["std"], sub["n_seeds"], horizontal=True)
+        _published_markers(ax, d, sub, y, metric, handles)
+        if base in sub.index:
+            handles[f"base row: {base}"] = ax.axvline(sub.loc[base, "mean"], color="0.4", ls="--", lw=1)
+        ax.set_yticks(y, [textwrap.shorten(lab, 60) for lab in present], fontsize=8)
+        ax.set(title=f"{d} ({n_label(sub.n_seeds)})", xlabel=f"test {metric}", ylim=(-0.7, len(present) - 0.3))
+        honest_span(ax, 0.2)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=2, fontsize=8)
+    most = int(ok["epochs_run"].max()) if "epochs_run" in ok and len(ok) else None
+    fig.suptitle(f"Test {metric} at the best-validation epoch: mean over seeds, ± sample std where n ≥ 2 "
+                 f"({n_label(ok.n_seeds)})" + (f"\nevery run stopped within {most} epochs (early stopping on "
+                                               f"validation or the epoch cap)" if most else ""), fontsize=10)
     return fig
+
+
+def honest_span(ax: plt.Axes, share: float = 0.2, axis: str = "x") -> None:
+    """Widen an axis to at least ``share`` of its largest absolute limit, centred on the data, so that a
+    small spread is not blown up to the full width (a 0.005 swing around 0.06 stays a small swing)."""
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    need = share * max(abs(lo), abs(hi))
+    if hi - lo < need:
+        mid = (lo + hi) / 2
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(mid - need / 2, mid + need / 2)
+
+
+metric_bars = metric_points  # the earlier name
+
+
+def _published_markers(ax: plt.Axes, dataset: str, sub: pd.DataFrame, y: np.ndarray, metric: str,
+                       handles: dict[str, Any]) -> None:
+    """Every published value of each model row, one marker shape per source, named with its selection rule."""
+    keys = list(pub.SOURCES)
+    for yi, (_, row) in zip(y, sub.iterrows()):
+        if row["role"] != "model":
+            continue
+        for ref in pub.published(dataset, row["model"]) or []:
+            if metric in ref.metrics:
+                rule = "test-selected" if ref.source.selection == "test" else "best valid epoch"
+                marker = PUBLISHED_MARKERS[keys.index(ref.source.key) % len(PUBLISHED_MARKERS)]
+                handles[f"published: {ref.source.key} ({rule})"] = ax.scatter(
+                    ref.metrics[metric], yi, marker=marker, facecolor="none", edgecolor="black", zorder=4)
 
 
 def n_label(ns: Sequence[int] | pd.Series) -> str:
@@ -69,11 +113,14 @@ def n_label(ns: Sequence[int] | pd.Series) -> str:
 
 
 def error_bars(ax: plt.Axes, x: Sequence[float], mean: Sequence[float], std: Sequence[float],
-               n: Sequence[int], **kw: Any) -> None:
-    """Draw ± ``std`` at the points with n ≥ 2 only (one seed has no spread to show)."""
+               n: Sequence[int], horizontal: bool = False, **kw: Any) -> None:
+    """Draw ± ``std`` at the points with n ≥ 2 only (one seed has no spread to show); ``horizontal``: the
+    means are on the x axis and ``x`` holds the rows' y positions."""
     x, mean, std, n = (np.asarray(v, dtype=float) for v in (x, mean, std, n))
     keep = (n >= 2) & np.isfinite(std)
-    if keep.any():
+    if keep.any() and horizontal:
+        ax.errorbar(mean[keep], x[keep], xerr=std[keep], fmt="none", ecolor="black", capsize=3, **kw)
+    elif keep.any():
         ax.errorbar(x[keep], mean[keep], yerr=std[keep], fmt="none", ecolor="black", capsize=3, **kw)
 
 
@@ -108,14 +155,16 @@ def quality_scatter(scores: Mapping[str, np.ndarray], eta: float = 0.5, title: s
                    label=f"{name} ({int(mask.sum())})")
     ax.axvline(eta, color="black", lw=1, ls="--")
     ax.axhline(eta, color="black", lw=1, ls="--")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{mx} score", ylabel=f"{my} score", title=title or f"η = {eta}")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{mx} score", ylabel=f"{my} score")
+    ax.set_title(textwrap.fill(title, 55) if title else f"η = {eta}", fontsize=9)
     ax.legend(fontsize=7, loc="lower left", markerscale=2)
     return fig
 
 
 def score_histograms(scores: Mapping[str, np.ndarray], eta: float = 0.5,
-                     corrupted: Mapping[str, np.ndarray] | None = None) -> plt.Figure:
-    """One histogram per modality (clean vs corrupted items stacked when ``corrupted`` is given), η dashed."""
+                     corrupted: Mapping[str, np.ndarray] | None = None, title: str = "") -> plt.Figure:
+    """One histogram per modality (clean vs corrupted items stacked when ``corrupted`` is given), η dashed;
+    ``title`` should name the data set, the seed and the model state."""
     fig, axes = plt.subplots(1, len(scores), figsize=(4.0 * len(scores), 3.2), squeeze=False,
                              constrained_layout=True)
     bins = np.linspace(0, 1, 41)
@@ -128,13 +177,18 @@ def score_histograms(scores: Mapping[str, np.ndarray], eta: float = 0.5,
             ax.hist([s[~c], s[c]], bins=bins, stacked=True, color=["tab:green", "tab:red"],
                     label=["informative", "corrupted"])
             ax.legend(fontsize=8)
-        ax.axvline(eta, color="black", lw=1, ls="--")
+        ax.axvline(eta, color="black", lw=1, ls="--", label=f"η = {eta}")
         ax.set(xlabel=f"{m} score", ylabel="items", xlim=(0, 1))
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
-def roc_curves(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndarray]) -> plt.Figure:
-    """ROC of "a low Reviewer score flags a corrupted modality", one curve per modality."""
+def roc_curves(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndarray],
+               title: str = "Reviewer vs planted corruption") -> plt.Figure:
+    """ROC of "a low Reviewer score flags a corrupted modality", one curve per modality, for one seed's scores
+    (the AUC in the legend is that seed's; ``title`` should say which seed and model state)."""
     from .quality import roc
 
     fig, ax = plt.subplots(figsize=(4.2, 4.0), constrained_layout=True)
@@ -142,18 +196,22 @@ def roc_curves(scores: Mapping[str, np.ndarray], corrupted: Mapping[str, np.ndar
         fpr, tpr, auc = roc(s, corrupted[m])
         ax.plot(fpr, tpr, label=f"{m} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="Reviewer vs planted corruption")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
-def eta_sweep_plot(sweep: pd.DataFrame) -> plt.Figure:
-    """Shares of the quality states against η (a table from :func:`r2mr.report.quality.eta_sweep`)."""
+def eta_sweep_plot(sweep: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Shares of the quality states against η (a table from :func:`r2mr.report.quality.eta_sweep`); ``title`` should
+    name the data set, the seed and the model state."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2), constrained_layout=True)
     ax.stackplot(sweep.index, sweep.T.to_numpy(), labels=sweep.columns,
                  colors=[STATE_COLOURS.get(c, "grey") for c in sweep.columns], alpha=0.8)
     ax.set(xlabel="η", ylabel="share of items", xlim=(sweep.index.min(), sweep.index.max()), ylim=(0, 1))
     ax.legend(fontsize=8, loc="center right")
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -179,10 +237,10 @@ def rounds_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
-def eta_curve(table: pd.DataFrame) -> plt.Figure:
+def eta_curve(table: pd.DataFrame, base: float = 0.5) -> plt.Figure:
     """Recall@20 (mean over seeds, ± sample std where n ≥ 2) against the η R2MR was trained with, one panel per
-    data set, with the share of disparity items at that η on a second axis; ``table`` from
-    :func:`r2mr.report.tables.sensitivity_table` (its ``seeds`` column is n)."""
+    data set, the default η (``base``) marked, the y axis at least 20% of its top wide (no inflated swings);
+    the share of disparity items at that η on a second axis. ``table`` from :func:`r2mr.report.tables.eta_table`."""
     datasets = list(dict.fromkeys(table.index.get_level_values(0)))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False,
                              constrained_layout=True)
@@ -190,55 +248,19 @@ def eta_curve(table: pd.DataFrame) -> plt.Figure:
         t = table.loc[d]
         ax.plot(t.index, t["recall@20"], marker="o", color="tab:blue", label="test recall@20")
         error_bars(ax, t.index, t["recall@20"], t["recall@20 std"], t["seeds"])
-        ax.set(xlabel="η (training threshold)", ylabel="recall@20", title=f"{d} ({n_label(t['seeds'])})")
+        ax.axvline(base, color="0.4", ls=":", lw=1, label=f"default η = {base}")
+        honest_span(ax, 0.2, "y")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.45 * (hi - lo))  # room for the legend
+        swing = t["recall@20"].max() - t["recall@20"].min()
+        ax.set(xlabel="η (training threshold)", ylabel="test recall@20",
+               title=f"{d} ({n_label(t['seeds'])}): recall@20 moves by {swing:.4f}")
         twin = ax.twinx()
         twin.plot(t.index, t["share disparity"], marker="s", ls="--", color="tab:orange", label="share disparity")
         twin.set(ylabel="share of disparity items", ylim=(0, 1))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
-        twin.legend(fontsize=7, loc="lower right")
-    return fig
-
-
-def timing_plot(table: pd.DataFrame) -> plt.Figure:
-    """Seconds per training epoch (left) and per evaluation of valid + test (right) against the number of
-    training interactions, one line per model; ``table`` from :func:`r2mr.report.tables.timing_table`."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
-    for model, g in table.groupby("model", sort=False):
-        g = g.sort_values("train interactions")
-        for ax, col in zip(axes, ("s/epoch", "s/eval")):
-            ax.plot(g["train interactions"], g[col], marker="o", label=model)
-    for ax, col in zip(axes, ("seconds per training epoch", "seconds per evaluation (valid + test)")):
-        ax.set(xscale="log", yscale="log", xlabel="training interactions", ylabel=col)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    devices = ", ".join(dict.fromkeys(table["device"]))
-    fig.suptitle(f"Measured on {devices}", fontsize=9)
-    return fig
-
-
-def benchmark_plot(bench: pd.DataFrame) -> plt.Figure:
-    """From :func:`r2mr.report.benchmark.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
-    (middle) and the Reviewer's forward + backward edge-wise vs dense (right), against training edges."""
-    b = bench.sort_values("train_edges")
-    x = b["train_edges"]
-    fig, (a, m, r) = plt.subplots(1, 3, figsize=(11, 3.4), constrained_layout=True)
-    a.plot(x, b["train_s_per_epoch"], marker="o", label="training epoch")
-    a.plot(x, b["eval_s_valid_and_test"], marker="s", label="evaluation (valid + test)")
-    a.plot(x, b["rewriter_round20_s"], marker="^", label="rewriter round (20 epochs)")
-    a.set(ylabel="seconds", title="time")
-    m.plot(x, b["peak_gib"], marker="o", color="tab:purple")
-    m.set(ylabel="GiB", title="peak memory")
-    r.plot(x, b["reviewer_edge_ms"], marker="o", label="edge-wise (ours)")
-    r.plot(x, b["reviewer_dense_ms"], marker="s", label="dense (official)")
-    r.set(ylabel="ms per forward + backward", title="Reviewer")
-    for ax in (a, m, r):
-        ax.set(xscale="log", xlabel="training interactions")
-        ax.grid(True, which="both", alpha=0.3)
-        for xi, name in zip(x, b["scale"]):
-            ax.annotate(name, (xi, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom", ha="right", alpha=0.6)
-    for ax in (a, r):
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"R2MR at the paper's sizes on {b['device'].iloc[0]} ({b['timer'].iloc[0]})", fontsize=9)
+        lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        twin.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper left")  # on top of both axes
+    fig.suptitle("R2MR trained with each η: test recall@20 at the best-validation epoch, mean ± sample std",
+                 fontsize=10)
     return fig

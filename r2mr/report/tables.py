@@ -172,3 +172,35 @@ def timing_table(runs: Sequence[Run], data_dir: str | Path | None = None) -> pd.
         return pd.DataFrame()
     df = pd.DataFrame(rows)
     return df.groupby(["data set", "model", "train interactions", "device"], sort=False).mean().reset_index()
+
+
+def fmt_p(p: float) -> str:
+    """A p-value for reading: ``< 1e-4`` below 1e-4, else four decimals; blank when missing."""
+    if p is None or not np.isfinite(p):
+        return ""
+    return "< 1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy for display (the CSV keeps full precision): p-value columns (``p ...``) as :func:`fmt_p`,
+    relative columns (``rel ...``) as signed percentages, other floats to 4 decimals, "1 threads" as
+    "1 thread"."""
+    out = df.copy()
+    for col in out.columns:
+        name = str(col)
+        if name.startswith("p ") and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(fmt_p)
+        elif name.startswith("rel ") and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(lambda x: "" if not np.isfinite(x) else f"{x:+.1%}")
+        elif pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(4)
+        elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: v.replace(" 1 threads", " 1 thread") if isinstance(v, str) else v)
+    return out
+
+
+def by_dataset(df: pd.DataFrame, column: str = "data set") -> dict[str, pd.DataFrame]:
+    """``df`` split by data set, in order of first appearance, each readable (:func:`readable`) and whole."""
+    if column not in df.columns:
+        return {"all": readable(df)}
+    return {str(ds): readable(part.drop(columns=column)) for ds, part in df.groupby(column, sort=False)}

@@ -3,7 +3,7 @@
 
 Every run goes through :func:`r2mr.runs.experiment.train`, so a finished run is read back from the store and a
 killed one resumes. A cell that needs data that is absent is a :class:`Run` with status ``"not run: …"``,
-never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --force``)
+never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --restart``)
 but reuses those made since, so two notebooks share a rerun.
 """
 
@@ -110,8 +110,8 @@ def run_planned(planned: Sequence[PlannedRun], **kwargs: Any) -> list[Run]:
         runs.append(r)
         where = f"[{n}/{len(planned)}] {p.spec.label} on {p.dataset}, seed {p.seed}"
         if r.ok:
-            log.info("%s: %s, best epoch %d/%d, test recall@20 %.4f", where, r.status, r.result["best_epoch"],
-                     r.result["epochs_run"], r.result["test"].get("recall@20", math.nan))
+            log.info("%s: %s, best epoch %d of 0-%d, test recall@20 %.4f", where, r.status, r.result["best_epoch"],
+                     r.result["epochs_run"] - 1, r.result["test"].get("recall@20", math.nan))  # epochs from 0
         elif r.status.startswith("not run: data set missing"):
             if p.dataset not in said:  # one line for a missing data set, not one per cell
                 log.info("[%d/%d] %s: %s (every run on it)", n, len(planned), p.dataset, r.status)

@@ -35,8 +35,9 @@ def progress_line(history: list[dict[str, Any]], cfg: TrainConfig, meta: dict[st
 
 
 def summary_line(res: dict[str, Any]) -> str:
-    """One line: model, data set, best epoch and the main test metrics."""
+    """One line: model, data set, best epoch and the main test metrics. Epochs are counted from 0, as in
+    ``best_epoch`` of every record: "epoch 4 of 0-9" is the fifth of ten epochs run."""
     t = res["test"]
     return (f"{res.get('model')} on {res.get('dataset')} (seed {res['seed']}, {res['device']}): best valid epoch "
-            f"{res['best_epoch']}/{res['epochs_run']}, test recall@20 {t.get('recall@20', math.nan):.4f} "
+            f"{res['best_epoch']} of 0-{res['epochs_run'] - 1}, test recall@20 {t.get('recall@20', math.nan):.4f} "
             f"ndcg@20 {t.get('ndcg@20', math.nan):.4f}, {res['seconds_per_epoch']:.2f} s/epoch")
