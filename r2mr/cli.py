@@ -228,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt as exc:
-        print("interrupted: rerun the same command to continue (finished epochs and runs are kept)", file=sys.stderr,
-              flush=True)
-        if args.command == "run-all":  # skip interpreter teardown: no stray asyncio tracebacks of the kernels
+        why = str(exc) or "rerun the same command to continue (finished epochs and runs are kept)"
+        print(f"interrupted: {why}", file=sys.stderr, flush=True)
+        executors = sys.modules.get("r2mr.executors")  # Interrupted: the plan's workers are stopped and joined
+        stopped = executors is not None and isinstance(exc, executors.Interrupted)
+        if args.command == "run-all" and not stopped:  # skip teardown: no stray asyncio tracebacks of the kernels
             sys.stdout.flush()
             os._exit(exit_status(exc))
         return exit_status(exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,16 @@ def find(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = No
 def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = None,
           overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
           max_epochs: int | None = None, run_dir: str | Path | None = None, resume: bool = True,
-          reuse: bool = True, progress: bool = True, strict: bool = False) -> dict[str, Any]:
+          reuse: bool = True, progress: bool = True, strict: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` and return the result dict (see :meth:`Trainer.result` and
     :mod:`r2mr.store`), with ``run_dir`` (the run folder) and ``cached``.
 
     ``reuse``: return a finished run's validated record (``"cached": True``) instead of training again (with
     ``strict``, only one made on the same device type and torch version); ``resume``: continue from the run
     folder's checkpoint (``resume=False`` is ``--restart``: recompute, replacing a corrupt record). A second
-    process asking for the same run waits for the first and reads its record.
+    process asking for the same run waits for the first and reads its record. ``on_epoch`` goes to
+    :meth:`Trainer.fit` (called after each epoch's checkpoint; tests inject faults through it).
     """
     job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, run_dir)
     cls, mcfg, ds = job.cls, job.mcfg, job.ds
@@ -150,7 +153,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
                 **({"variant": mcfg.variant} if hasattr(mcfg, "variant") else {})}
         trainer = Trainer(net, ds, job.tcfg, job.device, job.folder, progress=progress, meta=meta)
         trainer.write_result_file = False  # store.write writes the validated record once
-        res = trainer.fit(resume=resume and not fresh)
+        res = trainer.fit(resume=resume and not fresh, on_epoch=on_epoch)
         return store.write(job.folder, job.request, res, time.perf_counter() - t0)
 
 

@@ -265,6 +265,8 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         done |= {r.identity for r in todo}
         failed = [o for o in outcomes if o.status.startswith("failed")]
         if failed:
+            for o in failed[1:]:  # one line per failed run; the first is the error line itself
+                print(f"{o.run.spec.label} on {o.run.dataset}, seed {o.run.seed}: {o.status}", file=sys.stderr)
             raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
                                 f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
     run(inv, stream)
