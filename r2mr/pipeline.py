@@ -1,12 +1,16 @@
-"""The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill into a scratch folder,
-and move the executed copies into ``results/executed/`` only when every notebook succeeded (a failing run never
-replaces a committed copy; the committed notebooks themselves are never touched).
+"""The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill, atomically per
+invocation: every notebook writes into a staging folder (``scratch/staging/<pid>/``: the executed copies, and
+the tables and figures through ``$R2MR_OUTPUT_STAGE``, see :class:`r2mr.outputs.Outputs`), and only when every
+notebook succeeded are the staged files moved into ``results/``, ``figures/`` and ``results/executed/``. A
+failing notebook (an error in a cell, a dead kernel, a timeout) or Ctrl-C leaves the committed outputs exactly as
+they were; the committed notebooks themselves are never touched.
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
 ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
 ``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.paths`), so
-no machine path lands in an executed copy. The training runs were executed from the run plan before
-(:mod:`r2mr.plan_cli`), so the notebooks read them back from the store.
+no machine path lands in an executed copy. The kernel is this environment's ``r2mr`` kernel (installed into the
+environment by ``scripts/ensure_env.sh``), never a user's own ``python3``. The training runs were executed from
+the run plan before (:mod:`r2mr.plan_cli`), so the notebooks read them back from the store.
 
 Also here: :func:`clean_notebook`, which strips execution metadata and absolute paths from a notebook before
 it is committed (outputs are kept; nbval replays them).
@@ -17,6 +21,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -25,14 +31,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
-from .paths import DATA_ENV, REPO_ROOT, display_path
+from .paths import DATA_ENV, REPO_ROOT, STAGE_ENV, display_path
 from .plan_specs import EPOCH_CAPS, parse_list
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
-SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
+SCRATCH_STAGING = "scratch/staging"  # an invocation's outputs wait here until every notebook has succeeded
+KERNEL = "r2mr"  # the kernel scripts/ensure_env.sh installs into the environment (--sys-prefix)
 FULL_SEEDS = "auto"  # r2mr.plan.seeds_for: the declared seeds per data set and purpose
 
 
@@ -95,7 +102,8 @@ class Invocation:
 
     @property
     def scratch_dir(self) -> Path:
-        return REPO_ROOT / SCRATCH_EXECUTED / f"{os.getpid()}"
+        """The staging folder: executed copies at its top, tables and figures under ``outputs/``."""
+        return REPO_ROOT / SCRATCH_STAGING / f"{os.getpid()}"
 
 
 def default_scale(device: str, smoke: bool = False) -> str:
@@ -146,8 +154,20 @@ def declared_parameters(path: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(path)))
 
 
-def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
-    """Run one notebook with the invocation's parameters into the scratch folder; raise NotebookFailed."""
+def kernel_name() -> str:
+    """The environment's ``r2mr`` kernel; a one-line ConfigError with the fix when it is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        raise ConfigError(f"the Jupyter kernel '{KERNEL}' is not installed in this environment ({sys.prefix}); "
+                          f"fix: run `source scripts/ensure_env.sh`, or `python -m ipykernel install --sys-prefix "
+                          f"--name {KERNEL}`")
+    return KERNEL
+
+
+def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout, kernel: str = KERNEL) -> Path:
+    """Run one notebook with the invocation's parameters into the staging folder; raise NotebookFailed, one
+    line whatever failed (a cell's error, a dead kernel, a timeout)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -157,14 +177,18 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     wanted = declared_parameters(path)
     params = {k: v for k, v in inv.parameters().items() if k in wanted}
+    where = f"the executed copy is {display_path(out)}; the committed outputs are unchanged"
     try:
-        papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
+        papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
                                    cwd=str(path.parent), progress_bar=False, stdout_file=_Indent(stream),
                                    stderr_file=_Indent(sys.stderr))
     except PapermillExecutionError as exc:
         first = exc.evalue.splitlines()[0] if exc.evalue else ""
         raise NotebookFailed(f"{path.name} failed in cell In [{exc.exec_count}] ({exc.ename}: {first}); "
-                             f"the executed copy with the traceback is {display_path(out)}") from None
+                             f"{where}") from None
+    except Exception as exc:  # noqa: BLE001 - a dead kernel, a timeout, a kernel that never started: one line
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise NotebookFailed(f"{path.name} failed ({type(exc).__name__}: {first}); {where}") from None
     finally:
         if out.is_file():
             _clean_file(out, keep_papermill=True)
@@ -172,31 +196,69 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
 
 
 def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
-    """Execute the notebooks in order into the scratch folder; stop at the first failure (NotebookFailed, the
-    executed copies already in place untouched); when all succeeded, move the copies into ``executed_dir``."""
+    """Execute the notebooks in order into the staging folder; stop at the first failure (NotebookFailed: the
+    committed outputs untouched); when all succeeded, move the staged tables, figures and executed copies into
+    place (:func:`promote`)."""
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     if inv.data_dir:
         os.environ[DATA_ENV] = str(inv.data_dir)  # the kernels' data root (absolute)
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
     logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
+    kernel = kernel_name()
+    shutil.rmtree(inv.scratch_dir, ignore_errors=True)  # an earlier invocation's with our pid (ours)
+    os.environ[STAGE_ENV] = str(inv.scratch_dir / "outputs")  # the kernels' Outputs write there
     done, t_all = [], time.time()
-    for n, path in enumerate(inv.notebooks, 1):
-        missing = missing_models(path)
-        if missing:
-            print(f"[{n}/{len(inv.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
-                  f"not registered in this checkout", file=stream, flush=True)
-            continue
-        print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
-        t0 = time.time()
-        done.append(execute(path, inv, stream))
-        print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream, flush=True)
-    inv.executed_dir.mkdir(parents=True, exist_ok=True)
-    placed = [Path(os.replace(p, inv.executed_dir / p.name) or inv.executed_dir / p.name) for p in done]
-    if done and not any(inv.scratch_dir.iterdir()):
-        inv.scratch_dir.rmdir()  # ours, and empty now
+    try:
+        for n, path in enumerate(inv.notebooks, 1):
+            missing = missing_models(path)
+            if missing:
+                print(f"[{n}/{len(inv.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
+                      f"not registered in this checkout", file=stream, flush=True)
+                continue
+            print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
+            t0 = time.time()
+            done.append(execute(path, inv, stream, kernel))
+            print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream,
+                  flush=True)
+    finally:
+        os.environ.pop(STAGE_ENV, None)
+    placed = promote(inv, done)
     print(f"all {len(placed)} notebook(s) done in {_fmt_secs(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
     return placed
+
+
+def promote(inv: Invocation, executed: Sequence[Path]) -> list[Path]:
+    """Move the staged tables and figures (``scratch_dir/outputs/<absolute path>``) and the executed copies into
+    place, file by file (each replace atomic), with Ctrl-C held back until all are moved; remove the staging
+    folder (ours). Returns the executed copies' new paths."""
+    staged = inv.scratch_dir / "outputs"
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for src in sorted(p for p in staged.rglob("*") if p.is_file()) if staged.is_dir() else []:
+            _move(src, Path("/") / src.relative_to(staged))
+        placed = []
+        for p in executed:
+            placed.append(inv.executed_dir / p.name)
+            _move(p, placed[-1])
+        if staged.is_dir():
+            shutil.rmtree(staged)
+        if inv.scratch_dir.is_dir() and not any(inv.scratch_dir.iterdir()):
+            inv.scratch_dir.rmdir()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return placed
+
+
+def _move(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError:  # another file system (an output root outside the repository): copy, then rename
+        tmp = dst.with_name(f".{dst.name}.staged")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        src.unlink()
 
 
 def _fmt_secs(s: float) -> str:
