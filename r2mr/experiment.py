@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import config as cfgmod
-from . import store
+from . import sizes, store
 from .data import Dataset, load_dataset
 from .data.download import DATASETS as DOWNLOADABLE
 from .errors import ConfigError, DataError
@@ -138,6 +138,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
                else f"put <modality>_feat.npy files (one row per item) in {ds.path}/")
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "
                         f"fix: {fix}")
+    sizes.check(mcfg, job.tcfg, ds)  # k's and widths against the data, bytes against the memory limit
     store.make_folder(job.folder)
     with store.locked(job.folder):
         store.claim(job.folder, job.request, restart=not resume)
