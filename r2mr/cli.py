@@ -13,6 +13,7 @@ failed (:class:`r2mr.errors.TrainingError`, ``NotebookFailed``); 130 interrupted
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -26,6 +27,7 @@ from .names import DOWNLOADABLE, MODEL_NAMES
 from .paths import REPO_ROOT
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)  # disk full, unwritable
 
 log = logging.getLogger("r2mr")
 
@@ -227,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     except R2MRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_status(exc)
+    except OSError as exc:  # a write outside the atomic writers (a log line) on a full or read-only disk
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        from .results import write_failed
+
+        print(f"error: {write_failed(exc.filename or '?', exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
         why = str(exc) or "rerun the same command to continue (finished epochs and runs are kept)"
         print(f"interrupted: {why}", file=sys.stderr, flush=True)
