@@ -32,6 +32,7 @@ from .pipeline import (
     describe,
     notebook_paths,
 )
+from .store import RecordError
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
@@ -149,6 +150,9 @@ def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
                 loaded[(run.dataset, feats)] = load_dataset_named(run.dataset, data_dir, features=feats)
             res = experiment.find(run.model, loaded[(run.dataset, feats)], overrides=run.overrides, device=device,
                                   seed=run.seed, max_epochs=run.epochs)
+        except RecordError as exc:  # a stored record that cannot be used: reported before anything trains
+            out.append((f"unreadable: {str(exc).split('; fix:')[0]}", None))
+            continue
         except ConfigError as exc:
             out.append((f"invalid: {str(exc).split('; known keys')[0]}", None))
             continue
@@ -224,9 +228,22 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
                if counts["after tuning"] else "")
             + (f", {counts['not run']} cannot run (data or features missing)" if counts["not run"] else "")
             + (f", {counts['invalid']} invalid (config)" if counts["invalid"] else "")
+            + (f", {counts['unreadable']} stored but unreadable" if counts["unreadable"] else "")
             + (f"\nwork left: about {fmt_seconds(seconds)} of training on {device}, one run at a time "
                f"({from_store} of {todo} estimated from stored runs' timings, the rest from r2mr.plan_cli's "
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
+
+
+def unreadable(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, Any]]) -> str:
+    """One line on the stored records that cannot be used (empty if none), with the fix that recomputes only
+    those runs."""
+    bad = [st.removeprefix("unreadable: ") for _, (st, _) in zip(planned, status) if st.startswith("unreadable")]
+    if not bad:
+        return ""
+    folders = sorted({str(os.path.dirname(b.split(": ")[0])) for b in bad})
+    return (f"{len(bad)} stored run(s) cannot be read, first: {bad[0]}; fix: move their run folder(s) aside "
+            f"({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}) and rerun: only those runs are "
+            f"recomputed (--restart would recompute every run)")
 
 
 def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
@@ -238,6 +255,8 @@ def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     print(describe(inv).splitlines()[0] + "\n" + describe(inv).splitlines()[1], file=stream)
     print(format_plan(planned, status), file=stream)
     print(summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
+    if unreadable(planned, status):
+        print(unreadable(planned, status), file=stream, flush=True)
     return 0
 
 
@@ -256,7 +275,9 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
-                and (st == "to train" or (inv.force_since and st == "stored"))]
+                and (st == "to train" or (inv.force_since and st.startswith(("stored", "unreadable"))))]
+        if unreadable(planned, status) and not inv.force_since:  # before anything trains
+            raise ConfigError(unreadable(planned, status))
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
         outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,

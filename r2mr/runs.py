@@ -27,6 +27,7 @@ from .errors import ConfigError, DataError
 from .paths import REPO_ROOT
 from .plan import PlannedRun
 from .plan_specs import Spec
+from .store import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,12 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
         return Run(spec, dataset, seed, reason)
     kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
     try:
-        res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)
+        try:
+            res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)
+        except RecordError:  # a stored record that cannot be used: --restart (force_since) recomputes it
+            if not force_since:
+                raise
+            res = {"cached": True}  # finished at time 0: recomputed below
         if force_since and res.get("cached") and _finished_at(res) < force_since:
             res = experiment.train(spec.model, dataset, resume=False, progress=progress, on_epoch=on_epoch, **kwargs)
     except DataError as exc:
