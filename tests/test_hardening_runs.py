@@ -70,8 +70,11 @@ def interrupt_after_first_run(proc: subprocess.Popen) -> tuple[float, str, str]:
     return seconds, "".join(lines), proc.stderr.read()
 
 
-@pytest.mark.parametrize("extra", [[], ["--jobs", "2"]], ids=["sequential", "jobs2"])
+@pytest.mark.parametrize("extra", [[], ["--jobs", "2"], ["--ray", "local", "--cpus-per-run", "1"]],
+                         ids=["sequential", "jobs2", "ray"])
 def test_ctrl_c_stops_at_once_and_keeps_finished_runs(tiny_root: Path, tmp_path: Path, extra: list[str]) -> None:
+    if "--ray" in extra:
+        pytest.importorskip("ray", reason="ray is not installed (pip install -e .[ray])")
     store = tmp_path / "runs"
     proc = drive(tiny_root, store, ["Slow", "0.4"], "--epochs", "10", *extra, seeds="1,2,3,4")  # a run: >= 4 s
     seconds, out, err = interrupt_after_first_run(proc)
