@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE.parent / "results" / "benchmarks" / "speedup_cpu.json"))
     a = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
-    from r2mr.results import write_json
+    from r2mr.core.atomic_io import write_json
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     runs: dict[str, list[dict]] = {"old": [], "new": []}

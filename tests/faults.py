@@ -1,11 +1,11 @@
 """Fault-injection hooks for the executor tests, and a ``run-all`` driver that uses them.
 
 A hook is a picklable callable given each epoch's log entry after its checkpoint is written
-(:meth:`r2mr.train.Trainer.fit`'s ``on_epoch``), passed to :func:`r2mr.executors.execute_plan` as ``on_epoch``;
-production code passes none. The driver (``python -m tests.faults DATA_ROOT HOOK ARG... -- RUN-ALL ARGS``) runs
-``python -m r2mr run-all`` on a fixed 8-run plan (BPR and LightGCN x the given seeds, notebook 03's grid) with
-the notebooks left out and the hook handed to the executors, so Ctrl-C and dead workers can be tested on the
-real command in a child process.
+(:meth:`r2mr.training.trainer.Trainer.fit`'s ``on_epoch``), passed to
+:func:`r2mr.runs.executors.execute_plan` as ``on_epoch``; production code passes none. The driver
+(``python -m tests.faults HOOK ARG... -- RUN-ALL ARGS``) runs ``python -m r2mr run-all`` on BPR and LightGCN x
+the given seeds (notebook 03's grid) with the notebooks left out and the hook handed to the executors, so Ctrl-C
+and dead workers can be tested on the real command in a child process.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _current_run() -> tuple[str, int]:
 
 def tiny_plan(inv: object, models: object = "all", selected: object = None) -> list:
     """BPR and LightGCN x ``inv.seeds`` on ``inv.datasets`` (notebook 03's grid, restricted)."""
-    from r2mr import plan
+    from r2mr.runs import plan
 
     return plan.build_plan(inv.datasets, inv.seeds, "quick", inv.epochs, notebooks=["03_main_results"],
                            models="bpr,lightgcn", registered=["bpr", "lightgcn"])
@@ -85,7 +85,10 @@ def tiny_plan(inv: object, models: object = "all", selected: object = None) -> l
 def main(argv: list[str]) -> int:
     import functools
 
-    from r2mr import cli, executors, pipeline, plan_cli
+    from r2mr.cli import main as cli
+    from r2mr.cli import pipeline
+    from r2mr.cli import plan_commands as plan_cli
+    from r2mr.runs import executors
 
     split = argv.index("--")
     hook_name, hook_args, run_all_args = argv[0], argv[1:split], argv[split + 1:]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from r2mr.cli import main
+from r2mr.cli.main import main
 
 from .test_convert import make_release, tiny  # noqa: F401 - the fixture
 from .test_hardening import one_error_line

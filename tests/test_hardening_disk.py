@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import results
-from r2mr.errors import StorageError
-from r2mr.paths import REPO_ROOT
+from r2mr.core import atomic_io as results
+from r2mr.core.errors import StorageError
+from r2mr.core.paths import REPO_ROOT
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
 

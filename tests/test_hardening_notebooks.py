@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import pipeline
-from r2mr.cli import main
-from r2mr.paths import REPO_ROOT
+from r2mr.cli import pipeline
+from r2mr.cli.main import main
+from r2mr.core.paths import REPO_ROOT
 
 from .conftest import TOY_ROWS, write_inter
 from .test_pipeline import make_nb
 
-WRITE = ("import matplotlib.pyplot as plt, pandas as pd\nfrom r2mr import outputs\n"
+WRITE = ("import matplotlib.pyplot as plt, pandas as pd\nfrom r2mr.report import outputs\n"
          "out = outputs.Outputs('{name}', output_root)\nprint(out.table(pd.DataFrame({{'x': [2.0]}}), 't'))\n"
          "fig = plt.figure(); print(out.figure(fig, 'f')); print(out.finish({{}}))")
 DIE = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
@@ -87,16 +87,16 @@ def test_killed_kernel_mid_run_leaves_git_status_clean(tmp_path: Path, monkeypat
     nbs.mkdir()
     notebooks = [make_nb(nbs / f"{name}.ipynb", "output_root = None", WRITE.format(name=name)),
                  make_nb(nbs / "01_die.ipynb", "x = 1", DIE)]
-    import r2mr.plan_cli
+    import r2mr.cli.plan_commands
 
-    real = r2mr.plan_cli.invocation
+    real = r2mr.cli.plan_commands.invocation
 
     def with_test_notebooks(args: object) -> pipeline.Invocation:
         inv = real(args)
         inv.notebooks = notebooks
         return inv
-    monkeypatch.setattr(r2mr.plan_cli, "invocation", with_test_notebooks)
-    monkeypatch.setattr(r2mr.plan_cli, "staged_plan", lambda inv: ([], []))  # no training runs
+    monkeypatch.setattr(r2mr.cli.plan_commands, "invocation", with_test_notebooks)
+    monkeypatch.setattr(r2mr.cli.plan_commands, "staged_plan", lambda inv: ([], []))  # no training runs
     write_inter(tmp_path / "data" / "toy", TOY_ROWS)
     before = git_status()
     try:

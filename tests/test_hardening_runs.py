@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import executors, paths, plan
+from r2mr.core import paths
+from r2mr.core.paths import REPO_ROOT
 from r2mr.data.synth import SynthConfig, write
-from r2mr.paths import REPO_ROOT
+from r2mr.runs import executors, plan
 
 from .faults import KillAfter, Raise
 

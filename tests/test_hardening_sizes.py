@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import sizes
-from r2mr.cli import main
+from r2mr.cli.main import main
 from r2mr.data.synth import SynthConfig, write
 from r2mr.models import get_model
-from r2mr.train import TrainConfig
+from r2mr.training import sizes
+from r2mr.training.trainer import TrainConfig
 
 from .test_hardening import one_error_line
 
@@ -32,7 +32,7 @@ def train(root: Path, run: Path, model: str, *sets: str) -> int:
 def test_r2mr_defaults_fit_a_set_with_fewer_items_than_the_pca_width(few_items: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="r2mr.features")
+    caplog.set_level("INFO", logger="r2mr.models.r2mr.features")
     status = train(few_items, tmp_path / "run", "r2mr", "rw_first_epochs=1", "rw_hidden=[32,32]", "rw_latent=64",
                    "rw_codebook=16", "rw_prompt_dim=8", "rw_disc_hidden=[8,8]")
     assert status == 0, capsys.readouterr().err

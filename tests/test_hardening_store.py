@@ -10,9 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from r2mr import experiment, paths, pipeline, plan_cli, store
-from r2mr.cli import main
+from r2mr.cli import pipeline
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.cli.main import main
+from r2mr.core import paths
 from r2mr.data.synth import SynthConfig, write
+from r2mr.runs import experiment, store
 
 from .faults import tiny_plan
 from .test_hardening import one_error_line

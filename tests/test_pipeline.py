@@ -10,9 +10,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from r2mr import pipeline, plan_cli
-from r2mr.cli import main
-from r2mr.errors import ConfigError
+from r2mr.cli import pipeline
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.cli.main import main
+from r2mr.core.errors import ConfigError
 
 from .conftest import TOY_ROWS, write_inter
 
@@ -51,7 +52,7 @@ def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path,
     assert inv.datasets == ["baby", "tiktok"] and inv.seeds is None and inv.epochs is None  # auto
     assert inv.scale == "quick" and inv.output_root == "." and inv.force_since == 0.0  # CPU default
     assert inv.data_dir == str(tmp_path / "data")  # relative to the working directory, made absolute
-    assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.plan.seeds_for
+    assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.runs.plan.seeds_for
     assert "data_dir" not in inv.parameters()  # reaches the kernels as $R2MR_DATA_DIR, not in the notebooks
     assert pipeline.default_scale("cuda") == "full" and pipeline.default_scale("cuda", smoke=True) == "quick"
     smoke = plan_cli.invocation(_args(data_dir=str(tmp_path / "empty"), smoke=True, restart=True))

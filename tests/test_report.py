@@ -11,19 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import (
-    dataset_tables,
-    discovery,
-    notebook,
-    outputs,
-    paths,
-    plan,
-    tables,
-)
-from r2mr import runs as runmod
-from r2mr.errors import ConfigError
+from r2mr.core import paths
+from r2mr.core.errors import ConfigError
+from r2mr.data import discovery
 from r2mr.models import MODELS
 from r2mr.models.bpr import BPR
+from r2mr.report import dataset_tables, outputs, tables
+from r2mr.report import notebook_setup as notebook
+from r2mr.runs import notebook_runs as runmod
+from r2mr.runs import plan
 
 from .conftest import TOY_ROWS, write_inter
 
@@ -302,7 +298,7 @@ def test_timing_table(small_root: Path) -> None:
 
 
 def test_markdown_tables_print_counts_booleans_missing_values_and_index_levels_plainly(tmp_path: Path) -> None:
-    from r2mr.results import write_table
+    from r2mr.core.atomic_io import write_table
 
     df = pd.DataFrame({"data set": ["a", "a", "b"], "model": ["x", "y", "x"], "n seeds": [2.0, 3.0, np.nan],
                        "recall@20": [0.12345, np.nan, 0.5], "selected": [True, False, None], "note": ["ok", None, "—"]})

@@ -4,7 +4,7 @@ The release holds ``trnMat.pkl``, ``valMat.pkl`` and ``tstMat.pkl`` (pickled Sci
 matrices, any non-zero entry is an interaction) and ``image_feat.npy``, ``audio_feat.npy`` (float16, one row
 per item). :func:`convert_tiktok` writes ``tiktok.inter`` (userID, itemID, x_label = 0 train / 1 valid /
 2 test, rows sorted by user then item) and the two feature files as float16, which is the folder this
-package's TikTok results were computed on (same fingerprint, see :func:`r2mr.experiment.fingerprint`).
+package's TikTok results were computed on (same fingerprint, see :func:`r2mr.runs.experiment.fingerprint`).
 
 The pickles are read with a restricted unpickler that resolves only the SciPy sparse matrix classes and
 the NumPy array machinery they need: a pickle that names anything else is refused, never executed.
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .mmrec import check_dataset
 
 SPLIT_FILES = (("trnMat.pkl", 0), ("valMat.pkl", 1), ("tstMat.pkl", 2))
@@ -129,7 +129,7 @@ def _entries(obj: object, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int
 def load_features(path: Path, n_items: int) -> np.ndarray:
     """A release feature file as float16 (n_items, width), checked before it is read in full (shape, dtype,
     width limit) and after the cast (every value finite: float16 holds |x| <= 65504)."""
-    from ..validation import max_feature_width
+    from ..core.config_rules import max_feature_width
 
     if not path.is_file():
         raise DataError(f"{path}: not found; fix: copy {path.name} from the DiffMM release's Datasets/tiktok/")
@@ -202,10 +202,10 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     return out
 
 
-# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) -------------------
+# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli/main.py) -------------------
 
 def main(args: argparse.Namespace) -> int:
-    from ..paths import data_root
+    from ..core.paths import data_root
     from .stats import format_log
 
     root = data_root(args.data_dir)

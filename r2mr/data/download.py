@@ -27,8 +27,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from ..errors import DataError
-from ..results import file_mode, write_json
+from ..core.errors import DataError
+from ..core.atomic_io import file_mode, write_json
 from .mmrec import check_dataset
 
 log = logging.getLogger(__name__)

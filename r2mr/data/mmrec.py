@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
-from ..validation import max_feature_width
+from ..core.errors import DataError
+from ..core.config_rules import max_feature_width
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # .inter files whose dropped rows were reported

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .base import Recommender
 from .bm3 import BM3
 from .bpr import BPR
@@ -12,7 +12,7 @@ from .freedom import FREEDOM
 from .lattice import LATTICE
 from .lightgcn import LightGCN
 from .mgcn import MGCN
-from .r2mr import R2MR
+from .r2mr.model import R2MR
 from .vbpr import VBPR
 
 MODELS: dict[str, type[Recommender]] = {

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..sampler import Batch
-from ..speed import keep_freed_memory
+from ..data.sampler import Batch
+from ..training.runtime import keep_freed_memory
 
 
 class Recommender(nn.Module):

@@ -1,0 +1,238 @@
+"""Store access for the notebooks: train or read back one planned run (:func:`run_one`), a grid of them
+(:func:`run_grid`), what a finished run saved (:func:`artifacts`), and summaries over seeds (:func:`summarise`).
+
+Every run goes through :func:`r2mr.runs.experiment.train`, so a finished run is read back from the store and a
+killed one resumes. A cell that needs data that is absent is a :class:`Run` with status ``"not run: …"``,
+never a number. ``force_since`` (a UNIX time) recomputes runs that finished before it (``run_all.sh --force``)
+but reuses those made since, so two notebooks share a rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..report import published as pub
+from ..data.discovery import find_dataset_root, load_dataset_named, missing_data_reason
+from ..core.errors import ConfigError, DataError
+from ..core.paths import REPO_ROOT
+from .plan import PlannedRun
+from .plan_specs import Spec
+from .store import RecordError
+
+log = logging.getLogger(__name__)
+
+METRICS = pub.METRICS
+SELECTIONS = {"valid": "best-valid epoch", "test": "test-selected (official rule)"}
+
+
+@dataclass
+class Run:
+    spec: Spec
+    dataset: str
+    seed: int
+    status: str  # "trained", "cached" or "not run: …"
+    result: dict[str, Any] | None = field(default=None, repr=False)
+    folder: Path | None = None  # the run's folder in the store (artifact paths may be relative to it)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def _finished_at(res: dict[str, Any]) -> float:
+    try:
+        return _dt.datetime.fromisoformat(res["date"]).timestamp()
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def spec_needs_features(spec: Spec, dataset: str | None = None) -> bool:
+    """Whether the spec's model, with its overrides, needs the data set's feature files (R2MR's
+    ``content=random`` control does not)."""
+    from .experiment import make_configs
+
+    cls, mcfg, _ = make_configs(spec.model, dict(spec.overrides), dataset=dataset)
+    check = getattr(cls, "requires_features", None)
+    return bool(check(mcfg) if check else cls.needs_features)
+
+
+def _strip_paths(text: str, *roots: Path | None) -> str:
+    for r in sorted({str(p) for p in roots if p}, key=len, reverse=True):
+        text = text.replace(r, "<data>" if r != str(REPO_ROOT) else ".")
+    return text
+
+
+def train_kwargs(dataset: str, spec: Spec, seed: int, data_dir: str | Path | None, device: str,
+                 epochs: int | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`r2mr.runs.experiment.train` / ``find`` / ``run_folder`` for one run."""
+    return dict(data_dir=find_dataset_root(dataset, data_dir), overrides=dict(spec.overrides), device=device,
+                seed=seed, max_epochs=epochs)
+
+
+def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None = None, device: str = "cpu",
+            epochs: int | None = None, force_since: float = 0.0, progress: bool = False,
+            on_epoch: Callable[[dict], None] | None = None) -> Run:
+    """Train (or read back) one run; a missing data set or missing features give a ``not run`` Run.
+    ``on_epoch``: called with each epoch's log entry after its checkpoint is saved (a test hook)."""
+    from . import experiment
+
+    try:
+        reason = missing_data_reason(dataset, data_dir, spec_needs_features(spec, dataset))
+    except ConfigError as exc:  # e.g. a key this checkout's model does not have
+        return Run(spec, dataset, seed, f"not run: {str(exc).split('; known keys')[0]}")
+    if reason:
+        return Run(spec, dataset, seed, reason)
+    kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
+    try:
+        try:
+            res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)
+        except RecordError:  # a stored record that cannot be used: --restart (force_since) recomputes it
+            if not force_since:
+                raise
+            res = {"cached": True}  # finished at time 0: recomputed below
+        if force_since and res.get("cached") and _finished_at(res) < force_since:
+            res = experiment.train(spec.model, dataset, resume=False, progress=progress, on_epoch=on_epoch, **kwargs)
+    except DataError as exc:
+        return Run(spec, dataset, seed, "not run: " + _strip_paths(str(exc), kwargs["data_dir"], REPO_ROOT))
+    folder = experiment.run_folder(spec.model, dataset, **kwargs) if hasattr(experiment, "run_folder") else None
+    return Run(spec, dataset, seed, "cached" if res.get("cached") else "trained", res, folder)
+
+
+def run_grid(specs: Iterable[Spec], datasets: Iterable[str], seeds: Iterable[int], **kwargs: Any) -> list[Run]:
+    """Every (data set, spec, seed), in that order; logs one line per run. ``kwargs`` go to :func:`run_one`."""
+    specs = list(specs)
+    return run_planned([PlannedRun(d, s, seed, "", kwargs.get("epochs")) for d in datasets for s in specs
+                        for seed in seeds], **kwargs)
+
+
+def run_planned(planned: Sequence[PlannedRun], **kwargs: Any) -> list[Run]:
+    """Train or read back each planned run in order (the notebooks' sequential path); one log line per run."""
+    runs, said = [], set()
+    kwargs = {**kwargs, "epochs": kwargs.get("epochs")}
+    for n, p in enumerate(planned, 1):
+        r = run_one(p.spec, p.dataset, p.seed, **{**kwargs, "epochs": p.epochs})
+        runs.append(r)
+        where = f"[{n}/{len(planned)}] {p.spec.label} on {p.dataset}, seed {p.seed}"
+        if r.ok:
+            log.info("%s: %s, best epoch %d/%d, test recall@20 %.4f", where, r.status, r.result["best_epoch"],
+                     r.result["epochs_run"], r.result["test"].get("recall@20", math.nan))
+        elif r.status.startswith("not run: data set missing"):
+            if p.dataset not in said:  # one line for a missing data set, not one per cell
+                log.info("[%d/%d] %s: %s (every run on it)", n, len(planned), p.dataset, r.status)
+                said.add(p.dataset)
+        else:
+            log.info("%s: %s", where, r.status)
+    return runs
+
+
+def artifacts(run: Run) -> dict[str, Any]:
+    """The artifacts a finished run saved (R2MR: final Reviewer scores, quality states, rewrite rounds),
+    loaded without executing code (``weights_only``); the stored path is relative to the run folder."""
+    from ..core.atomic_io import load_torch, result_path
+
+    path = result_path(run.result) if run.ok else None
+    if path is None or not path.is_file():
+        raise DataError(f"{run.spec.label} on {run.dataset} (seed {run.seed}): no artifacts file; fix: rerun it")
+    return load_torch(path)
+
+
+def _metrics_of(res: dict[str, Any], selection: str) -> dict[str, float]:
+    return res["test"] if selection == "valid" else res["test_selected_by_test"]
+
+
+def summarise(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Tidy table: one row per (data set, label, selection, metric) with mean and std over seeds.
+
+    Columns: dataset, label, model, role, selection, metric, mean, std (sample std, ddof 1; NaN for one seed),
+    n_seeds, seeds, status ("ok" or the "not run: …" reason), best_epoch (mean), epochs_run (mean),
+    seconds_per_epoch (mean), device.
+    """
+    rows = []
+    groups: dict[tuple[str, Spec], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.dataset, r.spec), []).append(r)
+    for (dataset, spec), group in groups.items():
+        done = [r for r in group if r.ok]
+        base = dict(dataset=dataset, label=spec.label, model=spec.model, role=spec.role)
+        if not done:
+            for sel in spec.selections:
+                for m in metrics:
+                    rows.append({**base, "selection": sel, "metric": m, "mean": np.nan, "std": np.nan, "n_seeds": 0,
+                                 "seeds": "", "status": group[0].status})
+            continue
+        for sel in spec.selections:
+            epoch_key = "best_epoch" if sel == "valid" else "selected_by_test_epoch"
+            for m in metrics:
+                vals = np.array([_metrics_of(r.result, sel)[m] for r in done], dtype=float)
+                rows.append({**base, "selection": sel, "metric": m, "mean": float(vals.mean()),
+                             "std": float(vals.std(ddof=1)) if len(vals) > 1 else np.nan, "n_seeds": len(vals),
+                             "seeds": ",".join(str(r.seed) for r in done), "status": "ok",
+                             "best_epoch": float(np.mean([r.result[epoch_key] for r in done])),
+                             "epochs_run": float(np.mean([r.result["epochs_run"] for r in done])),
+                             "seconds_per_epoch": float(np.mean([r.result["seconds_per_epoch"] for r in done])),
+                             "device": "; ".join(sorted({r.result.get("device_name", r.result["device"])
+                                                         for r in done}))})
+    return pd.DataFrame(rows)
+
+
+def run_extras(run: Run) -> dict[str, float]:
+    """Rewrite totals and quality shares of one finished R2MR run (empty for other models)."""
+    from ..report import quality as analysis
+
+    if not run.ok or not run.result.get("artifacts") or run.spec.model != "r2mr":
+        return {}
+    art = artifacts(run)
+    s = analysis.scores_of(art)
+    shares = analysis.state_shares(analysis.area_labels(s, float(art["eta"])))
+    return {"eta": float(art["eta"]), **analysis.rewrite_totals(art), **{f"share {k}": v for k, v in shares.items()}}
+
+
+BENCH_SCRIPT = REPO_ROOT / "benchmarks" / "bench_r2mr.py"
+
+
+def benchmark(scales: Sequence[str], data_dir: str | Path | None = None, device: str = "cpu",
+              force_since: float = 0.0, timeout: float = 3600.0) -> pd.DataFrame:
+    """Rows of ``benchmarks/bench_r2mr.py`` (R2MR at the paper's sizes with random features of the real widths:
+    seconds per epoch, per evaluation, per rewriter round, peak memory, Reviewer edge-wise vs dense), one per
+    scale. ``clothing`` is the script's generated Clothing-sized graph; other scales are data sets found by
+    :func:`r2mr.data.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale,
+    data fingerprint and device, so a second call is free (``force_since`` recomputes older files)."""
+    import hashlib
+    import json
+    import subprocess
+
+    from .experiment import fingerprint
+    from ..report.notebook_setup import short_paths
+    from .store import runs_root
+
+    if not BENCH_SCRIPT.is_file():
+        raise DataError(f"{BENCH_SCRIPT.name}: benchmark script missing; fix: restore benchmarks/")
+    rows = []
+    for scale in scales:
+        root = REPO_ROOT / "data" if scale == "clothing" else find_dataset_root(scale, data_dir)
+        if root is None:
+            continue
+        data = "generated" if scale == "clothing" else fingerprint(load_dataset_named(scale, data_dir, features=False))
+        script = hashlib.sha1(BENCH_SCRIPT.read_bytes()).hexdigest()[:8]
+        out = runs_root() / "benchmarks" / f"{scale}-{data}-{device}-{script}.json"
+        if not out.is_file() or out.stat().st_mtime < force_since:
+            log.info("benchmarking R2MR on %s (%s) ...", scale, device)
+            cmd = [sys.executable, str(BENCH_SCRIPT), "--data-dir", str(root), "--device", device, "--scales", scale,
+                   "--out", str(out)]
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"benchmark on {scale} failed: {short_paths(proc.stderr.strip().splitlines()[-1])}")
+        doc = json.loads(out.read_text())
+        rows += [{**r, "scale": scale, "timer": doc["meta"].get("timer", "")} for r in doc["rows"]]
+    return pd.DataFrame(rows)
