@@ -307,8 +307,9 @@ def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: st
                 out = Outcome(refs[ready[0]], f"failed: {one_line(exc)}", None, 0.0)
             report(out)
     except KeyboardInterrupt:
-        for ref in pending:  # queued and running tasks: cancelled, running workers killed
-            ray.cancel(ref, force=True)
+        if not started:  # a cluster we joined: cancel our tasks there (a local instance goes with its shutdown;
+            for ref in pending:  # force-cancelling a task as it finishes can abort the driver, a Ray bug)
+                ray.cancel(ref, force=False)
         raise
     finally:
         if started:
