@@ -146,8 +146,6 @@ def test_set_up_installs_the_kernel_into_the_environment_and_leaves_home_alone(t
 
 def test_pipeline_asks_for_its_own_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pipeline.kernel_name() == "r2mr"
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/x"})
+    monkeypatch.setattr(sys, "prefix", str(REPO_ROOT / "no-such-environment"))
     with pytest.raises(pipeline.ConfigError, match="kernel 'r2mr' is not installed .*fix: run `source scripts/"):
         pipeline.kernel_name()

@@ -164,10 +164,9 @@ def declared_parameters(path: Path) -> set[str]:
 
 
 def kernel_name() -> str:
-    """The environment's ``r2mr`` kernel; a one-line ConfigError with the fix when it is not installed."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if KERNEL not in KernelSpecManager().find_kernel_specs():
+    """The environment's ``r2mr`` kernel (where ``scripts/ensure_env.sh`` installs it: ``--sys-prefix``); a
+    one-line ConfigError with the fix when it is not installed."""
+    if not (Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json").is_file():
         raise ConfigError(f"the Jupyter kernel '{KERNEL}' is not installed in this environment ({sys.prefix}); "
                           f"fix: run `source scripts/ensure_env.sh`, or `python -m ipykernel install --sys-prefix "
                           f"--name {KERNEL}`")
