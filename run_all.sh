@@ -20,7 +20,7 @@
 #                      r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
 #                      paper's sizes with each model's own epoch limit: the default on a GPU. Baselines
 #                      run at their own sizes. Every model is tuned first on its declared grid
-#                      (configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
+#                      (r2mr/configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
 #   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
 #   --restart          recompute stored training runs (default: reuse them; old name --force)
 #   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each)

@@ -36,7 +36,8 @@ from r2mr.core.paths import REPO_ROOT  # noqa: E402
 from r2mr.models.r2mr.reviewer import consensus, dense_consensus  # noqa: E402
 from r2mr.models.r2mr.rewriter import training_pairs  # noqa: E402
 from r2mr.runs.experiment import make_configs  # noqa: E402
-from r2mr.training.trainer import Trainer, resolve_device, seed_everything  # noqa: E402
+from r2mr.training.runtime import resolve_device, seed_everything  # noqa: E402
+from r2mr.training.trainer import Trainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from graphs import load_scale  # noqa: E402  (benchmarks/graphs.py)

@@ -68,7 +68,8 @@ def trainer_api() -> tuple:
     an older one (``--repo``) from before the layered packages."""
     try:
         from r2mr.runs.experiment import make_configs
-        from r2mr.training.trainer import Trainer, seed_everything
+        from r2mr.training.runtime import seed_everything
+        from r2mr.training.trainer import Trainer
     except ImportError:
         from r2mr.experiment import make_configs
         from r2mr.train import Trainer, seed_everything

@@ -58,7 +58,8 @@ def test_help_is_current_and_lists_choices(capsys: pytest.CaptureFixture[str]) -
     assert all(m in out for m in MODEL_NAMES) and "{auto,cpu,cuda,cuda:N}" in out and "--epochs" in out
     assert "--max-epochs" not in out and "--force" not in out  # old names are hidden aliases
     _, out, _ = run_cli(["run-all", "--help"], capsys)
-    assert "{auto,cpu,cuda,cuda:N}" in out and "{quick,full,converged}" in out and "--restart" in out and "--force" not in out
+    assert "{auto,cpu,cuda,cuda:N}" in out and "{quick,full,converged}" in out
+    assert "--restart" in out and "--retrain" in out and "--force" not in out
     prefixes = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert prefixes and "{" + ",".join(prefixes) + "}" in out
     _, out, _ = run_cli(["data", "download", "--help"], capsys)

@@ -19,7 +19,7 @@ from r2mr.data.synth import MARKER, SynthConfig
 from r2mr.models import MODELS, get_model
 from r2mr.models.bpr import BPR
 from r2mr.models.r2mr.rewriter import RewriterConfig
-from r2mr.training.trainer import TrainConfig
+from r2mr.training.config import TrainConfig
 
 from .conftest import SMALL, TOY_ROWS, write_inter
 

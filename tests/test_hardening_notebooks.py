@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from r2mr.cli import pipeline
+from r2mr.cli import pipeline, staging
 from r2mr.cli.main import main
+from r2mr.core.errors import ConfigError
 from r2mr.core.paths import REPO_ROOT
 
 from .conftest import TOY_ROWS, write_inter
@@ -145,7 +146,7 @@ def test_set_up_installs_the_kernel_into_the_environment_and_leaves_home_alone(t
 
 
 def test_pipeline_asks_for_its_own_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert pipeline.kernel_name() == "r2mr"
+    assert staging.kernel_name() == "r2mr"
     monkeypatch.setattr(sys, "prefix", str(REPO_ROOT / "no-such-environment"))
-    with pytest.raises(pipeline.ConfigError, match="kernel 'r2mr' is not installed .*fix: run `source scripts/"):
-        pipeline.kernel_name()
+    with pytest.raises(ConfigError, match="kernel 'r2mr' is not installed .*fix: run `source scripts/"):
+        staging.kernel_name()

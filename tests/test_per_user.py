@@ -11,7 +11,8 @@ import torch
 from r2mr.data import load_dataset
 from r2mr.evaluation.evaluator import load_per_user
 from r2mr.runs.experiment import make_configs
-from r2mr.training.trainer import Trainer, seed_everything
+from r2mr.training.runtime import seed_everything
+from r2mr.training.trainer import Trainer
 
 from .conftest import fit_killed_after
 

@@ -8,9 +8,10 @@ import torch
 
 from r2mr.core.errors import ConfigError, DataError
 from r2mr.models.r2mr.features import preprocess
+from r2mr.models.r2mr.ops import maybe_compile
 from r2mr.models.r2mr.reviewer import EdgePattern, consensus
 from r2mr.runs.experiment import make_configs
-from r2mr.training.runtime import maybe_compile, set_tf32
+from r2mr.training.runtime import set_tf32
 from tests.test_r2mr_model import TINY_RW, build, make_ds
 
 

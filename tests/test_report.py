@@ -17,7 +17,6 @@ from r2mr.data import discovery
 from r2mr.models import MODELS
 from r2mr.models.bpr import BPR
 from r2mr.report import dataset_tables, outputs, tables
-from r2mr.report import notebook_setup as notebook
 from r2mr.runs import notebook_runs as runmod
 from r2mr.runs import plan
 
@@ -55,7 +54,8 @@ def test_locate_present_and_reasons(tmp_path: Path) -> None:
     assert discovery.missing_data_reason("tiktok", tmp_path, needs_features=True) is None
     assert discovery.missing_data_reason("sports", tmp_path) == (
         "not run: data set missing (run `python -m r2mr data download sports`)")
-    assert "put lastfm/ under the data root" in discovery.missing_data_reason("lastfm", tmp_path)
+    fix = f"put lastfm.inter (and any <modality>_feat.npy) in {tmp_path / 'lastfm'}/"
+    assert fix in discovery.missing_data_reason("lastfm", tmp_path)
     assert discovery.table_datasets(["baby"], tmp_path) == ["baby", "sports", "clothing"]
     inv = discovery.inventory(["baby", "tiktok", "sports"], tmp_path)
     assert list(inv["found"]) == ["yes", "yes", "no"] and inv.loc["tiktok", "item features"] == "image 2-d"
@@ -197,8 +197,8 @@ def test_outputs_write_tables_figures_and_run_json(tmp_path: Path) -> None:
 
 
 def test_short_paths() -> None:
-    assert notebook.short_paths("/srv/a/b/data/tiktok/tiktok.inter: dropped") == "…/tiktok/tiktok.inter: dropped"
-    assert notebook.short_paths(f"{paths.REPO_ROOT}/data/x and ./rel/y") == "data/x and ./rel/y"
+    assert paths.short_paths("/srv/a/b/data/tiktok/tiktok.inter: dropped") == "…/tiktok/tiktok.inter: dropped"
+    assert paths.short_paths(f"{paths.REPO_ROOT}/data/x and ./rel/y") == "data/x and ./rel/y"
 
 
 def test_main_specs_cover_the_registry() -> None:

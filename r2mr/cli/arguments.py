@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..core.errors import ConfigError
-from ..core.names import DEVICES
-
-SEED_MAX = 2**32 - 1  # numpy's seed range
+from ..core.names import DEVICES, SEED_MAX
 
 
 def seed(text: str) -> int:

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
-from .. import __version__
+from ..core import __version__
 from ..core.errors import R2MRError, TrainingError
 from ..core.names import DOWNLOADABLE, MODEL_NAMES
 from ..core.paths import REPO_ROOT
@@ -153,7 +153,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                         "CPU and with --smoke); converged: the evidence (R2MR at the quick size, every run early-"
                         "stopped on validation with an epoch limit that never binds; seeds per r2mr.plan_specs); "
                         "full: the paper's sizes, no cap (default on GPU)")
-    found = sorted(p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    found = sorted({p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+                   or {"01", "02", "03", "04"})  # an installed package: the plan's notebooks
     p.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
 
 

@@ -1,45 +1,39 @@
 """The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill, atomically per
-invocation: every notebook writes into a staging folder (``scratch/staging/<pid>/``: the executed copies, and
-the tables and figures through ``$R2MR_OUTPUT_STAGE``, see :class:`r2mr.outputs.Outputs`), and only when every
-notebook succeeded are the staged files moved into ``results/``, ``figures/`` and ``results/executed/``. A
-failing notebook (an error in a cell, a dead kernel, a timeout) or Ctrl-C leaves the committed outputs exactly as
-they were; the committed notebooks themselves are never touched.
+invocation: executed copies, tables and figures are staged (``scratch/staging/<pid>/``, see
+:mod:`r2mr.cli.staging`) and moved into ``results/`` and ``figures/`` only when every notebook succeeded; a failing
+notebook (a cell's error, a dead kernel, a timeout) or Ctrl-C leaves the committed outputs as they were.
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
 ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
 ``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.core.paths`), so
-no machine path lands in an executed copy. The kernel is this environment's ``r2mr`` kernel (installed into the
-environment by ``scripts/ensure_env.sh``), never a user's own ``python3``. The training runs were executed from
-the run plan before (:mod:`r2mr.cli.plan_commands`), so the notebooks read them back from the store.
-
-Also here: :func:`clean_notebook`, which strips execution metadata and absolute paths from a notebook before
-it is committed (outputs are kept; nbval replays them).
-"""
+no machine path lands in an executed copy. The kernel is the environment's own ``r2mr``. The notebooks read the
+runs from the store (trained before, :mod:`r2mr.cli.plan_commands`). Also here: :func:`clean_notebook`, which
+strips execution metadata and absolute paths from a notebook before it is committed (nbval replays its outputs)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.errors import ConfigError, R2MRError
+from ..core.formatting import fmt_seconds
 from ..core.paths import DATA_ENV, REPO_ROOT, STAGE_ENV, display_path
 from ..runs.plan_specs import EPOCH_CAPS, TUNE_SEEDS, parse_list
+from .staging import KERNEL, SCRATCH_STAGING, kernel_name, promote
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
-SCRATCH_STAGING = "scratch/staging"  # an invocation's outputs wait here until every notebook has succeeded
-KERNEL = "r2mr"  # the kernel scripts/ensure_env.sh installs into the environment (--sys-prefix)
 FULL_SEEDS = "auto"  # r2mr.runs.plan.seeds_for: the declared seeds per data set and purpose
 
 
@@ -49,8 +43,14 @@ class NotebookFailed(R2MRError):
 
 def notebook_paths(select: Sequence[str] | str | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
     """The ordered notebooks ``NN_name.ipynb`` (by glob), optionally only those whose name starts with one of
-    ``select`` (e.g. ``["00", "03"]``); an entry that matches nothing is an error."""
+    ``select`` (e.g. ``["00", "03"]``); an entry that matches nothing is an error. Without a notebooks folder
+    (an installed package) the plan's declared notebooks stand in, so ``plan`` still works; ``run-all`` then
+    refuses to start (:func:`run`)."""
     found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not folder.is_dir():
+        from ..runs.plan import NOTEBOOKS as PLANNED
+
+        found = [folder / f"{name}.ipynb" for name in PLANNED]
     wanted = parse_list(select) if select is not None else []
     if not wanted:
         return found
@@ -102,7 +102,6 @@ class Invocation:
 
     @property
     def scratch_dir(self) -> Path:
-        """The staging folder: executed copies at its top, tables and figures under ``outputs/``."""
         return REPO_ROOT / SCRATCH_STAGING / f"{os.getpid()}"
 
 
@@ -163,19 +162,8 @@ def declared_parameters(path: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(path)))
 
 
-def kernel_name() -> str:
-    """The environment's ``r2mr`` kernel (where ``scripts/ensure_env.sh`` installs it: ``--sys-prefix``); a
-    one-line ConfigError with the fix when it is not installed."""
-    if not (Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json").is_file():
-        raise ConfigError(f"the Jupyter kernel '{KERNEL}' is not installed in this environment ({sys.prefix}); "
-                          f"fix: run `source scripts/ensure_env.sh`, or `python -m ipykernel install --sys-prefix "
-                          f"--name {KERNEL}`")
-    return KERNEL
-
-
 def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout, kernel: str = KERNEL) -> Path:
-    """Run one notebook with the invocation's parameters into the staging folder; raise NotebookFailed, one
-    line whatever failed (a cell's error, a dead kernel, a timeout)."""
+    """Run one notebook with the invocation's parameters into the staging folder; raise NotebookFailed."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -185,92 +173,82 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout, kernel: st
     out.parent.mkdir(parents=True, exist_ok=True)
     wanted = declared_parameters(path)
     params = {k: v for k, v in inv.parameters().items() if k in wanted}
-    where = f"the executed copy is {display_path(out)}; the committed outputs are unchanged"
     try:
         papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
                                    cwd=str(path.parent), progress_bar=False, stdout_file=_Indent(stream),
                                    stderr_file=_Indent(sys.stderr))
-    except PapermillExecutionError as exc:
-        first = exc.evalue.splitlines()[0] if exc.evalue else ""
-        raise NotebookFailed(f"{path.name} failed in cell In [{exc.exec_count}] ({exc.ename}: {first}); "
-                             f"{where}") from None
-    except Exception as exc:  # noqa: BLE001 - a dead kernel, a timeout, a kernel that never started: one line
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise NotebookFailed(f"{path.name} failed ({type(exc).__name__}: {first}); {where}") from None
+    except Exception as exc:  # noqa: BLE001 - a cell's error, a dead kernel, a timeout: one line each
+        cell = isinstance(exc, PapermillExecutionError)
+        name, text = (exc.ename, exc.evalue or "") if cell else (type(exc).__name__, str(exc))
+        first = (text.strip().splitlines() or [""])[0][:200]
+        raise NotebookFailed(f"{path.name} failed{f' in cell In [{exc.exec_count}]' if cell else ''} ({name}: "
+                             f"{first}); the executed copy is {display_path(out)}; the committed outputs are "
+                             f"unchanged") from None
     finally:
         if out.is_file():
             _clean_file(out, keep_papermill=True)
     return out
 
 
-def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
-    """Execute the notebooks in order into the staging folder; stop at the first failure (NotebookFailed: the
-    committed outputs untouched); when all succeeded, move the staged tables, figures and executed copies into
-    place (:func:`promote`)."""
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+@contextlib.contextmanager
+def kernel_environment(inv: Invocation) -> Iterator[None]:
+    """The kernels' environment while :func:`run` executes them (papermill starts each kernel with this process's
+    environment): this checkout first on ``PYTHONPATH``, the data root, the inline plotting backend, papermill's
+    own log quiet, ``$R2MR_OUTPUT_STAGE`` (the kernels' tables and figures go to the staging folder, see
+    :class:`r2mr.report.outputs.Outputs`). Everything is put back on exit, so the caller's process is left as it
+    was."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND", STAGE_ENV)}
+    papermill_log = logging.getLogger("papermill")
+    level = papermill_log.level
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [saved["PYTHONPATH"]])])
     if inv.data_dir:
         os.environ[DATA_ENV] = str(inv.data_dir)  # the kernels' data root (absolute)
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
-    logging.getLogger("papermill").setLevel(logging.WARNING)  # our own progress lines instead
-    kernel = kernel_name()
-    shutil.rmtree(inv.scratch_dir, ignore_errors=True)  # an earlier invocation's with our pid (ours)
-    os.environ[STAGE_ENV] = str(inv.scratch_dir / "outputs")  # the kernels' Outputs write there
-    done, t_all = [], time.time()
+    papermill_log.setLevel(logging.WARNING)  # our own progress lines instead
+    os.environ[STAGE_ENV] = str(inv.scratch_dir / "outputs")
     try:
-        for n, path in enumerate(inv.notebooks, 1):
-            missing = missing_models(path)
-            if missing:
-                print(f"[{n}/{len(inv.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
-                      f"not registered in this checkout", file=stream, flush=True)
-                continue
-            print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
-            t0 = time.time()
-            done.append(execute(path, inv, stream, kernel))
-            print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {_fmt_secs(time.time() - t0)}", file=stream,
-                  flush=True)
+        yield
     finally:
-        os.environ.pop(STAGE_ENV, None)
-    placed = promote(inv, done)
-    print(f"all {len(placed)} notebook(s) done in {_fmt_secs(time.time() - t_all)}; executed copies in "
+        papermill_log.setLevel(level)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run(inv: Invocation, stream: TextIO, kernel: str) -> list[Path]:
+    absent = [p for p in inv.notebooks if not p.is_file()]
+    if absent:
+        raise ConfigError(f"{display_path(absent[0])}: notebook not found (run-all executes a source checkout's "
+                          f"notebooks/); fix: run it from a clone of the repository")
+    done = []
+    for n, path in enumerate(inv.notebooks, 1):
+        missing = missing_models(path)
+        if missing:
+            print(f"[{n}/{len(inv.notebooks)}] {path.name} skipped: needs model(s) {', '.join(missing)}, "
+                  f"not registered in this checkout", file=stream, flush=True)
+            continue
+        print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
+        t0 = time.time()
+        done.append(execute(path, inv, stream, kernel))
+        took = fmt_seconds(time.time() - t0)
+        print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {took}", file=stream, flush=True)
+    return done
+
+
+def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
+    """Execute the notebooks in order into the staging folder; stop at the first failure (NotebookFailed: the
+    committed outputs untouched); when all succeeded, move the staged tables, figures and executed copies into
+    place (:func:`r2mr.cli.staging.promote`)."""
+    kernel, t_all = kernel_name(), time.time()
+    shutil.rmtree(inv.scratch_dir, ignore_errors=True)  # an earlier invocation's with our pid (ours)
+    with kernel_environment(inv):
+        done = _run(inv, stream, kernel)
+    placed = promote(inv.scratch_dir, done, inv.executed_dir)
+    print(f"all {len(placed)} notebook(s) done in {fmt_seconds(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
     return placed
-
-
-def promote(inv: Invocation, executed: Sequence[Path]) -> list[Path]:
-    """Move the staged tables and figures (``scratch_dir/outputs/<absolute path>``) and the executed copies into
-    place, file by file (each replace atomic), with Ctrl-C held back until all are moved; remove the staging
-    folder (ours). Returns the executed copies' new paths."""
-    staged = inv.scratch_dir / "outputs"
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        for src in sorted(p for p in staged.rglob("*") if p.is_file()) if staged.is_dir() else []:
-            _move(src, Path("/") / src.relative_to(staged))
-        placed = []
-        for p in executed:
-            placed.append(inv.executed_dir / p.name)
-            _move(p, placed[-1])
-        if staged.is_dir():
-            shutil.rmtree(staged)
-        if inv.scratch_dir.is_dir() and not any(inv.scratch_dir.iterdir()):
-            inv.scratch_dir.rmdir()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return placed
-
-
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(src, dst)
-    except OSError:  # another file system (an output root outside the repository): copy, then rename
-        tmp = dst.with_name(f".{dst.name}.staged")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        src.unlink()
-
-
-def _fmt_secs(s: float) -> str:
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
 # ---- committed-notebook hygiene ------------------------------------------------------------------------------

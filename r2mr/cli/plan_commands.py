@@ -11,13 +11,16 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.errors import ConfigError, TrainingError
+from ..core.formatting import fmt_seconds
 from ..core.paths import data_root, display_path
+from ..data.corrupt import base_name
 from ..data.discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
 from ..runs import plan as planmod
-from ..runs.executors import execute_plan, fmt_seconds
+from ..runs.executors import execute_plan
 from ..runs.store import RecordError
 from .pipeline import FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
 
@@ -37,7 +40,7 @@ def check_device(device: str) -> str:
     :func:`r2mr.training.trainer.resolve_device`)."""
     import argparse
 
-    from ..training.trainer import resolve_device
+    from ..training.runtime import resolve_device
     from .arguments import device as device_name
 
     try:
@@ -75,12 +78,23 @@ def invocation(args: argparse.Namespace) -> Invocation:
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
                       scale=args.scale or default_scale(device, smoke),
                       force_since=time.time() if getattr(args, "restart", False) else 0.0,
-                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_paths(args.notebooks),
+                      output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_selection(args.notebooks),
                       tune=not smoke)
 
 
+def notebook_selection(select: str | None) -> list[Path]:
+    """:func:`r2mr.pipeline.notebook_paths`, plus each plan-only grid (:data:`r2mr.plan.PLAN_ONLY`, e.g. ``05``
+    for the robustness runs) that a prefix names and no notebook file matches, as a bare ``Path(name)``: its
+    runs enter the plan; ``run-all`` needs ``--train-only`` for it (there is no notebook to execute)."""
+    wanted = planmod.parse_list(select)
+    files = [p.stem for p in notebook_paths()]
+    grids = [n for n in planmod.PLAN_ONLY if n not in files and any(n.startswith(w) for w in wanted)]
+    rest = [w for w in wanted if any(f.startswith(w) for f in files) or not any(g.startswith(w) for g in grids)]
+    return (notebook_paths(rest) if rest or not grids else []) + [Path(g) for g in grids]
+
+
 def tuning_plan(inv: Invocation) -> Any:
-    """The declared tuning grids (``configs/tuning.yaml``); None for ``--smoke`` (the untuned tutorial run:
+    """The declared tuning grids (``r2mr/configs/tuning.yaml``); None for ``--smoke`` (the untuned tutorial run:
     its main rows are labelled ``untuned (defaults)``)."""
     from ..runs import tuning
 
@@ -93,7 +107,7 @@ def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
     rows use ``selected`` (:func:`r2mr.runs.plan.select_points`), pending where it has no entry."""
     names = [p.stem for p in inv.notebooks]
     return planmod.build_plan(inv.datasets, inv.seeds, inv.scale, inv.epochs,
-                              notebooks=[n for n in planmod.NOTEBOOKS if n in names],
+                              notebooks=[n for n in (*planmod.NOTEBOOKS, *planmod.PLAN_ONLY) if n in names],
                               table_datasets=table_datasets(inv.datasets, inv.data_dir), models=models,
                               tune=tuning_plan(inv), selected=selected)
 
@@ -178,7 +192,8 @@ def _interactions(dataset: str, data_dir: str | None) -> int:
     root = find_dataset_root(dataset, data_dir)
     if root is None:
         return 25_000  # the synthetic set before it is generated
-    with open(root / dataset / f"{dataset}.inter", "rb") as fh:
+    base = base_name(dataset)  # a corrupted variant: its clean set's interactions
+    with open(root / base / f"{base}.inter", "rb") as fh:
         return max(1, sum(1 for _ in fh) - 1)
 
 
@@ -267,6 +282,10 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
 
     stream = stream or sys.stdout
     inv = invocation(args)
+    grids = [p.name for p in inv.notebooks if p.name in planmod.PLAN_ONLY and not p.is_file()]
+    if grids and not getattr(args, "train_only", False):
+        raise ConfigError(f"--notebooks: {', '.join(grids)} is a plan of runs without a notebook; fix: add "
+                          f"--train-only (train its runs, then archive them), or drop it from --notebooks")
     print(describe(inv), file=stream, flush=True)
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)

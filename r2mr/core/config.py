@@ -1,7 +1,8 @@
 """Typed, strict configuration: dataclasses updated from ``key=value`` strings or YAML mappings.
 
 An unknown key is an error naming the key and its close matches; a value that does not parse as the
-field's type is an error too. Defaults live in the dataclass next to the code that uses them.
+field's type is an error too. Defaults live in the dataclass next to the code that uses them. ``parse_list`` reads
+the comma-separated lists of options (``--datasets a,b``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import yaml
 
@@ -145,3 +146,11 @@ def to_dict(*cfgs: Any) -> dict[str, Any]:
         for k, v in dataclasses.asdict(c).items():
             out[k] = list(v) if isinstance(v, tuple) else v
     return out
+
+
+def parse_list(spec: str | Sequence[str] | None) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
+    if spec is None:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    return [str(s).strip() for s in items if str(s).strip()]

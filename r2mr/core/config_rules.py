@@ -27,11 +27,11 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
+from .names import METRIC_NAMES, REPORTED_METRICS, SEED_MAX
 
-MAX_SEED = 2**32 - 1  # numpy's seed range
 DEFAULT_MAX_FEATURE_WIDTH = 32768  # columns per feature matrix; lift with R2MR_MAX_FEATURE_WIDTH
 
 
@@ -101,18 +101,12 @@ def int_tuple(lo: int) -> Rule:
 
 
 def _valid_metric_ok(v: Any, c: Any) -> bool:
-    # lazy: evaluate imports torch; only TrainConfig (torch-side) has this key
-    from ..evaluation.evaluator import METRICS
-
     m = re.fullmatch(r"([a-z]+)@(\d+)", v) if isinstance(v, str) else None
-    return bool(m) and m.group(1) in METRICS and int(m.group(2)) in tuple(getattr(c, "topk", ()))
+    return bool(m) and m.group(1) in METRIC_NAMES and int(m.group(2)) in tuple(getattr(c, "topk", ()))
 
 
 def _official_ks() -> set[int]:
-    # lazy, like METRICS: the test-based rule every result also reports
-    from ..evaluation.epoch_selection import OFFICIAL_METRICS
-
-    return {int(m.split("@")[1]) for m in OFFICIAL_METRICS}
+    return {int(m.split("@")[1]) for m in REPORTED_METRICS}  # the test-based rule every result also reports
 
 
 def _topk_ok(v: Any, c: Any) -> bool:
@@ -171,7 +165,7 @@ RULES: dict[str, Rule] = {
                  "every result, reads recall and ndcg at 10 and 20), e.g. [10, 20, 50]", _topk_ok),
     "eval_batch_size": integer(1),
     "negatives": BOOL,
-    "seed": integer(0, MAX_SEED),
+    "seed": integer(0, SEED_MAX),
     # shared by the models (r2mr/models/*.py)
     "embedding_size": WIDTH,
     "reg_weight": WEIGHT,
@@ -210,7 +204,7 @@ RULES: dict[str, Rule] = {
     "classes_from_last_batch": BOOL,
     "use_reviewer": BOOL,
     "reviewer_dtype": choice("float32", "float16"),
-    "compile": choice("off", "default", "reduce-overhead"),  # training.runtime.COMPILE_MODES (a test checks)
+    "compile": choice("off", "default", "reduce-overhead"),  # models.r2mr.ops.COMPILE_MODES (a test checks)
     "tf32": BOOL,
     # the rewriter (r2mr/models/r2mr/rewriter.py RewriterConfig)
     "rw_prompt_dim": WIDTH,
@@ -272,20 +266,30 @@ def message(key: str, value: Any, rule: Rule, default: Any, cfg: Any = None) -> 
 
 def validate(cfg: Any) -> None:
     """Check every field of the dataclass ``cfg`` that has a rule; raise :class:`ConfigError` on the first refusal."""
-    ruled = [(f.name, RULES[f.name]) for f in dataclasses.fields(cfg) if f.name in RULES]
+    rules = rules_of(type(cfg))
+    ruled = [(f.name, rules[f.name]) for f in dataclasses.fields(cfg) if f.name in rules]
     for key, rule in sorted(ruled, key=lambda kr: kr[1].detail is not None):  # stable: independent ones first
         value = getattr(cfg, key)
         if not rule.ok(value, cfg):
             raise ConfigError(message(key, value, rule, _default(cfg, key), cfg))
 
 
+def rules_of(cls: type) -> dict[str, Rule]:
+    """The rules of ``cls``'s fields: :data:`RULES`, then the class's own ``field_rules`` (a model of your own)."""
+    return {**RULES, **getattr(cls, "field_rules", {})}
+
+
 def unruled(cls: type) -> list[str]:
-    """Fields of the dataclass ``cls`` with no rule in :data:`RULES` (the test suite requires none)."""
-    return [f.name for f in dataclasses.fields(cls) if f.name not in RULES]
+    """Fields of the dataclass ``cls`` with no rule (the test suite requires none)."""
+    rules = rules_of(cls)
+    return [f.name for f in dataclasses.fields(cls) if f.name not in rules]
 
 
 class Validated:
-    """Mixin for config dataclasses: ``__post_init__`` validates every field against :data:`RULES`."""
+    """Mixin for config dataclasses: ``__post_init__`` validates every field against :data:`RULES` and the
+    class's own ``field_rules`` (``{"dim": integer(1)}``: how a model of your own declares its ranges)."""
+
+    field_rules: ClassVar[dict[str, Rule]] = {}
 
     def __post_init__(self) -> None:
         validate(self)

@@ -1,5 +1,10 @@
 """Repository paths and THE data-root rule (the only place that decides where data sets are read from).
 
+The project root (:data:`REPO_ROOT`) is the source checkout this package sits in; an installed package (a wheel
+in site-packages, no ``pyproject.toml`` beside it) has none, and its project root is the working directory at
+import time: ``data/``, ``runs/``, ``results/`` and ``figures/`` are then read and written there, never in the
+installation folder.
+
 The data root is, in order: the value given (``--data-dir``, a notebook's ``data_dir``), else
 ``$R2MR_DATA_DIR``, else the repository's ``data/`` folder. A relative value is taken from the current working
 directory, as for any path typed on a command line (``run_all.sh`` turns relative values into absolute ones
@@ -12,9 +17,12 @@ the repository's ``data/`` folder, so a read-only shared data root still gets it
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-packages for an installed package
+IN_CHECKOUT = (SOURCE_ROOT / "pyproject.toml").is_file()
+REPO_ROOT = SOURCE_ROOT if IN_CHECKOUT else Path.cwd().resolve()
 RESULTS = REPO_ROOT / "results"
 FIGURES = REPO_ROOT / "figures"
 RUNS_ENV = "R2MR_RUNS_DIR"  # the run store's root (default <repo>/runs, git-ignored): see runs_root()
@@ -65,3 +73,20 @@ def runs_root() -> Path:
     """The run store's root: ``$R2MR_RUNS_DIR`` (read at call time, not at import) or ``<repo>/runs``."""
     env = os.environ.get(RUNS_ENV)
     return Path(env).expanduser() if env else REPO_ROOT / "runs"
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"`]+/)+([^\s/:'\"`]+/[^\s/:'\"`]+)")
+
+
+def short_paths(text: str) -> str:
+    """Paths in the repository made relative; other absolute paths cut to ``…/<parent>/<name>``."""
+    text = text.replace(str(REPO_ROOT) + "/", "")
+    return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
+
+
+def strip_roots(text: str, *data_roots: str | os.PathLike | None) -> str:
+    """``text`` with each data root written ``<data>`` and the repository ``.`` (messages kept in notebooks)."""
+    roots = {str(p): "<data>" for p in data_roots if p} | {str(REPO_ROOT): "."}
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root, roots[root])
+    return text

@@ -13,15 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .download import DATASETS as DOWNLOADABLE
-from .mmrec import feature_files
+from .corrupt import base_name
+from .mmrec import feature_files, how_to_get
 from ..core.errors import DataError
+from ..core.names import AMAZON, SYNTHETIC
 from ..core.paths import DATA_ENV, DEFAULT_DATA, data_root
 
 log = logging.getLogger(__name__)
 
-AMAZON = ("baby", "sports", "clothing")  # the paper's data sets, always listed in the main table
-SYNTHETIC = "synthetic"
 
 
 def _holds(root: Path, name: str) -> bool:
@@ -38,6 +37,7 @@ def datasets_present(data_dir: str | Path | None = None) -> list[str]:
 
 def find_dataset_root(name: str, data_dir: str | Path | None = None) -> Path | None:
     """The data root that holds ``name/``, or ``None``; ``synthetic`` may also be in the repository's ``data/``."""
+    name = base_name(name)  # a corrupted variant (r2mr.data.corrupt) lives in its clean set's folder
     root = data_root(data_dir)
     if _holds(root, name):
         return root
@@ -61,7 +61,7 @@ def ensure_synthetic(data_dir: str | Path | None = None) -> Path:
 
 def resolve_datasets(spec: str | Sequence[str], data_dir: str | Path | None = None) -> list[str]:
     """``"auto"``: every data set under the data root (the synthetic one if there is none); else the list."""
-    from ..runs.plan_specs import parse_list
+    from ..core.config import parse_list
 
     names = parse_list(spec)
     return (datasets_present(data_dir) or [SYNTHETIC]) if names == ["auto"] else names
@@ -75,10 +75,11 @@ def table_datasets(names: Sequence[str], data_dir: str | Path | None = None) -> 
 
 def missing_data_reason(name: str, data_dir: str | Path | None = None, needs_features: bool = False) -> str | None:
     """Why a run on ``name`` cannot start (``"not run: …"``), or ``None`` when the data is there."""
-    root = find_dataset_root(name, data_dir)
-    fix = (f"run `python -m r2mr data download {name}`" if name in DOWNLOADABLE
-           else "run `python -m r2mr data synth --out data/synthetic`" if name == SYNTHETIC
-           else f"put {name}/ under the data root (--data-dir or ${DATA_ENV})")
+    root, name = find_dataset_root(name, data_dir), base_name(name)
+    if root is not None:  # found: only its item features can be missing
+        fix = how_to_get(name, root / name, features=True)
+    else:
+        fix = how_to_get(name, Path("data", name) if name == SYNTHETIC else data_root(data_dir) / name)
     if root is None:
         return f"not run: data set missing ({fix})"
     if needs_features and not feature_files(root / name):

@@ -7,7 +7,8 @@
 * ``cached_knn``: the same, written once under a cache folder, keyed by a hash of the features and k.
 * ``Edges`` / ``knn_edges`` / ``mix_edges``: the same graphs as differentiable torch edge lists (for graphs
   learned from trainable projections, e.g. LATTICE) and weighted mixes of graphs, sum_m w_m S_m.
-* ``csr_rows``: a row slice of a CSR matrix and its transpose (for products needed at a batch's rows only).
+* ``csr_gather`` / ``csr_rows``: the stored entries of some CSR rows / a row slice of a CSR matrix and its
+  transpose (for products needed at a batch's rows only).
 * ``rw_adj_self_loops``: D~^{-1} (A + I) with D~ = diag(deg + 1) (LATTICE's user-item graph).
 """
 
@@ -54,6 +55,22 @@ def spmm(a: torch.Tensor, x: torch.Tensor, at: torch.Tensor | None = None) -> to
     return _SpMM.apply(a, a if at is None else at, x)
 
 
+def csr_positions(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(counts (b,), positions (n,)): how many entries each of the CSR rows ``rows`` (b,) stores, and where they
+    sit in the index and value arrays, row by row in stored order (the one CSR row gather of the package)."""
+    starts = indptr.index_select(0, rows)  # (b,)
+    counts = indptr.index_select(0, rows + 1) - starts  # (b,)
+    offsets = (torch.arange(int(counts.sum()), device=indptr.device)
+               - torch.repeat_interleave(counts.cumsum(0) - counts, counts))  # (n,) position within its row
+    return counts, torch.repeat_interleave(starts, counts) + offsets
+
+
+def csr_gather(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch row ids (n,), column ids (n,)) of every stored entry of the CSR rows ``rows`` (b,)."""
+    counts, pos = csr_positions(indptr, rows)
+    return torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts), indices[pos]
+
+
 def csr_rows(a: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(A[rows], A[rows]^T) as CSR tensors for a CSR ``a`` (n, m) and row ids ``rows`` (b,), repeats allowed.
 
@@ -61,12 +78,8 @@ def csr_rows(a: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.T
     ``(A x)[rows]`` with the same float operations, and its gradient equals A^T g for a g that is zero
     outside ``rows``. Shapes (b, m) and (m, b).
     """
-    crow, col, val = a.crow_indices(), a.col_indices(), a.values()
-    starts = crow.index_select(0, rows)  # (b,)
-    counts = crow.index_select(0, rows + 1) - starts  # (b,)
-    n = int(counts.sum())
-    offsets = torch.arange(n, device=a.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
-    pos = torch.repeat_interleave(starts, counts) + offsets  # (n,) positions of the kept entries
+    col, val = a.col_indices(), a.values()
+    counts, pos = csr_positions(a.crow_indices(), rows)  # (b,), (n,) positions of the kept entries
     cols, vals = col.index_select(0, pos), val.index_select(0, pos)
     local = torch.repeat_interleave(torch.arange(len(rows), device=a.device), counts)  # (n,) row in the slice
     zero = counts.new_zeros(1)

@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-OFFICIAL_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+from ..core.names import REPORTED_METRICS
+
+OFFICIAL_METRICS = REPORTED_METRICS  # the official log prints these
 
 
 @dataclass

@@ -17,12 +17,14 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..core.names import METRIC_NAMES, PER_USER_METRICS
 from ..data import Dataset
+from ..data.graph import csr_gather
 from ..data.sampler import contains, pair_keys
 
-METRICS = ("recall", "ndcg", "precision", "map")
+METRICS = METRIC_NAMES
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # users (B,) -> scores (B, n_items)
-PER_USER = ("recall@20", "ndcg@20")  # per-user metrics kept for significance tests
+PER_USER = PER_USER_METRICS
 PerUser = dict[str, dict[str, torch.Tensor]]  # {split: {"users": (N,), metric: (N,)}} on the CPU
 
 
@@ -45,16 +47,6 @@ def rank_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -
         out[f"ndcg@{k}"] = dcg[:, k - 1] / idcg_table[(cap - 1).long()]
         out[f"map@{k}"] = ap[:, k - 1] / cap
     return out
-
-
-def csr_gather(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch row ids, column ids) of every stored entry of the CSR rows ``rows`` (vectorised)."""
-    starts, ends = indptr[rows], indptr[rows + 1]
-    counts = ends - starts  # (B,)
-    batch_rows = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)
-    offsets = (torch.arange(int(counts.sum()), device=rows.device)
-               - torch.repeat_interleave(counts.cumsum(0) - counts, counts))
-    return batch_rows, indices[torch.repeat_interleave(starts, counts) + offsets]
 
 
 class Evaluator:

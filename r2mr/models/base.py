@@ -23,7 +23,6 @@ from torch import nn
 
 from ..data import Dataset
 from ..data.sampler import Batch
-from ..training.runtime import keep_freed_memory
 
 
 class Recommender(nn.Module):
@@ -39,7 +38,6 @@ class Recommender(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_users, self.n_items = ds.n_users, ds.n_items
-        keep_freed_memory()  # CPU: reuse freed temporaries (no page faults on every step's fresh buffers)
 
     @classmethod
     def resolved(cls, cfg: Any) -> Any:

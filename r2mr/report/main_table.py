@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.names import PER_USER_METRICS
 from ..runs import plan as planmod
 from ..runs.notebook_runs import METRICS, SELECTIONS, Run, run_planned
 from . import published as pub
 from .significance import format_cell, mean_std_n, table_from_results
 
-TUNED_METRICS = ("recall@20", "ndcg@20")  # the per-user metrics the significance tests read
+TUNED_METRICS = PER_USER_METRICS  # the per-user metrics the significance tests read
 
 
 def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, epochs: int | None,
              models: str | Sequence[str] = "all", tune: Any = True, **kwargs: Any) -> tuple[list[Run], list[Run]]:
     """(stage-1 grid runs, stage-2 main runs) of notebook 03, trained or read back in order; ``tune`` True:
-    the declared grids (``configs/tuning.yaml``), a :class:`r2mr.runs.tuning.TuningPlan`: those, False: no grids
+    the declared grids (``r2mr/configs/tuning.yaml``), a :class:`r2mr.runs.tuning.TuningPlan`: those, False: no grids
     (rows labelled untuned). ``kwargs`` go to :func:`r2mr.runs.run_one` (data_dir, device,
     force_since). A row whose grid is incomplete is a ``not run`` Run, never trained at the defaults."""
     from ..data.discovery import missing_data_reason

@@ -4,21 +4,13 @@ short paths, and quiet display defaults."""
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 import numpy as np
 import pandas as pd
 
-from ..core.paths import REPO_ROOT
-
-_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"`]+/)+([^\s/:'\"`]+/[^\s/:'\"`]+)")
-
-
-def short_paths(text: str) -> str:
-    """Paths in the repository made relative; other absolute paths cut to ``…/<parent>/<name>``."""
-    text = text.replace(str(REPO_ROOT) + "/", "")
-    return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
+from ..core import __version__
+from ..core.paths import short_paths
 
 
 class _ShortPaths(logging.Filter):
@@ -32,8 +24,6 @@ def setup_notebook() -> str:
     the notebook with short paths, quiet display defaults; returns a version line to print."""
     import matplotlib
     import torch
-
-    from .. import __version__
 
     logger = logging.getLogger("r2mr")
     if not any(getattr(h, "_r2mr_notebook", False) for h in logger.handlers):

@@ -218,7 +218,7 @@ def timing_plot(table: pd.DataFrame) -> plt.Figure:
 
 
 def benchmark_plot(bench: pd.DataFrame) -> plt.Figure:
-    """From :func:`r2mr.runs.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
+    """From :func:`r2mr.report.benchmark.benchmark`: R2MR's seconds per epoch and per evaluation (left), peak memory
     (middle) and the Reviewer's forward + backward edge-wise vs dense (right), against training edges."""
     b = bench.sort_values("train_edges")
     x = b["train_edges"]

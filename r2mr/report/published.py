@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+from ..core.names import REPORTED_METRICS
+
+METRICS = REPORTED_METRICS
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import ConfigError, DataError
+from ..core.formatting import fmt_mean_std
 
 ALPHAS = ((0.01, "**"), (0.05, "*"))
 
@@ -46,11 +47,7 @@ def mean_std_n(values: Sequence[float]) -> tuple[float, float, int]:
 def format_cell(values: Sequence[float], digits: int = 4) -> str:
     """``"0.0712 ± 0.0011 (n=3)"``; one value: ``"0.0712 (n=1)"`` (no ±); none: ``"–"``."""
     mean, std, n = mean_std_n(values)
-    if n == 0:
-        return "–"
-    if n == 1:
-        return f"{mean:.{digits}f} (n=1)"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+    return "–" if n == 0 else f"{fmt_mean_std(mean, std, digits)} (n={n})"  # one value: NaN std, no ±
 
 
 # ---- tests ------------------------------------------------------------------------------------------------------
@@ -108,6 +105,7 @@ class RunSet:
 
     seeds: dict[int, float]  # seed -> test metric at the selected epoch
     users: pd.Series  # user id -> per-user metric, mean over the seeds that evaluated the user
+    model: str = ""  # the registered model (seed-level inference pairs two arms of one model by seed)
 
 
 def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = "recall@20",
@@ -117,8 +115,9 @@ def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = 
     from ..evaluation.evaluator import load_per_user
 
     field = {"by_valid": "test", "by_test": "test_selected_by_test"}[rule]
-    seeds, per_user = {}, []
+    seeds, per_user, models = {}, [], set()
     for res, folder in runs:
+        models.add(str(res.get("model", "")))
         seeds[int(res["seed"])] = float(res[field][metric])
         if "per_user" not in res:
             raise DataError(f"{folder}: run of {res.get('model')} (seed {res.get('seed')}) has no per-user metrics; "
@@ -130,7 +129,7 @@ def run_set(runs: Sequence[tuple[Mapping[str, Any], str | Path]], metric: str = 
         t = pu[rule]["test"]
         per_user.append(pd.Series(t[metric], index=t["users"]))
     users = pd.concat(per_user).groupby(level=0).mean() if per_user else pd.Series(dtype=float)
-    return RunSet(seeds, users)
+    return RunSet(seeds, users, models.pop() if len(models) == 1 else "")
 
 
 def compare(a: RunSet, b: RunSet, zero_method: str = "pratt") -> dict[str, float]:

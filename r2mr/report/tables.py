@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.formatting import fmt_mean_std
 from ..data.discovery import load_dataset_named
-from ..runs.notebook_runs import METRICS, SELECTIONS, Run, run_extras, summarise
+from ..runs.notebook_runs import METRICS, SELECTIONS, Run, artifacts, summarise
 from . import published as pub
+from . import quality as analysis
 
 
 def rel_diff(ours: float, published: float) -> float:
@@ -46,13 +48,6 @@ def compare(tidy: pd.DataFrame) -> pd.DataFrame:
                                                                      ref.source.selection]
         out.loc[idx, "rel_diff"] = rel_diff(row["mean"], ref.metrics[metric])
     return out
-
-
-def fmt_mean_std(mean: float, std: float, digits: int = 4) -> str:
-    """``0.0512 ± 0.0007``; ``0.0512`` for one seed; ``—`` when missing."""
-    if mean is None or not np.isfinite(mean):
-        return "—"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None and np.isfinite(std) else "")
 
 
 def fmt_pct(x: float) -> str:
@@ -96,6 +91,16 @@ def checked_metrics(tidy: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     ok = tidy[tidy.status == "ok"]
     table = ok.pivot_table(index=["dataset", "label", "selection"], columns="metric", values="mean", sort=False)
     return table[[m for m in METRICS if m in table.columns]].round(digits)
+
+
+def run_extras(run: Run) -> dict[str, float]:
+    """Rewrite totals and quality shares of one finished R2MR run (empty for other models)."""
+    if not run.ok or not run.result.get("artifacts") or run.spec.model != "r2mr":
+        return {}
+    art = artifacts(run)
+    s = analysis.scores_of(art)
+    shares = analysis.state_shares(analysis.area_labels(s, float(art["eta"])))
+    return {"eta": float(art["eta"]), **analysis.rewrite_totals(art), **{f"share {k}": v for k, v in shares.items()}}
 
 
 def ablation_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS,

@@ -16,10 +16,9 @@ The store (:mod:`r2mr.store`, ``runs/``, git-ignored) holds checkpoints and full
 * ``artifacts.*`` / ``artifacts_best.*``: R2MR's Reviewer scores, quality states, rewritten masks and rewrite
   rounds after training and at the best-valid epoch; float tensors as float16.
 
-Why numpy's ``.npz`` and one file per run: it is compressed, typed and safe to read; files are written once
-and never rewritten, so each increment of a campaign adds small files and the git history stays small (a
-columnar file per table would be rewritten, and stored again, at every increment). Float16 keeps the whole
-campaign within about 30 MB; tables are made from the archive, so a reviewer recomputes the same numbers.
+Why ``.npz``, one file per run: compressed, typed, safe to read; written once, so each increment of a campaign
+adds small files (a columnar file per table would be rewritten, and stored again in git, at every increment).
+Float16 keeps the campaign within about 30 MB; tables are made from the archive, so they recompute exactly.
 
 A record is validated on read exactly like the store's: the JSON parses, the schema holds, the key is the
 sha256 of ``fields``, the file name and the request match, and the digest matches. The store reads through the
@@ -45,8 +44,7 @@ from ..core.paths import REPO_ROOT
 
 ARCHIVE_ENV = "R2MR_ARCHIVE_DIR"
 ARCHIVE_SCHEMA = 1
-PER_USER_METRICS = ("recall@20", "ndcg@20")
-ARTIFACT_FIELDS = ("artifacts", "artifacts_best")
+PER_USER_METRICS, ARTIFACT_FIELDS = ("recall@20", "ndcg@20"), ("artifacts", "artifacts_best")
 DROPPED = ("digest", "cached", "run_dir", "source")  # record fields the archive does not keep
 FIX = "fix: restore it with `git checkout -- <file>`, or delete it and add the run again (`python -m r2mr archive add`)"
 
@@ -117,6 +115,9 @@ def _decode(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     return tree
 
 
+decode_tree = _decode  # public name: readers of archived artifacts (r2mr.report.robustness)
+
+
 # ---- from the store to an entry, and back ------------------------------------------------------------------
 
 def pack(folder: Path) -> Entry:
@@ -168,6 +169,13 @@ def _unpack_per_user(tree: dict[str, Any], arrays: dict[str, np.ndarray], test_e
     return out
 
 
+def per_user_of(entry: Entry) -> dict[str, Any]:
+    """The entry's per-user test metrics, ``{rule: {"epoch", "test": {"users", metric: ...}}}`` (tensors, as
+    :func:`r2mr.evaluation.evaluator.load_per_user` reads them); empty for a run without them."""
+    tree = entry.doc["arrays"].get("per_user")  # (a run without per-user metrics: empty)
+    return _unpack_per_user(tree, entry.arrays, entry.doc["record"]["selected_by_test_epoch"]) if tree else {}
+
+
 def restore(entry: Entry, folder: Path) -> dict[str, Any]:
     """Write ``entry`` into store ``folder`` as a finished run (key file, per-user file, artifacts, record);
     return the store's record. Call it holding the folder's lock, on a folder without a record."""
@@ -197,9 +205,9 @@ def _json(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc}); {store.RESTART}") from None
+        obj = f"unreadable ({exc})"
     if not isinstance(obj, dict):
-        raise ConfigError(f"{path}: not a JSON object; {store.RESTART}")
+        raise ConfigError(f"{path}: {obj if isinstance(obj, str) else 'not a JSON object'}; {store.RESTART}")
     return obj
 
 

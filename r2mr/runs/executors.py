@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..core.formatting import fmt_seconds
 from ..core.errors import ConfigError, R2MRError
 from .plan import PlannedRun
 
@@ -103,10 +104,6 @@ class Progress:
               f"in {fmt_seconds(out.seconds)}{eta}", file=self.stream, flush=True)
 
 
-def fmt_seconds(s: float) -> str:
-    return f"{s:.1f} s" if s < 120 else (f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h")
-
-
 def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, device: str = "cpu", jobs: int = 1,
                  ray: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: int = 1,
                  stream: TextIO | None = None, on_done: Callable[[Outcome], None] | None = None,
@@ -129,7 +126,9 @@ def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, 
 
     try:
         if ray:
-            _execute_ray(planned, data_dir, device, ray, gpus_per_run, cpus_per_run, report, force_since, on_epoch)
+            from .ray_executor import execute_ray  # Ray is imported there, lazily
+
+            execute_ray(planned, data_dir, device, ray, gpus_per_run, cpus_per_run, report, force_since, on_epoch)
         elif jobs > 1:
             _execute_processes(planned, data_dir, device, jobs, report, force_since, on_epoch)
         else:
@@ -272,45 +271,3 @@ def _stop(pool: Any, procs: dict[int, Any]) -> None:
     for p in procs.values():
         p.join(timeout=10)
     pool.shutdown(wait=True)
-
-
-# ---- Ray ------------------------------------------------------------------------------------------------------
-
-def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: str, address: str,
-                 gpus_per_run: float, cpus_per_run: int, report: Callable[[Outcome], None],
-                 force_since: float, on_epoch: OnEpoch) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--ray needs the ray package, which is not installed; fix: pip install -e .[ray]") from None
-    env = {"R2MR_RUNS_DIR": str(runs_dir()), "OMP_NUM_THREADS": str(cpus_per_run),
-           "MKL_NUM_THREADS": str(cpus_per_run)}
-    started = not ray.is_initialized()
-    if started:  # "local": a new instance for this call; "auto" or host:port: the running cluster
-        try:
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env},
-                     **({"include_dashboard": False} if address == "local" else {}))
-        except ConnectionError as exc:
-            raise ConfigError(f"--ray {address}: no Ray cluster there ({str(exc).splitlines()[0]}); fix: start one "
-                              f"with `ray start --head`, or use --ray local") from None
-    task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RETRIES)(execute_one)
-    refs = {task.options(runtime_env={"env_vars": env}).remote(run, data_dir, device, cpus_per_run, force_since,
-                                                               on_epoch): run
-            for run in planned}
-    pending = list(refs)
-    try:
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            try:
-                out = ray.get(ready[0])
-            except ray.exceptions.RayError as exc:  # the worker died more often than max_retries, or worse
-                out = Outcome(refs[ready[0]], f"failed: {one_line(exc)}", None, 0.0)
-            report(out)
-    except KeyboardInterrupt:
-        if not started:  # a cluster we joined: cancel our tasks there (a local instance goes with its shutdown;
-            for ref in pending:  # force-cancelling a task as it finishes can abort the driver, a Ray bug)
-                ray.cancel(ref, force=False)
-        raise
-    finally:
-        if started:
-            ray.shutdown()

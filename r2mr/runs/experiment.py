@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,12 +21,15 @@ import torch
 from ..core import config as cfgmod
 from . import archive, store
 from ..data import Dataset, load_dataset
-from ..data.download import DATASETS as DOWNLOADABLE
+from ..data.corrupt import base_name
+from ..data.mmrec import how_to_get
 from ..core.errors import ConfigError, DataError
 from ..models import get_model
 from ..core.paths import data_root, data_root_source
 from ..training import sizes
-from ..training.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+from ..training.config import TrainConfig
+from ..training.runtime import resolve_device, seed_everything
+from ..training.trainer import Trainer
 
 
 def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int | None = None,
@@ -36,7 +38,7 @@ def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int 
     published values for ``dataset`` (if any), then ``overrides``."""
     cls = get_model(model)
     mcfg, tcfg = cls.Config(), TrainConfig(**cls.train_defaults)
-    cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(dataset or "", {})))
+    cfgmod.apply([mcfg, tcfg], dict(cls.dataset_defaults.get(base_name(dataset or ""), {})))  # a variant: its base's
     cfgmod.apply([mcfg, tcfg], dict(overrides or {}))
     explicit = {k: v for k, v in (("seed", seed), ("max_epochs", max_epochs)) if v is not None}
     cfgmod.apply([tcfg], explicit)  # checked against r2mr/core/config_rules.py like every other key
@@ -134,14 +136,13 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     ``strict``, only one made on the same device type and torch version); a run absent from the store but
     present in the evidence archive is restored from it (``"source": "archive"``); ``resume``: continue from the run
     folder's checkpoint (``resume=False`` is ``--restart``: recompute, replacing a corrupt record). A second
-    process asking for the same run waits for the first and reads its record. ``on_epoch`` goes to
-    :meth:`Trainer.fit` (called after each epoch's checkpoint; tests inject faults through it).
+    process asking for the same run waits for the first and reads its record. ``on_epoch(entry)`` is called after
+    each epoch's checkpoint (progress, or fault injection in tests: a hook, no patched class).
     """
     job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, run_dir)
     cls, mcfg, ds = job.cls, job.mcfg, job.ds
     if cls.requires_features(mcfg) and not ds.features:
-        fix = (f"run `python -m r2mr data download {ds.name}`" if ds.name in DOWNLOADABLE
-               else f"put <modality>_feat.npy files (one row per item) in {ds.path}/")
+        fix = how_to_get(ds.name, ds.path, features=True)
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "
                         f"fix: {fix}")
     sizes.check(mcfg, job.tcfg, ds)  # k's and widths against the data, bytes against the memory limit
@@ -161,7 +162,6 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
         meta = {"model": job.request.model, "dataset": ds.name,
                 **({"variant": mcfg.variant} if hasattr(mcfg, "variant") else {})}
         trainer = Trainer(net, ds, job.tcfg, job.device, job.folder, progress=progress, meta=meta)
-        trainer.write_result_file = False  # store.write writes the validated record once
         res = trainer.fit(resume=resume and not fresh, on_epoch=on_epoch)
         return store.write(job.folder, job.request, res, time.perf_counter() - t0)
 

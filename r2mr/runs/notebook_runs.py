@@ -21,17 +21,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..report import published as pub
 from ..data.discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from ..core.errors import ConfigError, DataError
-from ..core.paths import REPO_ROOT
+from ..core.names import REPORTED_METRICS
+from ..core.paths import strip_roots
 from .plan import PlannedRun
 from .plan_specs import Spec
 from .store import RecordError
 
 log = logging.getLogger(__name__)
 
-METRICS = pub.METRICS
+METRICS = REPORTED_METRICS
 SELECTIONS = {"valid": "best-valid epoch", "test": "test-selected (official rule)"}
 
 
@@ -66,12 +66,6 @@ def spec_needs_features(spec: Spec, dataset: str | None = None) -> bool:
     return bool(check(mcfg) if check else cls.needs_features)
 
 
-def _strip_paths(text: str, *roots: Path | None) -> str:
-    for r in sorted({str(p) for p in roots if p}, key=len, reverse=True):
-        text = text.replace(r, "<data>" if r != str(REPO_ROOT) else ".")
-    return text
-
-
 def train_kwargs(dataset: str, spec: Spec, seed: int, data_dir: str | Path | None, device: str,
                  epochs: int | None) -> dict[str, Any]:
     """The keyword arguments of :func:`r2mr.runs.experiment.train` / ``find`` / ``run_folder`` for one run."""
@@ -103,7 +97,7 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
         if force_since and res.get("cached") and _finished_at(res) < force_since:
             res = experiment.train(spec.model, dataset, resume=False, progress=progress, on_epoch=on_epoch, **kwargs)
     except DataError as exc:
-        return Run(spec, dataset, seed, "not run: " + _strip_paths(str(exc), kwargs["data_dir"], REPO_ROOT))
+        return Run(spec, dataset, seed, "not run: " + strip_roots(str(exc), kwargs["data_dir"]))
     folder = experiment.run_folder(spec.model, dataset, **kwargs) if hasattr(experiment, "run_folder") else None
     return Run(spec, dataset, seed, "cached" if res.get("cached") else "trained", res, folder)
 
@@ -182,57 +176,4 @@ def summarise(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.DataF
                              "seconds_per_epoch": float(np.mean([r.result["seconds_per_epoch"] for r in done])),
                              "device": "; ".join(sorted({r.result.get("device_name", r.result["device"])
                                                          for r in done}))})
-    return pd.DataFrame(rows)
-
-
-def run_extras(run: Run) -> dict[str, float]:
-    """Rewrite totals and quality shares of one finished R2MR run (empty for other models)."""
-    from ..report import quality as analysis
-
-    if not run.ok or not run.result.get("artifacts") or run.spec.model != "r2mr":
-        return {}
-    art = artifacts(run)
-    s = analysis.scores_of(art)
-    shares = analysis.state_shares(analysis.area_labels(s, float(art["eta"])))
-    return {"eta": float(art["eta"]), **analysis.rewrite_totals(art), **{f"share {k}": v for k, v in shares.items()}}
-
-
-BENCH_SCRIPT = REPO_ROOT / "benchmarks" / "bench_r2mr.py"
-
-
-def benchmark(scales: Sequence[str], data_dir: str | Path | None = None, device: str = "cpu",
-              force_since: float = 0.0, timeout: float = 3600.0) -> pd.DataFrame:
-    """Rows of ``benchmarks/bench_r2mr.py`` (R2MR at the paper's sizes with random features of the real widths:
-    seconds per epoch, per evaluation, per rewriter round, peak memory, Reviewer edge-wise vs dense), one per
-    scale. ``clothing`` is the script's generated Clothing-sized graph; other scales are data sets found by
-    :func:`r2mr.data.discovery.find_dataset_root`. Each scale's JSON is cached in ``runs/benchmarks/`` keyed by scale,
-    data fingerprint and device, so a second call is free (``force_since`` recomputes older files)."""
-    import hashlib
-    import json
-    import subprocess
-
-    from .experiment import fingerprint
-    from ..report.notebook_setup import short_paths
-    from .store import runs_root
-
-    if not BENCH_SCRIPT.is_file():
-        raise DataError(f"{BENCH_SCRIPT.name}: benchmark script missing; fix: restore benchmarks/")
-    rows = []
-    for scale in scales:
-        root = REPO_ROOT / "data" if scale == "clothing" else find_dataset_root(scale, data_dir)
-        if root is None:
-            continue
-        data = "generated" if scale == "clothing" else fingerprint(load_dataset_named(scale, data_dir, features=False))
-        script = hashlib.sha1(BENCH_SCRIPT.read_bytes()).hexdigest()[:8]
-        out = runs_root() / "benchmarks" / f"{scale}-{data}-{device}-{script}.json"
-        if not out.is_file() or out.stat().st_mtime < force_since:
-            log.info("benchmarking R2MR on %s (%s) ...", scale, device)
-            cmd = [sys.executable, str(BENCH_SCRIPT), "--data-dir", str(root), "--device", device, "--scales", scale,
-                   "--out", str(out)]
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
-            if proc.returncode != 0:
-                raise RuntimeError(f"benchmark on {scale} failed: {short_paths(proc.stderr.strip().splitlines()[-1])}")
-        doc = json.loads(out.read_text())
-        rows += [{**r, "scale": scale, "timer": doc["meta"].get("timer", "")} for r in doc["rows"]]
     return pd.DataFrame(rows)

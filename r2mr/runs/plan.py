@@ -4,7 +4,7 @@ scale, epochs, purpose), built from the notebooks' grids. The parameters and spe
 
 * Grids: :func:`quality_specs` (notebook 01), :func:`ablation_specs`, :func:`sensitivity_specs` and
   :func:`eta_specs` (02), :func:`main_specs` (03; 04 reads the first seed of 03's runs).
-* Two stages for notebook 03: stage 1 is every model's tuning grid (``configs/tuning.yaml``, purpose ``tune``,
+* Two stages for notebook 03: stage 1 is every model's tuning grid (``r2mr/configs/tuning.yaml``, purpose ``tune``,
   :data:`r2mr.runs.tuning` declares its seeds per point); stage 2 is the main table, each model at the point
   :func:`r2mr.runs.tuning.select` picks by mean validation Recall@20 (:func:`select_points`). Until a grid is
   stored its stage-2 rows are "pending" (printed "after tuning"). Without a tuning plan the rows run at the
@@ -44,6 +44,9 @@ from .plan_specs import (
     PAPER_ABLATIONS,
     PERSPECTIVES,
     QUICK,
+    ROBUST_MODELS,
+    ROBUSTNESS_SEEDS,
+    ROBUSTNESS_VARIANTS,
     SCALES,
     SEED_LIMIT,
     TUNED_DATASETS,
@@ -66,10 +69,12 @@ from .plan_specs import (
 )
 
 __all__ = [  # the plan's names and, re-exported for the notebooks and callers, those of r2mr.runs.plan_specs
-    "NOTEBOOKS", "UNTUNED", "PlannedRun", "build_plan", "grid_specs", "notebook_grid", "notebook_prefixes",
+    "NOTEBOOKS", "PLAN_ONLY", "ROBUSTNESS", "UNTUNED", "PlannedRun", "robustness_grid", "build_plan", "grid_specs",
+    "notebook_grid", "notebook_prefixes",
     "select_points", "tuned_specs",
     "ABLATION_SEEDS", "ABLATIONS", "AUTO", "CODEBOOKS", "CONTROLS", "DEFAULT_SEEDS", "EPOCH_CAPS", "ETAS", "LABELS",
-    "MAIN_SEEDS", "MAIN_SEEDS_OTHER", "PERSPECTIVES", "QUICK", "SCALES", "SEED_LIMIT", "Spec", "ablation_specs",
+    "MAIN_SEEDS", "MAIN_SEEDS_OTHER", "PERSPECTIVES", "QUICK", "ROBUST_MODELS", "ROBUSTNESS_SEEDS",
+    "ROBUSTNESS_VARIANTS", "SCALES", "SEED_LIMIT", "Spec", "ablation_specs",
     "check_scale", "describe_point", "epoch_cap", "eta_specs", "label", "main_specs", "model_spec", "parse_list",
     "parse_seed_spec", "parse_seeds", "quality_specs", "quick_overrides", "seeds_for", "sensitivity_specs",
 ]
@@ -79,6 +84,8 @@ UNTUNED = " — untuned (defaults)"  # label suffix of main rows trained without
 # converged plan, data sets outside TUNED_DATASETS: the models' published (MMRec) configurations
 NOT_TUNED_HERE = " — MMRec's configuration, not tuned here"
 NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
+ROBUSTNESS = "05_robustness"
+PLAN_ONLY = (ROBUSTNESS,)  # grids declared without a notebook (yet): selected by name, never in the default plan
 
 
 # ---- stage 1 and 2: the tuning grid and the tuned main rows -------------------------------------------------
@@ -88,6 +95,8 @@ def grid_specs(model: str, scale: str, dataset: str | None, tune: Any) -> list[S
     ``tune``, each point on top of the scale's preset."""
     from .tuning import points
 
+    if model not in tune.models:  # a model of your own without a declared grid: not tuned
+        return []
     pts = points(tune, model, dataset)
     return [replace(model_spec(model, scale, role="tune", label=f"{label(model)} grid {i}/{len(pts)}: "
                                                              f"{describe_point(p)}", **p),
@@ -105,7 +114,7 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
     for spec in main_specs(models, scale, registered=registered):
         if spec.role != "model":
             out.append(spec)
-        elif tune is None:
+        elif tune is None or spec.model not in tune.models:
             out.append(replace(spec, label=spec.label + untuned, tuning="untuned"))
         elif (point := (selected or {}).get((dataset, spec.model))) is None:
             out.append(replace(spec, tuning="pending"))
@@ -199,6 +208,33 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
     return out
 
 
+def robustness_grid(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "converged",
+                    epochs: int | None = None, registered: Sequence[str] | None = None, tune: Any = None,
+                    selected: dict[tuple[str, str], dict[str, Any]] | None = None, **_: Any) -> list[PlannedRun]:
+    """The robustness runs (:data:`ROBUSTNESS`): per data set, :data:`ROBUST_MODELS` and R2MR's frozen-feature
+    control on the clean set (03's rows and the grids that select them, shared with 03) and, at the selected
+    configuration of the clean set, on each variant of :data:`ROBUSTNESS_VARIANTS` (``<set>~<variant>``,
+    :data:`ROBUSTNESS_SEEDS` seeds unless ``seeds`` is given)."""
+    def kept(spec: Spec) -> bool:
+        return spec.role in ("model", "tune") or dict(spec.overrides).get("content") == "frozen"
+
+    out: list[PlannedRun] = []
+    cap = epoch_cap(scale, epochs)
+    for d in datasets:
+        clean = notebook_grid("03_main_results", [d], seeds, scale, epochs, models=list(ROBUST_MODELS),
+                              registered=registered, tune=tune, selected=selected)
+        out += [replace(r, purposes=("tune",) if r.spec.role == "tune" else (ROBUSTNESS,))
+                for r in clean if kept(r.spec)]
+        tune_d = tune if scale != "converged" or d in TUNED_DATASETS else None
+        untuned = NOT_TUNED_HERE if tune is not None and tune_d is None else UNTUNED
+        specs = [s for s in tuned_specs(d, list(ROBUST_MODELS), scale, tune_d, selected, registered, untuned)
+                 if kept(s)]
+        pool = list(seeds) if seeds is not None else list(DEFAULT_SEEDS[:ROBUSTNESS_SEEDS])
+        out += [PlannedRun(f"{d}~{v}", s, seed, scale, cap, (ROBUSTNESS,))
+                for v in ROBUSTNESS_VARIANTS.get(d, ()) for s in specs for seed in pool]
+    return out
+
+
 def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str = "quick",
                epochs: int | None = None, notebooks: Sequence[str] = NOTEBOOKS,
                table_datasets: Sequence[str] | None = None, **grid: Any) -> list[PlannedRun]:
@@ -208,11 +244,13 @@ def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str 
     :func:`notebook_grid` (variant, models, etas, registered, tune, selected)."""
     merged: dict[tuple[Any, ...], PlannedRun] = {}
     for nb in notebooks:
-        if nb not in NOTEBOOKS:
+        if nb not in NOTEBOOKS and nb not in PLAN_ONLY:
             continue  # 00_data trains nothing
         main = nb in ("03_main_results", "04_efficiency")
         names = table_datasets if main and table_datasets is not None else datasets
-        for run in notebook_grid(nb, names, seeds, scale, epochs, **grid):
+        runs = (robustness_grid(datasets, seeds, scale, epochs, **grid) if nb == ROBUSTNESS
+                else notebook_grid(nb, names, seeds, scale, epochs, **grid))
+        for run in runs:
             old = merged.get(run.identity)
             merged[run.identity] = run if old is None else replace(old, purposes=tuple(
                 dict.fromkeys([*old.purposes, *run.purposes])))

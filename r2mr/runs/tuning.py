@@ -1,4 +1,4 @@
-"""Equal tuning budget: the declared grids of ``configs/tuning.yaml`` and selection on validation only.
+"""Equal tuning budget: the declared grids of ``r2mr/configs/tuning.yaml`` and selection on validation only.
 
 :func:`load` reads and checks the file (every registered model has a grid; every grid, on every data set,
 has exactly ``points`` configurations; every key and value is accepted by the model's config);
@@ -17,11 +17,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.names import MODEL_NAMES
 from ..core.config import load_yaml
 from ..core.errors import ConfigError
-from ..core.paths import REPO_ROOT
 
-DEFAULT = REPO_ROOT / "configs" / "tuning.yaml"
+DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "tuning.yaml"  # package data
 
 
 @dataclass
@@ -54,11 +54,11 @@ def load(path: str | Path = DEFAULT) -> TuningPlan:
             raise ConfigError(f"{path}: missing top-level key '{key}'; fix: add it (see the comments in the file)")
     models = raw["models"] or {}
     unknown = sorted(set(models) - set(MODELS))
-    missing = [m for m in MODELS if m not in models]
+    missing = [m for m in MODEL_NAMES if m not in models]  # a model you registered may go without a grid
     if unknown or missing:
         raise ConfigError(f"{path}: models {', '.join(unknown) or '-'} are not registered "
                           f"and {', '.join(missing) or '-'} have no grid; "
-                          f"fix: declare exactly the models {', '.join(MODELS)}")
+                          f"fix: declare every built-in model ({', '.join(MODEL_NAMES)}) and only registered ones")
     plan = TuningPlan(int(raw["points"]), int(raw["seeds"]), str(raw.get("metric", "recall@20")), {}, path)
     if plan.points < 1 or plan.seeds < 1:
         raise ConfigError(f"{path}: points and seeds must be >= 1; fix: set them to positive integers")

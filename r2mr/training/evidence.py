@@ -9,7 +9,7 @@ as :meth:`r2mr.evaluation.evaluator.Evaluator.evaluate_full` returns them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -17,9 +17,7 @@ from ..core.atomic_io import save_torch
 from ..evaluation.epoch_selection import by_valid, official_test_rule
 from ..evaluation.evaluator import save_per_user
 from ..models.base import Recommender
-
-if TYPE_CHECKING:
-    from .trainer import TrainConfig
+from .config import TrainConfig
 
 
 def track_best(best: dict[str, dict[str, Any]], entry: dict[str, Any], history: list[dict[str, Any]],

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..evaluation.epoch_selection import by_valid
-
-if TYPE_CHECKING:
-    from .trainer import TrainConfig
+from .config import TrainConfig
 
 
 def _hms(seconds: float) -> str:

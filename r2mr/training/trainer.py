@@ -11,9 +11,7 @@ in :mod:`r2mr.training.evidence`, the checkpointed RNG states in :mod:`r2mr.trai
 from __future__ import annotations
 
 import logging
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,58 +20,20 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import config as cfgmod
-from ..core.atomic_io import load_torch, run_metadata, save_torch, write_json, write_text
-from ..core.config_rules import Validated
+from ..core.atomic_io import load_torch, run_metadata, save_torch, write_text
 from ..core.errors import ConfigError, TrainingError
 from ..data import Dataset
 from ..data.sampler import BPRSampler
 from ..evaluation.epoch_selection import by_valid, official_test_rule
 from ..evaluation.evaluator import Evaluator
 from ..models.base import Recommender
+from .config import TrainConfig
 from .evidence import evidence_fields, track_best
 from .progress import progress_line
 from .rng_state import rng_state, set_rng_state
+from .runtime import run_switches
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig(Validated):
-    batch_size: int = 2048  # MMRec train_batch_size
-    lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # adam | adamw
-    weight_decay: float = 0.0  # optimiser weight decay (MMRec: 0; R2MR's AdamW: 0.01)
-    # exp: lr * lr_decay ** (epoch / lr_decay_every); linear: lr * (1 - epoch / lr_linear_epochs)
-    lr_schedule: str = "exp"
-    lr_decay: float = 1.0  # exp schedule base (1.0 = constant, MMRec default [1.0, 50])
-    lr_decay_every: int = 50  # exp schedule period in epochs
-    lr_linear_epochs: int = 70  # linear schedule: the factor reaches 0 at this epoch
-    lr_clamp: bool = True  # linear schedule: clamp the factor at 0 (False reproduces the official negative LR)
-    max_epochs: int = 1000  # MMRec epochs
-    patience: int = 20  # MMRec stopping_step on the validation metric
-    valid_metric: str = "recall@20"  # metric for validation selection and early stopping
-    stop_rule: str = "valid"  # valid | official (test-based, spec 9.3) | both (run until both have stopped)
-    official_stopping_step: int = 40  # counter limit of the official test-based rule
-    topk: tuple[int, ...] = (10, 20, 50)  # cut-offs evaluated
-    eval_batch_size: int = 4096  # users per evaluation batch
-    negatives: bool = True  # draw one negative per positive (BM3 trains without)
-    seed: int = 999  # MMRec / official seed
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda if available, else cpu; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available; fix: use --device cpu or auto")
-    return torch.device(device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
@@ -108,7 +68,6 @@ class Trainer:
         self.model, self.ds, self.cfg = model.to(self.device), ds, cfg
         self.run_dir = Path(run_dir) if run_dir else None
         self.progress, self.meta = progress, dict(meta or {})
-        self.write_result_file = True  # False: the caller (the run store) writes result.json
         self.sampler = BPRSampler(ds, cfg.batch_size, cfg.negatives, seed=cfg.seed)
         self.evaluator = Evaluator(ds, cfg.topk, cfg.eval_batch_size, self.device)
         self.optimizer = build_optimizer(model, cfg)
@@ -117,6 +76,7 @@ class Trainer:
         self._best_per_user: dict[str, dict[str, Any]] = {}  # see r2mr.training.evidence
         self._last_per_user: dict[str, dict[str, torch.Tensor]] = {}
         self.config = {**cfgmod.to_dict(cfg), **cfgmod.to_dict(model.cfg)}
+        self.switches: dict[str, bool] = {}  # set by fit (see r2mr.training.runtime.run_switches)
 
     # -- checkpoints -------------------------------------------------------------------------------
     @property
@@ -195,6 +155,16 @@ class Trainer:
     def fit(self, resume: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
         """Train until the stop rule fires or ``max_epochs``; save and return the result dict.
 
+        ``on_epoch(entry)`` is called after each epoch's checkpoint is written (progress, fault injection). The
+        runtime switches (:func:`r2mr.training.runtime.run_switches`: the allocator, and TF32 where the model's
+        config asks for it) hold for this call only and are recorded in the result (``"switches"``).
+        """
+        with run_switches(tf32=bool(getattr(self.model.cfg, "tf32", False))) as self.switches:
+            return self._fit(resume, on_epoch)
+
+    def _fit(self, resume: bool, on_epoch: Callable[[dict], None] | None) -> dict[str, Any]:
+        """The training loop of :meth:`fit`.
+
         Logs one INFO line to ``r2mr.training.trainer`` every ``progress_every_epochs`` epochs or
         ``progress_every_seconds`` seconds, whichever comes first (and at the last epoch); the tqdm bars are for
         terminals.
@@ -266,11 +236,12 @@ class Trainer:
                 "valid_selected_by_test": h[off.best_epoch]["valid"],
                 "seconds_per_epoch": float(np.mean(train_secs)),
                 "seconds_per_eval": float(np.mean([e["eval_seconds"] for e in h])),
-                "config": self.config, **run_metadata(self.device), "history": h}
+                "config": self.config, "switches": dict(self.switches), **run_metadata(self.device), "history": h}
 
     def save_result(self) -> dict[str, Any]:
-        """Write the model's artifacts (``artifacts.pt``, if it has any) and ``result.json`` to the run folder;
-        return the result (with ``artifacts`` naming that file). Without a run folder, only return it."""
+        """Write the run's evidence files and the model's artifacts (``artifacts.pt``, if it has any) to the run
+        folder; return the result (with ``artifacts`` naming that file). Without a run folder, only return it.
+        ``result.json`` has one writer, the run store (:func:`r2mr.runs.store.write`), which validates it."""
         res = self.result()
         if self.run_dir is None:
             return res
@@ -279,6 +250,4 @@ class Trainer:
         if artifacts:
             save_torch(artifacts, self.run_dir / "artifacts.pt")
             res["artifacts"] = "artifacts.pt"  # relative to the run folder (see r2mr.core.atomic_io.result_path)
-        if self.write_result_file:  # the run store writes its own validated record instead
-            write_json(self.run_dir / "result.json", res)
         return res

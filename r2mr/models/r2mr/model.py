@@ -51,11 +51,10 @@ from ...core.errors import ConfigError, DataError
 from ...data import Dataset
 from ...data.graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
 from ...data.sampler import Batch
-from ...training.runtime import maybe_compile, set_tf32
 from ..base import Recommender, xavier_normal_table
 from ..losses import bpr, half_l2
 from .features import content_control, preprocess
-from .ops import gate, knn_weights, layer0, row_normalise
+from .ops import gate, knn_weights, layer0, maybe_compile, row_normalise
 from .reviewer import STATE_NAMES, Reviewer, quality_states
 from .rewriter import Rewriter, RewriterConfig, rewrite_round
 
@@ -96,7 +95,7 @@ class R2MRConfig(RewriterConfig):  # the rewriter's rw_* fields are inherited, s
     use_reviewer: bool = True  # False: s fixed at 1 (plain features, no h), no rewrite rounds (ablation)
     reviewer_dtype: str = "float32"  # float16: the Reviewer's logits and sigmoids in half precision (official code)
     compile: str = "off"  # off | default | reduce-overhead (torch.compile of the dense item layer; CUDA graphs)
-    tf32: bool = False  # True: TF32 matmuls on CUDA (changes float32 results; see README "Speed and memory")
+    tf32: bool = False  # True: the trainer allows TF32 matmuls on CUDA for the run (changes float32 results)
 
     # every field is checked against r2mr/core/config_rules.py's RULES by the inherited __post_init__
 
@@ -126,7 +125,6 @@ class R2MR(Recommender):
     def __init__(self, ds: Dataset, cfg: R2MRConfig, cache_dir: str | Path | None = None) -> None:
         cfg = resolve(cfg)
         super().__init__(ds, cfg)
-        set_tf32(cfg.tf32)
         seed = torch.initial_seed()  # the run seed: PCA and random features follow it
         raw = content_control(ds.features, cfg.content, ds.n_items, seed, cfg.random_widths)
         if len(raw) < 2:

@@ -5,6 +5,8 @@ the rewrite-round schedule. Shapes: I items, U users, M modalities, d width, w =
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ...data.graph import spmm
@@ -72,3 +74,14 @@ def knn_weights(modalities: list[str], image_weight: float) -> dict[str, float]:
 def round_epochs(every: int, max_rounds: int, max_epochs: int) -> list[int]:
     """The epochs after which a rewrite round runs: 6, 12, ..., 60 by default."""
     return [e for e in range(1, max_epochs) if e % every == 0][:max_rounds]
+
+
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+
+
+def maybe_compile(fn: Callable, mode: str) -> Callable:
+    """``fn`` itself (``off``) or ``torch.compile(fn, mode=...)``; ``reduce-overhead`` captures CUDA graphs. The
+    compiled function belongs to one model (nothing process-wide changes)."""
+    if mode == "off":
+        return fn
+    return torch.compile(fn, mode=mode, dynamic=False)

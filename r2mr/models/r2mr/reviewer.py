@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...data.graph import csr_gather
+
 LOW, DISPARITY, HIGH = 0, 1, 2
 STATE_NAMES = ("low", "disparity", "high")
 PATTERN_FIELDS = ("i_crow", "i_col", "items", "u_crow", "u_col", "u_perm")
@@ -182,8 +184,6 @@ class Reviewer(nn.Module):
     def score_rows(self, a: torch.Tensor, modality: str, items: torch.Tensor, x: torch.Tensor,
                    dtype: str = "float32") -> torch.Tensor:
         """Scores (n,) of candidate features x (n, d) for ``items`` (n,) under head g_modality, given views a."""
-        from ...evaluation.evaluator import csr_gather
-
         rows, users = csr_gather(self.i_crow, self.i_col, items)  # the candidate items' edges only
         pat = EdgePattern.build(users, rows, self.n_users, len(items))
         return consensus(a, self.item_maps[modality](x), pat, dtype)
