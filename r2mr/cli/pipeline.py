@@ -217,7 +217,7 @@ def kernel_environment(inv: Invocation) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _run(inv: Invocation, stream: TextIO, kernel: str) -> list[Path]:
+def _run(inv: Invocation, stream: TextIO) -> list[Path]:
     absent = [p for p in inv.notebooks if not p.is_file()]
     if absent:
         raise ConfigError(f"{display_path(absent[0])}: notebook not found (run-all executes a source checkout's "
@@ -231,7 +231,7 @@ def _run(inv: Invocation, stream: TextIO, kernel: str) -> list[Path]:
             continue
         print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
         t0 = time.time()
-        done.append(execute(path, inv, stream, kernel))
+        done.append(execute(path, inv, stream))  # with the kernel run() checked
         took = fmt_seconds(time.time() - t0)
         print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {took}", file=stream, flush=True)
     return done
@@ -241,10 +241,10 @@ def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
     """Execute the notebooks in order into the staging folder; stop at the first failure (NotebookFailed: the
     committed outputs untouched); when all succeeded, move the staged tables, figures and executed copies into
     place (:func:`r2mr.cli.staging.promote`)."""
-    kernel, t_all = kernel_name(), time.time()
+    t_all = kernel_name() and time.time()  # the kernel is installed (else one line), then the clock
     shutil.rmtree(inv.scratch_dir, ignore_errors=True)  # an earlier invocation's with our pid (ours)
     with kernel_environment(inv):
-        done = _run(inv, stream, kernel)
+        done = _run(inv, stream)
     placed = promote(inv.scratch_dir, done, inv.executed_dir)
     print(f"all {len(placed)} notebook(s) done in {fmt_seconds(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)

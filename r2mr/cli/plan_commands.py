@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.errors import ConfigError, TrainingError
+from ..core.errors import ConfigError
 from ..core.formatting import fmt_seconds
 from ..core.paths import data_root, display_path
 from ..data.corrupt import base_name
@@ -23,6 +23,7 @@ from ..runs import plan as planmod
 from ..runs.executors import execute_plan
 from ..runs.store import RecordError
 from .pipeline import FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
+from .plan_checks import stop_if_failed, stop_if_unreadable, unreadable
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
@@ -239,18 +240,6 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
 
 
-def unreadable(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, Any]]) -> str:
-    """One line on the stored records that cannot be used (empty if none), with the fix that recomputes only
-    those runs."""
-    bad = [st.removeprefix("unreadable: ") for _, (st, _) in zip(planned, status) if st.startswith("unreadable")]
-    if not bad:
-        return ""
-    folders = sorted({str(os.path.dirname(b.split(": ")[0])) for b in bad})
-    return (f"{len(bad)} stored run(s) cannot be read, first: {bad[0]}; fix: move their run folder(s) aside "
-            f"({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}) and rerun: only those runs are "
-            f"recomputed (--restart would recompute every run)")
-
-
 def archive_line(status: Sequence[tuple[str, Any]], retrained: float) -> str:
     """One line: how many of the plan's runs come from the evidence archive, and how to retrain them here."""
     n = sum(st == "archived" for st, _ in status)
@@ -294,20 +283,14 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
                 and (st == "to train" or (inv.force_since and st.startswith(("stored", "archived", "unreadable"))))]
-        if unreadable(planned, status) and not inv.force_since:  # before anything trains
-            raise ConfigError(unreadable(planned, status))
+        stop_if_unreadable(planned, status, inv.force_since)  # before anything trains
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
         outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
                                 gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
                                 force_since=inv.force_since)
         done |= {r.identity for r in todo}
-        failed = [o for o in outcomes if o.status.startswith("failed")]
-        if failed:
-            for o in failed[1:]:  # one line per failed run; the first is the error line itself
-                print(f"{o.run.spec.label} on {o.run.dataset}, seed {o.run.seed}: {o.status}", file=sys.stderr)
-            raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
-                                f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+        stop_if_failed(outcomes, len(todo))
     print(archive_line(status, inv.force_since), file=stream, flush=True)
     if getattr(args, "train_only", False):
         print("--train-only: the plan's runs are stored; add them to the evidence archive with "

@@ -1,6 +1,6 @@
 """The Ray executor of a run plan (:func:`r2mr.runs.executors.execute_plan` with ``ray=ADDRESS | "auto" |
 "local"``): one Ray task per run with ``num_cpus`` and a fractional ``num_gpus``, ``max_retries`` =
-:data:`r2mr.runs.executors.RETRIES` (a run whose worker dies is retried once and resumes from its checkpoint), the
+:data:`r2mr.runs.outcome.RETRIES` (a run whose worker dies is retried once and resumes from its checkpoint), the
 store at ``$R2MR_RUNS_DIR`` as every worker sees it. Ray is imported here only, when this executor is asked for.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..core.errors import ConfigError
-from .executors import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
+from .outcome import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
 from .plan import PlannedRun
 
 
