@@ -38,8 +38,8 @@
 # the synthetic set if it is asked for and absent; prints the run plan (`python -m r2mr plan` shows
 # it without running anything) and trains its missing runs, with progress and ETA; then executes
 # notebooks/NN_*.ipynb in order with papermill. The notebooks read every run from the store.
-# Executed copies are written to scratch/executing/ and moved to results/executed/ only when every
-# notebook succeeded; tables go to results/<notebook>/ (CSV + Markdown), figures to figures/.
+# Each invocation is atomic: executed copies, tables and figures are written to scratch/staging/ and moved
+# to results/executed/, results/<notebook>/ (CSV + Markdown) and figures/ only when every notebook succeeded.
 #
 # Resumable: every training run is stored in runs/ (or $R2MR_RUNS_DIR), keyed by model, resolved
 # config, data fingerprint and seed. A second invocation reuses finished runs; an interrupted one

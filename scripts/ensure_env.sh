@@ -9,7 +9,8 @@
 # of a venv (e.g. an activated conda environment made from environment.yml). Versions: constraints.txt. A stamp
 # in the environment makes a second call return at once unless pyproject.toml or constraints.txt changed or an
 # extra is missing (extras accumulate: run_all.sh after
-# run_tests.sh adds [notebooks] to [test], it does not swap them).
+# run_tests.sh adds [notebooks] to [test], it does not swap them). The Jupyter kernel "r2mr" is installed into the
+# environment, never under $HOME.
 set -euo pipefail
 if [ "${R2MR_NO_VENV:-0}" != "1" ]; then
   VENV="${R2MR_VENV:-.venv}"
@@ -37,6 +38,14 @@ sys.exit(any(importlib.util.find_spec(m) is None for m in ('r2mr', 'torch', 'num
   EXTRAS_ALL="$(printf '%s\n' $HAVE ${R2MR_EXTRAS//,/ } | sort -u | paste -sd, -)"
   echo "[r2mr] installing r2mr[$EXTRAS_ALL] and its dependencies (torch pinned in pyproject.toml) with pip"
   python -m pip install -q -c constraints.txt -e ".[$EXTRAS_ALL]"
-  python -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
   { echo "$HASH"; tr ',' '\n' <<<"$EXTRAS_ALL"; } > "$STAMP"
+fi
+# The notebooks' kernel, inside this environment (--sys-prefix) under the package's own name: the pipeline
+# asks papermill for it by name, and nothing under $HOME (a user's own "python3" kernel) is touched.
+# (IPython would make ~/.ipython on import: its folder for this one command is inside the environment too.)
+PREFIX="$(python -c 'import sys; print(sys.prefix)')"
+if [ ! -f "$PREFIX/share/jupyter/kernels/r2mr/kernel.json" ]; then
+  mkdir -p "$PREFIX/etc/ipython"
+  IPYTHONDIR="$PREFIX/etc/ipython" python -m ipykernel install --sys-prefix --name r2mr \
+    --display-name "Python 3 (r2mr)" >/dev/null
 fi

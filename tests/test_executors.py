@@ -118,12 +118,27 @@ def test_killed_worker_is_retried_and_resumes_to_the_same_numbers(ray_local, tin
         torch.set_num_threads(threads)
     use_store(monkeypatch, tmp_path / "ray")
     marker = tmp_path / "killed.txt"
-    monkeypatch.setenv(executors.FAULT_EPOCH_ENV, "1")
-    monkeypatch.setenv(executors.FAULT_MARKER_ENV, str(marker))
-    out = executors.execute_plan(one, data_dir=str(tiny_root), device="cpu", ray="local", stream=io.StringIO())
+    import tests.faults
+
+    ray_local.cloudpickle.register_pickle_by_value(tests.faults)  # the Ray workers need not import the tests
+    out = executors.execute_plan(one, data_dir=str(tiny_root), device="cpu", ray="local", stream=io.StringIO(),
+                                 on_epoch=tests.faults.KillAfter("lightgcn", 1, 1, str(marker)))
     assert marker.read_text() == "killed after epoch 1\n"  # the first attempt died after epoch 1's checkpoint ...
     assert out[0].status == "trained" and out[0].result["epochs_run"] == 3  # ... the retry resumed and finished
     assert numbers(out) == numbers(ref)
+
+
+def test_ray_reports_an_exception_as_the_other_executors(ray_local, tiny_root: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.faults
+
+    ray_local.cloudpickle.register_pickle_by_value(tests.faults)  # the Ray workers need not import the tests
+    use_store(monkeypatch, tmp_path / "runs")
+    runs = [r for r in tiny_plan(epochs=2) if r.seed in (1, 2)]
+    out = executors.execute_plan(runs, data_dir=str(tiny_root), ray="auto", stream=io.StringIO(),
+                                 on_epoch=tests.faults.Raise("lightgcn", 1, MemoryError, "no room"))
+    status = {(o.run.model, o.run.seed): o.status for o in out}
+    assert status.pop(("lightgcn", 1)) == "failed: MemoryError: no room" and set(status.values()) == {"trained"}
 
 
 def test_ray_two_node_cluster_matches_sequential(sequential: list[tuple], tiny_root: Path, tmp_path: Path,

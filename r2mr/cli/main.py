@@ -13,6 +13,7 @@ failed (:class:`r2mr.core.errors.TrainingError`, ``NotebookFailed``); 130 interr
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -27,6 +28,7 @@ from ..core.paths import REPO_ROOT
 from . import arguments
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)  # disk full, unwritable
 
 log = logging.getLogger("r2mr")
 
@@ -239,10 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     except R2MRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_status(exc)
+    except OSError as exc:  # a write outside the atomic writers (a log line) on a full or read-only disk
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        from ..core.atomic_io import write_failed
+
+        print(f"error: {write_failed(exc.filename or '?', exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
-        print("interrupted: rerun the same command to continue (finished epochs and runs are kept)", file=sys.stderr,
-              flush=True)
-        if args.command == "run-all":  # skip interpreter teardown: no stray asyncio tracebacks of the kernels
+        why = str(exc) or "rerun the same command to continue (finished epochs and runs are kept)"
+        print(f"interrupted: {why}", file=sys.stderr, flush=True)
+        executors = sys.modules.get("r2mr.runs.executors")  # Interrupted: the plan's workers are stopped and joined
+        stopped = executors is not None and isinstance(exc, executors.Interrupted)
+        if args.command == "run-all" and not stopped:  # skip teardown: no stray asyncio tracebacks of the kernels
             sys.stdout.flush()
             os._exit(exit_status(exc))
         return exit_status(exc)

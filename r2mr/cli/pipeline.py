@@ -1,16 +1,14 @@
-"""The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill into a scratch folder,
-and move the executed copies into ``results/executed/`` only when every notebook succeeded (a failing run never
-replaces a committed copy; the committed notebooks themselves are never touched).
+"""The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill, atomically per
+invocation: executed copies, tables and figures are staged (``scratch/staging/<pid>/``, see
+:mod:`r2mr.cli.staging`) and moved into ``results/`` and ``figures/`` only when every notebook succeeded; a failing
+notebook (a cell's error, a dead kernel, a timeout) or Ctrl-C leaves the committed outputs as they were.
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
 ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
 ``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.core.paths`), so
-no machine path lands in an executed copy. The training runs were executed from the run plan before
-(:mod:`r2mr.cli.plan_commands`), so the notebooks read them back from the store.
-
-Also here: :func:`clean_notebook`, which strips execution metadata and absolute paths from a notebook before
-it is committed (outputs are kept; nbval replays them).
-"""
+no machine path lands in an executed copy. The kernel is the environment's own ``r2mr``. The notebooks read the
+runs from the store (trained before, :mod:`r2mr.cli.plan_commands`). Also here: :func:`clean_notebook`, which
+strips execution metadata and absolute paths from a notebook before it is committed (nbval replays its outputs)."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ import contextlib
 import copy
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,14 +26,14 @@ from typing import Any, TextIO
 
 from ..core.errors import ConfigError, R2MRError
 from ..core.formatting import fmt_seconds
-from ..core.paths import DATA_ENV, REPO_ROOT, display_path
+from ..core.paths import DATA_ENV, REPO_ROOT, STAGE_ENV, display_path
 from ..runs.plan_specs import EPOCH_CAPS, TUNE_SEEDS, parse_list
+from .staging import KERNEL, SCRATCH_STAGING, kernel_name, promote
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SMOKE_ROOT = "scratch/smoke"  # output root of --smoke runs (git-ignored), relative to the repository
-SCRATCH_EXECUTED = "scratch/executing"  # executed copies wait here until every notebook has succeeded
 FULL_SEEDS = "auto"  # r2mr.runs.plan.seeds_for: the declared seeds per data set and purpose
 
 
@@ -103,7 +102,7 @@ class Invocation:
 
     @property
     def scratch_dir(self) -> Path:
-        return REPO_ROOT / SCRATCH_EXECUTED / f"{os.getpid()}"
+        return REPO_ROOT / SCRATCH_STAGING / f"{os.getpid()}"
 
 
 def default_scale(device: str, smoke: bool = False) -> str:
@@ -163,8 +162,8 @@ def declared_parameters(path: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(path)))
 
 
-def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
-    """Run one notebook with the invocation's parameters into the scratch folder; raise NotebookFailed."""
+def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout, kernel: str = KERNEL) -> Path:
+    """Run one notebook with the invocation's parameters into the staging folder; raise NotebookFailed."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -175,13 +174,16 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
     wanted = declared_parameters(path)
     params = {k: v for k, v in inv.parameters().items() if k in wanted}
     try:
-        papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
+        papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
                                    cwd=str(path.parent), progress_bar=False, stdout_file=_Indent(stream),
                                    stderr_file=_Indent(sys.stderr))
-    except PapermillExecutionError as exc:
-        first = exc.evalue.splitlines()[0] if exc.evalue else ""
-        raise NotebookFailed(f"{path.name} failed in cell In [{exc.exec_count}] ({exc.ename}: {first}); "
-                             f"the executed copy with the traceback is {display_path(out)}") from None
+    except Exception as exc:  # noqa: BLE001 - a cell's error, a dead kernel, a timeout: one line each
+        cell = isinstance(exc, PapermillExecutionError)
+        name, text = (exc.ename, exc.evalue or "") if cell else (type(exc).__name__, str(exc))
+        first = (text.strip().splitlines() or [""])[0][:200]
+        raise NotebookFailed(f"{path.name} failed{f' in cell In [{exc.exec_count}]' if cell else ''} ({name}: "
+                             f"{first}); the executed copy is {display_path(out)}; the committed outputs are "
+                             f"unchanged") from None
     finally:
         if out.is_file():
             _clean_file(out, keep_papermill=True)
@@ -192,8 +194,10 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout) -> Path:
 def kernel_environment(inv: Invocation) -> Iterator[None]:
     """The kernels' environment while :func:`run` executes them (papermill starts each kernel with this process's
     environment): this checkout first on ``PYTHONPATH``, the data root, the inline plotting backend, papermill's
-    own log quiet. Everything is put back on exit, so the caller's process is left as it was."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND")}
+    own log quiet, ``$R2MR_OUTPUT_STAGE`` (the kernels' tables and figures go to the staging folder, see
+    :class:`r2mr.report.outputs.Outputs`). Everything is put back on exit, so the caller's process is left as it
+    was."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND", STAGE_ENV)}
     papermill_log = logging.getLogger("papermill")
     level = papermill_log.level
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [saved["PYTHONPATH"]])])
@@ -201,6 +205,7 @@ def kernel_environment(inv: Invocation) -> Iterator[None]:
         os.environ[DATA_ENV] = str(inv.data_dir)  # the kernels' data root (absolute)
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
     papermill_log.setLevel(logging.WARNING)  # our own progress lines instead
+    os.environ[STAGE_ENV] = str(inv.scratch_dir / "outputs")
     try:
         yield
     finally:
@@ -212,19 +217,12 @@ def kernel_environment(inv: Invocation) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
-    """Execute the notebooks in order into the scratch folder; stop at the first failure (NotebookFailed, the
-    executed copies already in place untouched); when all succeeded, move the copies into ``executed_dir``."""
-    with kernel_environment(inv):
-        return _run(inv, stream)
-
-
 def _run(inv: Invocation, stream: TextIO) -> list[Path]:
     absent = [p for p in inv.notebooks if not p.is_file()]
     if absent:
         raise ConfigError(f"{display_path(absent[0])}: notebook not found (run-all executes a source checkout's "
                           f"notebooks/); fix: run it from a clone of the repository")
-    done, t_all = [], time.time()
+    done = []
     for n, path in enumerate(inv.notebooks, 1):
         missing = missing_models(path)
         if missing:
@@ -233,13 +231,21 @@ def _run(inv: Invocation, stream: TextIO) -> list[Path]:
             continue
         print(f"[{n}/{len(inv.notebooks)}] {path.name} ...", file=stream, flush=True)
         t0 = time.time()
-        done.append(execute(path, inv, stream))
+        done.append(execute(path, inv, stream))  # with the kernel run() checked
         took = fmt_seconds(time.time() - t0)
         print(f"[{n}/{len(inv.notebooks)}] {path.name} done in {took}", file=stream, flush=True)
-    inv.executed_dir.mkdir(parents=True, exist_ok=True)
-    placed = [Path(os.replace(p, inv.executed_dir / p.name) or inv.executed_dir / p.name) for p in done]
-    if done and not any(inv.scratch_dir.iterdir()):
-        inv.scratch_dir.rmdir()  # ours, and empty now
+    return done
+
+
+def run(inv: Invocation, stream: TextIO = sys.stdout) -> list[Path]:
+    """Execute the notebooks in order into the staging folder; stop at the first failure (NotebookFailed: the
+    committed outputs untouched); when all succeeded, move the staged tables, figures and executed copies into
+    place (:func:`r2mr.cli.staging.promote`)."""
+    t_all = kernel_name() and time.time()  # the kernel is installed (else one line), then the clock
+    shutil.rmtree(inv.scratch_dir, ignore_errors=True)  # an earlier invocation's with our pid (ours)
+    with kernel_environment(inv):
+        done = _run(inv, stream)
+    placed = promote(inv.scratch_dir, done, inv.executed_dir)
     print(f"all {len(placed)} notebook(s) done in {fmt_seconds(time.time() - t_all)}; executed copies in "
           f"{display_path(inv.executed_dir)}/", file=stream, flush=True)
     return placed

@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.errors import ConfigError, TrainingError
+from ..core.errors import ConfigError
 from ..core.formatting import fmt_seconds
 from ..core.paths import data_root, display_path
 from ..data.corrupt import base_name
 from ..data.discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
 from ..runs import plan as planmod
 from ..runs.executors import execute_plan
+from ..runs.store import RecordError
 from .pipeline import FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
+from .plan_checks import stop_if_failed, stop_if_unreadable, unreadable
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
@@ -151,6 +153,9 @@ def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
                 loaded[(run.dataset, feats)] = load_dataset_named(run.dataset, data_dir, features=feats)
             res = experiment.find(run.model, loaded[(run.dataset, feats)], overrides=run.overrides, device=device,
                                   seed=run.seed, max_epochs=run.epochs)
+        except RecordError as exc:  # a stored record that cannot be used: reported before anything trains
+            out.append((f"unreadable: {str(exc).split('; fix:')[0]}", None))
+            continue
         except ConfigError as exc:
             out.append((f"invalid: {str(exc).split('; known keys')[0]}", None))
             continue
@@ -229,6 +234,7 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
                if counts["after tuning"] else "")
             + (f", {counts['not run']} cannot run (data or features missing)" if counts["not run"] else "")
             + (f", {counts['invalid']} invalid (config)" if counts["invalid"] else "")
+            + (f", {counts['unreadable']} stored but unreadable" if counts["unreadable"] else "")
             + (f"\nwork left: about {fmt_seconds(seconds)} of training on {device}, one run at a time "
                f"({from_store} of {todo} estimated from stored runs' timings, the rest from r2mr.cli.plan_commands's "
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
@@ -252,6 +258,8 @@ def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     print(describe(inv).splitlines()[0] + "\n" + describe(inv).splitlines()[1], file=stream)
     print(format_plan(planned, status), file=stream)
     print(summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
+    if unreadable(planned, status):
+        print(unreadable(planned, status), file=stream, flush=True)
     return 0
 
 
@@ -274,17 +282,15 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
-                and (st == "to train" or (inv.force_since and st in ("stored", "archived")))]
+                and (st == "to train" or (inv.force_since and st.startswith(("stored", "archived", "unreadable"))))]
+        stop_if_unreadable(planned, status, inv.force_since)  # before anything trains
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
         outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
                                 gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
                                 force_since=inv.force_since)
         done |= {r.identity for r in todo}
-        failed = [o for o in outcomes if o.status.startswith("failed")]
-        if failed:
-            raise TrainingError(f"{len(failed)} of {len(todo)} runs failed, first: {failed[0].run.spec.label} on "
-                                f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+        stop_if_failed(outcomes, len(todo))
     print(archive_line(status, inv.force_since), file=stream, flush=True)
     if getattr(args, "train_only", False):
         print("--train-only: the plan's runs are stored; add them to the evidence archive with "

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import StorageError
 from .paths import REPO_ROOT
 
 
@@ -27,22 +28,35 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+def write_failed(path: str | Path, exc: OSError) -> StorageError:
+    """The one line for a file that could not be written: the path, the OS's words (e.g. "No space left on
+    device") and the fix."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return StorageError(f"{path}: cannot write ({why}); fix: free space on that disk or make the folder writable, "
+                        f"or write elsewhere (--run-dir, R2MR_RUNS_DIR, --data-dir); the file as it was is kept")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it over ``path``.
 
-    The file gets the user's umask mode (mkstemp alone would make it 0600); folders are made with it too.
+    The file gets the user's umask mode (mkstemp alone would make it 0600); folders are made with it too. A
+    failed write (disk full, read-only folder) leaves ``path`` as it was, removes the temporary file and raises
+    a one-line :class:`StorageError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -102,10 +116,16 @@ def save_figure(fig: Any, stem: str | Path) -> None:
 
 
 def save_torch(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through Python's file writes (serialised in memory first), so a full disk is an OSError
+    with the OS's words, not the C++ writer's ``basic_ios::clear`` RuntimeError."""
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:

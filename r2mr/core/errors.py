@@ -15,3 +15,7 @@ class ConfigError(R2MRError):
 
 class TrainingError(R2MRError):
     """Training diverged (non-finite loss) or could not continue; the CLI exits with status 3."""
+
+
+class StorageError(R2MRError):
+    """A file could not be written (disk full, read-only or unwritable folder); the CLI exits with status 2."""

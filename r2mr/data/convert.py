@@ -24,9 +24,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..core.errors import DataError
+from .mmrec import check_dataset
 
 SPLIT_FILES = (("trnMat.pkl", 0), ("valMat.pkl", 1), ("tstMat.pkl", 2))
 FEATURES = ("image_feat.npy", "audio_feat.npy")
+MAX_DIM = 2**31 - 1  # users or items a release matrix may claim (ids are int32 in the .inter file)
 _SPARSE = {"coo_matrix", "csr_matrix", "csc_matrix", "coo_array", "csr_array", "csc_array"}
 
 
@@ -65,7 +67,9 @@ class _SparseUnpickler(pickle.Unpickler):
 
 
 def load_sparse_pickle(path: Path) -> sp.coo_matrix:
-    """A pickled SciPy sparse matrix as a binary float32 COO matrix (non-zero entries -> 1)."""
+    """A pickled SciPy sparse matrix as a binary float32 COO matrix (non-zero entries -> 1), validated first:
+    unpickling bypasses SciPy's constructors, so the shape, the index arrays and their bounds are checked here
+    (memory stays proportional to the file: nothing of the claimed shape's size is allocated)."""
     if not path.is_file():
         raise DataError(f"{path}: not found; fix: copy {path.name} from the DiffMM release's Datasets/tiktok/")
     try:
@@ -79,7 +83,73 @@ def load_sparse_pickle(path: Path) -> sp.coo_matrix:
     if not sp.issparse(obj) or obj.ndim != 2:
         raise DataError(f"{path}: expected a SciPy sparse user x item matrix, got {type(obj).__name__}; "
                         f"fix: use the files of the DiffMM release")
-    return (sp.coo_matrix(obj) != 0).astype(np.float32).tocoo()
+    rows, cols, shape = _entries(obj, path)
+    keys = np.unique(rows * shape[1] + cols)  # duplicate entries are one interaction
+    rows, cols = keys // shape[1], keys % shape[1]
+    return sp.coo_matrix((np.ones(len(keys), np.float32), (rows, cols)), shape=shape)
+
+
+def _entries(obj: object, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(row, column) int64 arrays of the non-zero entries and the shape of an unpickled COO, CSR or CSC matrix,
+    each field checked; a forged one is a one-line DataError naming what is wrong."""
+    def bad(problem: str) -> DataError:
+        return DataError(f"{path}: not a valid sparse matrix ({problem}); fix: use the files of the DiffMM release")
+    try:
+        fmt, shape = obj.format, tuple(int(n) for n in obj.shape)
+        data = np.asarray(obj.data)
+        if fmt == "coo":
+            major, minor = np.asarray(obj.row), np.asarray(obj.col)
+        else:
+            indptr, minor = np.asarray(obj.indptr), np.asarray(obj.indices)
+    except Exception as exc:  # noqa: BLE001 - missing or odd fields of a forged state
+        raise bad(f"its fields are unreadable: {type(exc).__name__}") from None
+    if len(shape) != 2 or not all(0 < n <= MAX_DIM for n in shape):
+        raise bad(f"shape {shape} is outside 1..{MAX_DIM} per side")
+    arrays = [data, major, minor] if fmt == "coo" else [data, indptr, minor]
+    if any(a.ndim != 1 for a in arrays) or any(a.dtype.kind not in "iu" for a in arrays[1:]):
+        raise bad("its index arrays are not one-dimensional integer arrays")
+    if data.dtype.kind not in "biuf":
+        raise bad(f"its values have dtype {data.dtype}, not a number")
+    if fmt != "coo":
+        n_major = shape[0] if fmt == "csr" else shape[1]
+        steps = np.diff(indptr)
+        if len(indptr) != n_major + 1 or indptr[0] != 0 or (steps < 0).any() or indptr[-1] != len(minor):
+            raise bad(f"its indptr (length {len(indptr)}) does not describe {n_major} rows of {len(minor)} entries")
+        major = np.repeat(np.arange(n_major, dtype=np.int64), steps)
+    if not len(major) == len(minor) == len(data):
+        raise bad(f"its arrays differ in length ({len(major)}, {len(minor)}, {len(data)})")
+    rows, cols = (major, minor) if fmt in ("coo", "csr") else (minor, major)
+    for name, idx, n in (("row", rows, shape[0]), ("column", cols, shape[1])):
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise bad(f"a {name} index is outside 0..{n - 1}")
+    keep = data != 0
+    return rows[keep].astype(np.int64), cols[keep].astype(np.int64), shape  # type: ignore[return-value]
+
+
+def load_features(path: Path, n_items: int) -> np.ndarray:
+    """A release feature file as float16 (n_items, width), checked before it is read in full (shape, dtype,
+    width limit) and after the cast (every value finite: float16 holds |x| <= 65504)."""
+    from ..core.config_rules import max_feature_width
+
+    if not path.is_file():
+        raise DataError(f"{path}: not found; fix: copy {path.name} from the DiffMM release's Datasets/tiktok/")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, until it is checked
+    except Exception as exc:  # noqa: BLE001 - object arrays, a truncated or foreign file: one data error
+        raise DataError(f"{path}: not a readable NumPy array ({type(exc).__name__}: {str(exc)[:100]}); "
+                        f"fix: use the files of the DiffMM release") from None
+    if arr.ndim != 2 or arr.shape[0] != n_items or arr.dtype.kind != "f" or arr.shape[1] > max_feature_width():
+        raise DataError(f"{path}: expected a float matrix with {n_items} rows and at most {max_feature_width()} "
+                        f"columns, got {arr.dtype} {arr.shape}; fix: use the files of the DiffMM release")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(arr, dtype=np.float16)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        r, c = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(f"{path}: {int(bad.sum())} value(s) are not finite as float16 (first at row {r}, column "
+                        f"{c}: {float(arr[r, c])!r}; float16 holds |x| <= 65504); fix: use the release's features, "
+                        f"or scale them first")
+    return out
 
 
 def release_interactions(src: Path) -> tuple[pd.DataFrame, tuple[int, int]]:
@@ -113,26 +183,22 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     if df.userID.max() + 1 != n_users or df.itemID.max() + 1 != n_items:
         raise DataError(f"{src}: the last user or item of the {n_users} x {n_items} matrices has no interaction, "
                         f"which an .inter file cannot express; fix: use the files of the DiffMM release")
-    feats = {}
-    for fname in FEATURES:
-        path = src / fname
-        if not path.is_file():
-            raise DataError(f"{path}: not found; fix: copy {fname} from the DiffMM release's Datasets/tiktok/")
-        arr = np.load(path, allow_pickle=False)
-        if arr.ndim != 2 or arr.shape[0] != n_items or not np.issubdtype(arr.dtype, np.floating):
-            raise DataError(f"{path}: expected a float matrix with {n_items} rows, got {arr.dtype} {arr.shape}; "
-                            f"fix: use the files of the DiffMM release")
-        feats[fname] = arr.astype(np.float16)
+    feats = {fname: load_features(src / fname, n_items) for fname in FEATURES}
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        df.to_csv(stage / f"{out.name}.inter", sep="\t", index=False)
+        folder = stage / out.name
+        folder.mkdir()
+        df.to_csv(folder / f"{out.name}.inter", sep="\t", index=False)
         for fname, arr in feats.items():
-            np.save(stage / fname, arr)
-        os.replace(stage, out)  # atomic; replaces at most an empty folder
+            np.save(folder / fname, arr)
+        try:  # every check of a data set, before anything is moved into place
+            check_dataset(out.name, stage)
+        except DataError as exc:
+            raise DataError(str(exc).replace(str(stage), str(out.parent))) from None
+        os.replace(folder, out)  # atomic; replaces at most an empty folder
     finally:
-        if stage.exists():
-            shutil.rmtree(stage)
+        shutil.rmtree(stage, ignore_errors=True)  # ours: the staged copy of a failed conversion, or empty
     return out
 
 
@@ -140,7 +206,6 @@ def convert_tiktok(src: Path, out: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     from ..core.paths import data_root
-    from .mmrec import check_dataset
     from .stats import format_log
 
     root = data_root(args.data_dir)

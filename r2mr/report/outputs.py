@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,25 +16,34 @@ from typing import Any
 import pandas as pd
 
 from ..core.atomic_io import git_commit, save_figure, write_json, write_table
-from ..core.paths import REPO_ROOT
+from ..core.paths import REPO_ROOT, STAGE_ENV
 from ..runs.notebook_runs import Run
 
 SCRATCH = REPO_ROOT / "scratch"  # default output root of a notebook's quick run (git-ignored)
 LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas")  # the versions a run record carries
 
 
+def staged(stage: Path, final: Path) -> Path:
+    """Where a file or folder ``final`` (absolute) is written under the staging folder ``stage``."""
+    return stage / final.relative_to(final.anchor)
+
+
 class Outputs:
     """Where one notebook writes: ``<root>/results/<notebook>/<name>.{csv,md}`` and
     ``<root>/figures/<notebook>_<name>.{png,pdf}``. ``root`` ``None`` is the git-ignored ``scratch/`` (quick
-    runs); ``run_all.sh`` passes the repository root."""
+    runs); ``run_all.sh`` passes the repository root, and with ``$R2MR_OUTPUT_STAGE`` set (by
+    :mod:`r2mr.pipeline`) the files go to ``<stage>/<root as a relative path>/...`` instead, to be moved into
+    ``root`` only when every notebook of the invocation succeeded (the listed paths are the final ones)."""
 
     def __init__(self, notebook: str, root: str | Path | None = None) -> None:
         self.notebook = notebook
         self.root = Path(root) if root else SCRATCH
         if not self.root.is_absolute():
             self.root = REPO_ROOT / self.root
-        self.results = self.root / "results" / notebook
-        self.figures = self.root / "figures"
+        stage = os.environ.get(STAGE_ENV)
+        self.write_root = staged(Path(stage), self.root) if stage else self.root
+        self.results = self.write_root / "results" / notebook
+        self.figures = self.write_root / "figures"
         self.written: list[Path] = []
         self.started = time.time()
         self.previous = self._previous_files()
@@ -54,6 +64,7 @@ class Outputs:
         return out
 
     def _rel(self, p: Path) -> str:
+        p = self.root / p.relative_to(self.write_root)  # where the file is (or will be, when staged)
         try:
             return str(p.relative_to(REPO_ROOT))
         except ValueError:

@@ -26,6 +26,7 @@ from ..data.mmrec import how_to_get
 from ..core.errors import ConfigError, DataError
 from ..models import get_model
 from ..core.paths import data_root, data_root_source
+from ..training import sizes
 from ..training.config import TrainConfig
 from ..training.runtime import resolve_device, seed_everything
 from ..training.trainer import Trainer
@@ -144,6 +145,7 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
         fix = how_to_get(ds.name, ds.path, features=True)
         raise DataError(f"{ds.path}: model '{model}' needs item features (*_feat.npy) but the folder has none; "
                         f"fix: {fix}")
+    sizes.check(mcfg, job.tcfg, ds)  # k's and widths against the data, bytes against the memory limit
     store.make_folder(job.folder)
     with store.locked(job.folder):
         store.claim(job.folder, job.request, restart=not resume)

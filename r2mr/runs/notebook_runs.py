@@ -13,7 +13,7 @@ import datetime as _dt
 import logging
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ..core.names import REPORTED_METRICS
 from ..core.paths import strip_roots
 from .plan import PlannedRun
 from .plan_specs import Spec
+from .store import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,10 @@ def train_kwargs(dataset: str, spec: Spec, seed: int, data_dir: str | Path | Non
 
 
 def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None = None, device: str = "cpu",
-            epochs: int | None = None, force_since: float = 0.0, progress: bool = False) -> Run:
-    """Train (or read back) one run; a missing data set or missing features give a ``not run`` Run."""
+            epochs: int | None = None, force_since: float = 0.0, progress: bool = False,
+            on_epoch: Callable[[dict], None] | None = None) -> Run:
+    """Train (or read back) one run; a missing data set or missing features give a ``not run`` Run.
+    ``on_epoch``: called with each epoch's log entry after its checkpoint is saved (a test hook)."""
     from . import experiment
 
     try:
@@ -85,9 +88,14 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
         return Run(spec, dataset, seed, reason)
     kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
     try:
-        res = experiment.train(spec.model, dataset, progress=progress, **kwargs)
+        try:
+            res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)
+        except RecordError:  # a stored record that cannot be used: --restart (force_since) recomputes it
+            if not force_since:
+                raise
+            res = {"cached": True}  # finished at time 0: recomputed below
         if force_since and res.get("cached") and _finished_at(res) < force_since:
-            res = experiment.train(spec.model, dataset, resume=False, progress=progress, **kwargs)
+            res = experiment.train(spec.model, dataset, resume=False, progress=progress, on_epoch=on_epoch, **kwargs)
     except DataError as exc:
         return Run(spec, dataset, seed, "not run: " + strip_roots(str(exc), kwargs["data_dir"]))
     folder = experiment.run_folder(spec.model, dataset, **kwargs) if hasattr(experiment, "run_folder") else None

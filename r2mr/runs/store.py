@@ -168,8 +168,28 @@ def locked(folder: Path, wait: bool = True) -> Iterator[bool]:
         lock.release()
 
 
-def _bad(path: Path, problem: str) -> ConfigError:
-    return ConfigError(f"{path}: {problem}; {RESTART}")
+class RecordError(ConfigError):
+    """A stored record that cannot be used (corrupt, edited, of another request or of an older schema)."""
+
+
+def _bad(path: Path, problem: str) -> RecordError:
+    return RecordError(f"{path}: {problem}; {RESTART}")
+
+
+def _migrate(rec: dict[str, Any], req: Request) -> dict[str, Any]:
+    """An older record with fields that are exactly implied filled in: model, data set, seed and maths version
+    by its key (which hashes them) when that key is the request's, ``epochs_run`` by its history. The digest is
+    checked on the record as it was written."""
+    implied = {"model": req.model, "dataset": req.dataset, "seed": req.seed, "maths_version": req.maths_version}
+    if isinstance(rec.get("history"), list):
+        implied["epochs_run"] = len(rec["history"])
+    missing = [f for f in SCHEMA if f not in rec]
+    if not missing or not set(missing) <= set(implied) or rec.get("key") != req.key:
+        return rec
+    if rec.get("digest") != content_digest(rec):
+        return rec  # not exact: reported as a mismatch below
+    return {**rec, **{f: implied[f] for f in missing}, "digest": content_digest({**rec, **{f: implied[f] for f in
+                                                                                          missing}})}
 
 
 def read(folder: Path, req: Request) -> dict[str, Any] | None:
@@ -191,6 +211,7 @@ def read(folder: Path, req: Request) -> dict[str, Any] | None:
         raise _bad(path, f"not valid JSON ({exc})") from None
     if not isinstance(rec, dict):
         raise _bad(path, "not a JSON object")
+    rec = _migrate(rec, req)
     for field, typ in SCHEMA.items():
         if field not in rec:
             raise _bad(path, f"field '{field}' is missing")

@@ -32,11 +32,15 @@ CONTROLS = ("real", "random", "frozen")
 PCA_MODES = ("wider", "all", "image_only")
 
 
-def common_dim(widths: dict[str, int], dim: int = 0) -> int:
-    """The shared width d: ``dim`` if positive (and no wider than any modality), else the automatic rule."""
+def common_dim(widths: dict[str, int], dim: int = 0, n_items: int | None = None) -> int:
+    """The shared width d: ``dim`` if positive (and no wider than any modality, nor than ``n_items``: PCA gives
+    at most one component per item), else the automatic rule, capped at ``n_items`` (small data sets)."""
     narrowest = min(widths.values())
     if dim <= 0:
-        return min(AMAZON_DIM, narrowest)
+        return min(AMAZON_DIM, narrowest, n_items or narrowest)
+    if n_items is not None and dim > n_items:
+        raise ConfigError(f"config key 'dim': {dim} is more than the {n_items} items (PCA gives at most one "
+                          f"component per item); fix: set dim <= {n_items} or dim=0 (auto)")
     if dim > narrowest:
         m = min(widths, key=widths.get)
         raise ConfigError(f"dim {dim} is wider than modality '{m}' ({narrowest}); PCA cannot widen features; "
@@ -60,7 +64,8 @@ def preprocess(features: dict[str, np.ndarray], dim: int = 0, pca: str = "wider"
     """``{modality: (n_items, w_m)}`` -> ``{modality: (n_items, d)}`` by PCA (see ``pca``) and tanh."""
     if pca not in PCA_MODES:
         raise ConfigError(f"pca '{pca}' unknown; fix: use one of {', '.join(PCA_MODES)}")
-    d = common_dim({m: f.shape[1] for m, f in features.items()}, dim)
+    n_items = min(f.shape[0] for f in features.values())
+    d = common_dim({m: f.shape[1] for m, f in features.items()}, dim, n_items)
     out = {}
     for m, x in features.items():
         reduce = m == "image" if pca == "image_only" else x.shape[1] > d or pca == "all"
