@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
-from . import __version__, arguments
+from . import __version__, arguments, threads
 from .errors import R2MRError, TrainingError
 from .names import DOWNLOADABLE, MODEL_NAMES
 from .paths import REPO_ROOT
@@ -157,8 +157,9 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs in scratch/smoke/")
     add_plan_arguments(r)
     arguments.add_restart(r, "recompute stored training runs instead of reusing them")
-    r.add_argument("--jobs", type=arguments.positive_int, default=1,
-                   help="training runs at once on this machine, each with cores/N torch threads (default 1)")
+    r.add_argument("--jobs", type=arguments.positive_int,
+                   help="training runs at once on this machine, each with cores/N torch threads (default: the "
+                        "cores available on a CPU, one thread per run; 1 on a GPU)")
     r.add_argument("--ray", metavar="ADDRESS",
                    help="execute the runs as Ray tasks: a cluster address, auto (the "
                         "cluster started with `ray start`) or local (pip install -e .[ray])")
@@ -220,6 +221,7 @@ def exit_status(exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.passive_wait()  # before any torch import: idle OpenMP threads must not spin (r2mr.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:

@@ -2,7 +2,8 @@
 (:func:`r2mr.experiment.train`), so a run already stored is read back and a killed one resumes.
 
 * sequential (default): in this process, one run after the other; no extra dependency.
-* ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads.
+* ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads and a passive OpenMP wait
+  policy (:mod:`r2mr.threads`).
 * ``ray=ADDRESS | "auto" | "local"``: one Ray task per run, with ``num_cpus`` and a fractional ``num_gpus``
   (N small runs share one GPU), ``max_retries`` (a run whose worker dies is retried and resumes from its
   checkpoint), the store at ``$R2MR_RUNS_DIR`` as every worker sees it. Ray is imported only here, lazily.
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 
 from .errors import ConfigError, R2MRError
 from .plan import PlannedRun
+from .threads import threads_per_run, worker_env
 
 FAULT_EPOCH_ENV, FAULT_MARKER_ENV = "R2MR_FAULT_EXIT_AFTER_EPOCH", "R2MR_FAULT_MARKER"
 RAY_RETRIES = 3
@@ -118,12 +120,12 @@ def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, 
     report = (lambda o: (progress(o), on_done(o))) if on_done else progress
     if ray:
         done = _execute_ray(planned, data_dir, device, ray, gpus_per_run, cpus_per_run, report, force_since)
-    elif jobs > 1:
+    elif jobs > 1 and len(planned) > 1:
         done = _execute_processes(planned, data_dir, device, jobs, report, force_since)
-    else:
-        done = []
+    else:  # in this process; one run of several at once keeps the thread count it would have had in a worker
+        done, threads = [], threads_per_run(jobs) if jobs > 1 else None
         for run in planned:
-            done.append(execute_one(run, data_dir, device, None, force_since))
+            done.append(execute_one(run, data_dir, device, threads, force_since))
             report(done[-1])
     return _in_plan_order(planned, done)
 
@@ -135,7 +137,7 @@ def _in_plan_order(planned: Sequence[PlannedRun], done: Iterable[Outcome]) -> li
 
 def _init_process(store: str, threads: int) -> None:
     os.environ["R2MR_RUNS_DIR"] = store
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.update(worker_env(threads))  # before torch is imported here: the OpenMP runtime reads it once
 
 
 def _execute_processes(planned: Sequence[PlannedRun], data_dir: str | None, device: str, jobs: int,
@@ -143,7 +145,7 @@ def _execute_processes(planned: Sequence[PlannedRun], data_dir: str | None, devi
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads_per_run(jobs)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch state
     done = []
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_process,
@@ -162,8 +164,7 @@ def _execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: st
         import ray
     except ImportError:
         raise ConfigError("--ray needs the ray package, which is not installed; fix: pip install -e .[ray]") from None
-    env = {"R2MR_RUNS_DIR": str(runs_dir()), "OMP_NUM_THREADS": str(cpus_per_run),
-           "MKL_NUM_THREADS": str(cpus_per_run),
+    env = {"R2MR_RUNS_DIR": str(runs_dir()), **worker_env(cpus_per_run),
            **{k: os.environ[k] for k in (FAULT_EPOCH_ENV, FAULT_MARKER_ENV) if k in os.environ}}
     started = not ray.is_initialized()
     if started:  # "local": a new instance for this call; "auto" or host:port: the running cluster

@@ -32,6 +32,7 @@ from .pipeline import (
     describe,
     notebook_paths,
 )
+from .threads import default_jobs
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
@@ -253,13 +254,14 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
     done: set[tuple[Any, ...]] = set()
+    jobs = args.jobs or default_jobs(inv.device)  # one thread per run by default (r2mr.threads)
     for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
                 and (st == "to train" or (inv.force_since and st == "stored"))]
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
-        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
+        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=jobs, ray=args.ray,
                                 gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
                                 force_since=inv.force_since)
         done |= {r.identity for r in todo}
