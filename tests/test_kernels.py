@@ -14,10 +14,12 @@ import torch
 
 from r2mr import kernels
 from r2mr.data import load_dataset
+from r2mr.evaluate import Evaluator
 from r2mr.experiment import _wants_cache_dir, make_configs
 from r2mr.graph import csr_rows, spmm, to_torch
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn
 from r2mr.train import Trainer, seed_everything
+from tests.conftest import write_inter
 from tests.test_train import strip_timing
 
 needs_numba = pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
@@ -65,9 +67,11 @@ def test_kernel_same_bits_as_torch_forward_and_backward(d: int) -> None:
 
 def test_fallback_selected_automatically_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     a, x = random_csr(50, 40, 0.1, 3), torch.randn(40, 8)
-    monkeypatch.setattr(kernels, "_kernel", kernels._unavailable)  # as if numba could not be imported
+    monkeypatch.setattr(kernels, "_kernels", kernels._UNAVAILABLE)  # as if numba could not be imported
     assert not kernels.numba_available()
     assert bits(kernels.csr_mm(a, x)) == bits(torch.sparse.mm(a, x))
+    s = torch.randint(0, 3, (5, 4000)).float()
+    assert torch.equal(kernels.topk_indices(s, 50), s.topk(50, dim=1).indices)
     monkeypatch.setenv(kernels.BACKEND_ENV, "numba")  # asked for explicitly: a clear error instead
     with pytest.raises(RuntimeError, match="pip install numba"):
         kernels.csr_mm(a, x)
@@ -82,6 +86,55 @@ def test_fallback_for_other_dtypes_and_layouts() -> None:
     assert torch.equal(kernels.csr_mm(a64, x), torch.sparse.mm(a64, x))
     coo = a.to_sparse_coo()
     assert torch.equal(kernels.csr_mm(coo, x.float()), torch.sparse.mm(coo, x.float()))
+
+
+# -- evaluation: the score product's orientation and the top-k --------------------------------------------------
+@needs_numba
+@pytest.mark.parametrize("item_major", [False, True])
+def test_topk_same_indices_and_tie_order_as_torch(item_major: bool) -> None:
+    g = torch.Generator().manual_seed(int(item_major))
+    for levels, n, k in [(3, 3200, 50), (10, 4000, 20), (1000, 7050, 50), (2**24, 6400, 100), (2, 640, 10)]:
+        s = torch.randint(0, levels, (257, n), generator=g).float()  # few distinct values: ties everywhere
+        s[torch.rand(s.shape, generator=g) < 0.2] = -torch.inf  # masked training items
+        s[torch.rand(s.shape, generator=g) < 0.002] = torch.nan
+        if item_major:
+            s = s.T.contiguous().T
+        with kernels.use_backend("numba"):
+            got = kernels.topk_indices(s, k)
+        assert torch.equal(got, s.topk(k, dim=1).indices), (levels, n, k)
+
+
+def test_topk_falls_back_where_torch_selects_otherwise() -> None:
+    s = torch.randint(0, 3, (9, 100)).float()  # k * 64 > n: torch sorts with nth_element; no heap
+    assert torch.equal(kernels.topk_indices(s, 20), s.topk(20, dim=1).indices)
+
+
+def test_score_orientation_same_bits() -> None:
+    g = torch.Generator().manual_seed(0)
+    for d in (16, 64, 384):
+        for n_users, n_items in [(16, 16), (17, 150), (300, 7050), (4096, 1000), (5, 3000), (3000, 3)]:
+            users, items = torch.randn(n_users, d, generator=g), torch.randn(n_items, d, generator=g)
+            got = kernels.dot_scores(users, items)
+            assert bits(got.contiguous()) == bits(users @ items.T), (d, n_users, n_items)
+            assert got.is_contiguous() == (min(n_users, n_items) < kernels.FAST_ORIENTATION_MIN)
+
+
+@needs_numba
+def test_evaluation_same_metrics_with_ties(tmp_path: Path) -> None:
+    """4,000 items (the heap path), scores with many ties: the same per-user and mean metrics as torch.topk."""
+    label = [1, 2] + [0] * 8  # per user: 2 validation, 2 test (low ids: among the first tied) and 16 training items
+    write_inter(tmp_path / "wide", [(j % 200, j, label[(j // 200) % 10]) for j in range(4000)])
+    ds = load_dataset("wide", tmp_path, features=False)
+    assert ds.n_items == 4000
+    # one-hot groups: each user's 200 items of its group (its held-out items among them) tie at score 1, so the
+    # top 50 and the metrics depend on the order of tied items
+    users, items = (torch.nn.functional.one_hot(torch.arange(n) % 20, 20).float() for n in (ds.n_users, ds.n_items))
+    ev = Evaluator(ds, batch_size=64)
+    with kernels.use_backend("torch"):
+        old = ev.evaluate_full(lambda u: users[u] @ items.T)
+    new = ev.evaluate_full(lambda u: kernels.dot_scores(users[u], items))
+    assert old[0] == new[0] and old[0]["test"]["recall@50"] > 0
+    assert all(torch.equal(old[1][s][k], new[1][s][k]) for s in old[1] for k in old[1][s])
 
 
 def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
