@@ -1,7 +1,8 @@
-"""Sparse (CSR) x dense products on the CPU that keep torch's bits and write their output in place.
+"""CPU kernels of training and evaluation that give torch's bits faster (numba), each with a torch fallback.
 
-``dot_scores(users, items)``: the score product in its fast orientation, same bits.
-``topk_indices(scores, k)``: the indices of ``torch.topk`` with its tie order, selected with a heap in one pass.
+* ``csr_mm(a, x)``: sparse (CSR) x dense, written in place (the propagation of every graph model).
+* ``dot_scores(users, items)``: the score product in its fast orientation, same bits.
+* ``topk_indices(scores, k)``: the indices of ``torch.topk`` with its tie order, selected with a heap in one pass.
 
 ``csr_mm(a, x)`` computes ``y = A x`` for a CSR tensor ``a`` (n, m) and a dense ``x`` (m, d), giving (n, d).
 Summation order: each output row starts at 0.0 and adds ``A[i, k] * x[k]`` over the row's stored entries in
@@ -11,10 +12,10 @@ allocated uninitialised and written once: no zero-fill and no copy.
 
 Backends (``R2MR_SPMM`` selects one; default ``auto``):
 
-* ``numba``: a single-thread compiled loop (numba), used for float32 CPU tensors; compiled at the first call
+* ``numba``: single-thread compiled loops (numba), used for float32 CPU tensors; compiled at the first call
   of a process (about a second), nothing is cached on disk.
-* ``torch``: ``torch.sparse.mm``, the pure-PyTorch fallback, used on a GPU, for other dtypes, and
-  automatically wherever numba cannot be imported.
+* ``torch``: ``torch.sparse.mm``, ``users @ items.T`` and ``torch.topk``, the pure-PyTorch fallback: used on a
+  GPU, for other dtypes, and automatically wherever numba cannot be imported.
 
 :func:`use_backend` switches the backend for a block (benchmarks compare both in one process).
 """
@@ -28,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from .errors import ConfigError
 
 BACKEND_ENV = "R2MR_SPMM"
 BACKENDS = ("auto", "numba", "torch")
@@ -152,7 +155,7 @@ def backend() -> str:
     """The backend in force: :func:`use_backend`'s, else ``$R2MR_SPMM``, else ``auto``."""
     name = _forced[-1] if _forced else os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
     if name not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV}={name!r} is not allowed (allowed: {', '.join(BACKENDS)}); "
+        raise ConfigError(f"{BACKEND_ENV}={name!r} is not allowed (allowed: {', '.join(BACKENDS)}); "
                          f"fix: unset it or set e.g. {BACKEND_ENV}=auto")
     return name
 
@@ -176,7 +179,7 @@ def _numba_applies(*tensors: torch.Tensor) -> bool:
         return False
     if not numba_available():
         if name == "numba":
-            raise RuntimeError(f"{BACKEND_ENV}=numba but numba cannot be imported; fix: pip install numba, or "
+            raise ConfigError(f"{BACKEND_ENV}=numba but numba cannot be imported; fix: pip install numba, or "
                                f"unset {BACKEND_ENV}")
         return False
     return True
