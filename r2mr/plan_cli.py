@@ -36,9 +36,11 @@ from .threads import default_jobs
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
-# results/04_efficiency), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
-SECONDS_PER_EPOCH = {"bpr": 1.1, "lightgcn": 2.8, "vbpr": 1.7, "lattice": 5.2, "freedom": 3.2, "bm3": 4.1,
-                     "mgcn": 35.0, "r2mr": 10.0, "r2mr full": 150.0}
+# results/04_efficiency, divided by the old / new speed-up of the CPU kernels measured by
+# benchmarks/bench_kernels.py; `benchmarks/speed_doc.py --check` recomputes them; R2MR at full size not
+# re-measured), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
+SECONDS_PER_EPOCH = {"bpr": 0.95, "lightgcn": 1.56, "vbpr": 1.53, "lattice": 4.4, "freedom": 2.45, "bm3": 3.59,
+                     "mgcn": 32.06, "r2mr": 8.21, "r2mr full": 150.0}
 TYPICAL_EPOCHS = {"bpr": 55, "lightgcn": 120, "vbpr": 50, "lattice": 140, "freedom": 80, "bm3": 100, "mgcn": 50,
                   "r2mr": 40}
 GPU_SPEEDUP = 10.0
