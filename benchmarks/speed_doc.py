@@ -68,7 +68,7 @@ def kernel_table(doc: dict) -> list[str]:
 
 
 def goal_lines(doc: dict) -> list[str]:
-    out = []
+    out = ["Goals (one thread, set for an idle machine; the seconds here carry the load stated above):"]
     for r in doc["rows"]:
         goal = TRAIN_GOALS.get((r["model"], r["dataset"]))
         if goal:
