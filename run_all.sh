@@ -13,14 +13,14 @@
 #   --device D         auto | cpu | cuda (default auto: cuda when PyTorch sees a GPU)
 #   --seeds 999,1,2    seeds per configuration, integers in [0, 2^32), the same list for every row (default
 #                      auto: main rows 5 seeds on synthetic and TikTok, 3 elsewhere; ablations 3; tuning
-#                      points 2; declared in r2mr/plan.py; --smoke: 999)
+#                      points 2; declared in r2mr/runs/plan.py; --smoke: 999)
 #   --epochs N         max epochs per training run (default: each model's, with early stopping)
 #   --scale S          quick | full: the size switch. quick runs R2MR at a reduced size (d = 64, a
 #                      small rewriter) and caps every run's epochs (tuning points 3, other runs 5:
-#                      r2mr.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
+#                      r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
 #                      paper's sizes with each model's own epoch limit: the default on a GPU. Baselines
 #                      run at their own sizes. Every model is tuned first on its declared grid
-#                      (configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
+#                      (r2mr/configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
 #   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
 #   --restart          recompute stored training runs (default: reuse them; old name --force)
 #   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each; default:

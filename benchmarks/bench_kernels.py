@@ -4,7 +4,7 @@ one evaluation (valid + test), the machine's bound for each, and measured ÷ bou
 Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:baby,...] [--batches 12]
        [--rounds 3] [--competitors 0] [--out results/benchmarks/kernels_cpu_quiet.json]
 
-* old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.kernels`), the layer mean by
+* old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
   stacking the layers, ``users @ items.T`` and ``torch.topk``; new: the package as it is (numba kernels, running
   layer sums, the item-major score product, the heap top-k). Both run on the same model, alternating
   (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load hits both alike.
@@ -41,14 +41,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from r2mr import kernels  # noqa: E402
-from r2mr.data import load_dataset  # noqa: E402
-from r2mr.experiment import _wants_cache_dir, make_configs  # noqa: E402
+from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
+from r2mr.core.paths import data_root  # noqa: E402
+from r2mr.data import kernels, load_dataset  # noqa: E402
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn  # noqa: E402
-from r2mr.paths import data_root  # noqa: E402
-from r2mr.plan_specs import quick_overrides  # noqa: E402
-from r2mr.results import run_metadata, write_json  # noqa: E402
-from r2mr.train import Trainer, seed_everything  # noqa: E402
+from r2mr.runs.experiment import _wants_cache_dir, make_configs  # noqa: E402
+from r2mr.runs.plan_specs import quick_overrides  # noqa: E402
+from r2mr.training.runtime import seed_everything  # noqa: E402
+from r2mr.training.trainer import Trainer  # noqa: E402
 
 CACHE_GBS, GEMM_GFLOPS = 96.0, 82.0  # measured floor: cache-resident reads, dense float32 products (1 thread)
 CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vbpr:tiktok,lattice:tiktok,"
@@ -61,7 +61,7 @@ NEW_PROPAGATE = lightgcn.propagate
 def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
                       adj_t: torch.Tensor | None = None) -> torch.Tensor:
     """The layer mean as it was: stack the layers, then mean."""
-    from r2mr.graph import spmm
+    from r2mr.data.graph import spmm
 
     layers = [ego]
     for _ in range(n_layers):
@@ -90,15 +90,15 @@ def counted() -> Iterator[dict[str, float]]:
         work["sparse_bytes"] += a._nnz() * (12 + 4 * x.shape[1]) + a.shape[0] * 4 * x.shape[1]
         return original(a, x)
 
-    import r2mr.graph
+    import r2mr.data.graph
 
-    r2mr.graph.csr_mm = counting
+    r2mr.data.graph.csr_mm = counting
     try:
         with FlopCounterMode(display=False) as fc:
             yield work
         work["flops"] = float(fc.get_total_flops())
     finally:
-        r2mr.graph.csr_mm = original
+        r2mr.data.graph.csr_mm = original
 
 
 def step(trainer: Trainer, batch) -> None:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr import executors, experiment, paths, plan  # noqa: E402
-from r2mr.results import run_metadata, write_json  # noqa: E402
+from r2mr.core import paths  # noqa: E402
+from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
+from r2mr.runs import executors, experiment, plan
 
 GPU_MODELS = "bpr,lightgcn,vbpr,lattice,freedom,bm3"  # x 2 seeds = 12 TikTok baseline runs
 

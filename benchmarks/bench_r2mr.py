@@ -31,12 +31,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr.experiment import make_configs  # noqa: E402
-from r2mr.models.reviewer import consensus, dense_consensus  # noqa: E402
-from r2mr.models.rewriter import training_pairs  # noqa: E402
-from r2mr.paths import REPO_ROOT  # noqa: E402
-from r2mr.results import device_name, git_commit, write_json, write_table  # noqa: E402
-from r2mr.train import Trainer, resolve_device, seed_everything  # noqa: E402
+from r2mr.core.atomic_io import device_name, git_commit, write_json, write_table  # noqa: E402
+from r2mr.core.paths import REPO_ROOT  # noqa: E402
+from r2mr.models.r2mr.reviewer import consensus, dense_consensus  # noqa: E402
+from r2mr.models.r2mr.rewriter import training_pairs  # noqa: E402
+from r2mr.runs.experiment import make_configs  # noqa: E402
+from r2mr.training.runtime import resolve_device, seed_everything  # noqa: E402
+from r2mr.training.trainer import Trainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from graphs import load_scale  # noqa: E402  (benchmarks/graphs.py)

@@ -35,9 +35,8 @@ WORKER = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2])
 import torch
-from graphs import load_scale, r2mr_overrides
-from r2mr.experiment import make_configs
-from r2mr.train import Trainer, seed_everything
+from graphs import load_scale, r2mr_overrides, trainer_api
+make_configs, Trainer, seed_everything = trainer_api()
 scale, data_dir, batches = sys.argv[3], sys.argv[4], int(sys.argv[5])
 KIND = {**dict.fromkeys(["aten::bernoulli_", "aten::uniform_", "aten::normal_", "aten::random_"], "rng"),
         **dict.fromkeys(["aten::_sparse_mm", "aten::sparse_sampled_addmm", "aten::_sparse_csr_mm"], "sparse")}
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE.parent / "results" / "benchmarks" / "speedup_cpu.json"))
     a = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
-    from r2mr.results import write_json
+    from r2mr.core.atomic_io import write_json
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     runs: dict[str, list[dict]] = {"old": [], "new": []}

@@ -1,6 +1,6 @@
 """The thread policy on a loaded machine: the same training steps alone and beside a competing process of this
 benchmark's own, with the old policy (every core as a torch thread, the OpenMP runtime's default wait policy)
-and the new one (:mod:`r2mr.threads`: one thread per run, ``OMP_WAIT_POLICY=PASSIVE``), side by side.
+and the new one (:mod:`r2mr.core.threads`: one thread per run, ``OMP_WAIT_POLICY=PASSIVE``), side by side.
 
 Usage: python benchmarks/bench_threads.py [--data-dir DIR] [--dataset tiktok] [--model lightgcn] [--batches 20]
        [--competitors 1] [--repeats 3] [--out results/benchmarks/threads_cpu.json]
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from r2mr.results import write_json  # noqa: E402
-from r2mr.threads import WAIT_POLICY_ENV, cores_available, worker_env  # noqa: E402
+from r2mr.core.atomic_io import write_json  # noqa: E402
+from r2mr.core.threads import WAIT_POLICY_ENV, cores_available, worker_env  # noqa: E402
 
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
 
@@ -39,10 +39,11 @@ def worker(args: argparse.Namespace) -> None:
     """Train ``args.batches`` batches in this process; print one JSON line of seconds per batch."""
     import torch
 
+    from r2mr.core.paths import data_root
     from r2mr.data import load_dataset
-    from r2mr.experiment import make_configs
-    from r2mr.paths import data_root
-    from r2mr.train import Trainer, seed_everything
+    from r2mr.runs.experiment import make_configs
+    from r2mr.training.runtime import seed_everything
+    from r2mr.training.trainer import Trainer
 
     cls, mcfg, tcfg = make_configs(args.model, dataset=args.dataset, max_epochs=1)
     ds = load_dataset(args.dataset, data_root(args.data_dir), features=cls.needs_features)

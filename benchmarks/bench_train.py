@@ -21,11 +21,12 @@ import time
 
 import torch
 
+from r2mr.core.atomic_io import device_name, run_metadata, write_json
+from r2mr.core.paths import RESULTS, data_root
 from r2mr.data import load_dataset
-from r2mr.experiment import make_configs
-from r2mr.paths import RESULTS, data_root
-from r2mr.results import device_name, run_metadata, write_json
-from r2mr.train import Trainer, resolve_device, seed_everything
+from r2mr.runs.experiment import make_configs
+from r2mr.training.runtime import resolve_device, seed_everything
+from r2mr.training.trainer import Trainer
 
 
 def bench(model: str, dataset: str, root: str, device: torch.device, epochs: int) -> dict:

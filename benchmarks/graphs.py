@@ -42,7 +42,7 @@ def write_inter(ds, folder: str) -> str:
 
     import pandas as pd
 
-    from r2mr.results import atomic_path  # this checkout only (the GPU suite), not an older --repo
+    from r2mr.core.atomic_io import atomic_path  # this checkout only (the GPU suite), not an older --repo
 
     path = Path(folder) / f"{Path(folder).name}.inter"
     if path.exists():
@@ -63,16 +63,33 @@ def load_scale(scale: str, data_dir: str | None):
     return clothing_like() if scale == "clothing" else load_dataset(scale, data_dir, features=False)
 
 
+def trainer_api() -> tuple:
+    """(make_configs, Trainer, seed_everything) of whichever checkout is first on the import path: this one, or
+    an older one (``--repo``) from before the layered packages."""
+    try:
+        from r2mr.runs.experiment import make_configs
+        from r2mr.training.runtime import seed_everything
+        from r2mr.training.trainer import Trainer
+    except ImportError:
+        from r2mr.experiment import make_configs
+        from r2mr.train import Trainer, seed_everything
+    return make_configs, Trainer, seed_everything
+
+
 def r2mr_overrides(size: str, widths: str = "text:384,image:4096") -> dict:
     """R2MR overrides with random features of the real widths at ``size`` (quick | full), for either
     spelling of the content-control field (``content``, formerly ``features``)."""
     import dataclasses
 
-    from r2mr.models.r2mr import R2MRConfig
     try:
-        from r2mr.plan import QUICK  # this checkout
-    except ImportError:  # an older checkout (--repo), before r2mr/report.py was split
-        from r2mr.report import QUICK
+        from r2mr.models.r2mr.model import R2MRConfig
+        from r2mr.runs.plan import QUICK  # this checkout
+    except ImportError:  # an older checkout (--repo), before the layered packages
+        from r2mr.models.r2mr import R2MRConfig
+        try:
+            from r2mr.plan import QUICK
+        except ImportError:  # before r2mr/report.py was split
+            from r2mr.report import QUICK
 
     names = {f.name for f in dataclasses.fields(R2MRConfig)}
     key = "content" if "content" in names else "features"

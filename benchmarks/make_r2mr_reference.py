@@ -27,8 +27,9 @@ EPOCHS = 6
 
 
 def one_step(ds, overrides: dict[str, Any]) -> dict[str, Any]:
-    from r2mr.experiment import make_configs
-    from r2mr.train import Trainer, seed_everything
+    from graphs import trainer_api
+
+    make_configs, Trainer, seed_everything = trainer_api()
 
     cls, mcfg, tcfg = make_configs("r2mr", {**TRAIN, **overrides}, max_epochs=1)
     seed_everything(tcfg.seed)
@@ -43,8 +44,9 @@ def one_step(ds, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ds, root: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    from r2mr.experiment import make_configs
-    from r2mr.train import Trainer, seed_everything
+    from graphs import trainer_api
+
+    make_configs, Trainer, seed_everything = trainer_api()
 
     cls, mcfg, tcfg = make_configs("r2mr", {**TRAIN, **overrides}, max_epochs=EPOCHS)
     seed_everything(tcfg.seed)
@@ -60,11 +62,15 @@ def main() -> int:
     a = p.parse_args()
     repo = Path(a.repo).resolve()
     sys.path.insert(0, str(repo))
+    sys.path.insert(1, str(HERE))
     import torch
 
+    try:
+        from r2mr.core.atomic_io import write_json
+    except ImportError:  # a checkout from before the layered packages
+        from r2mr.results import write_json
     from r2mr.data import load_dataset
     from r2mr.data.synth import SynthConfig, write
-    from r2mr.results import write_json
     from tests.conftest import SMALL
 
     torch.set_num_threads(1)

@@ -72,12 +72,11 @@ def kernel_counts(prof: Any, steps: int) -> dict[str, Any]:
 def profile_one(scale: str, size: str, data_dir: str | None, steps: int, device: str = "cpu",
                 model_name: str = "r2mr") -> dict[str, Any]:
     import torch
-    from graphs import load_scale, r2mr_overrides
+    from graphs import load_scale, r2mr_overrides, trainer_api
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from r2mr.data import load_dataset
-    from r2mr.experiment import make_configs
-    from r2mr.train import Trainer, seed_everything
+    make_configs, Trainer, seed_everything = trainer_api()
 
     if model_name == "r2mr":  # random features of the real widths; generated graph for clothing
         ds = load_scale(scale, data_dir)
@@ -196,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from r2mr.results import write_json
+    try:
+        from r2mr.core.atomic_io import write_json
+    except ImportError:  # a checkout from before the layered packages
+        from r2mr.results import write_json
 
     rows = []
     for scale in a.scales.split(","):

@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from r2mr.plan_cli import SECONDS_PER_EPOCH, TYPICAL_EPOCHS  # noqa: E402
-from r2mr.results import write_text  # noqa: E402
+from r2mr.cli.plan_commands import SECONDS_PER_EPOCH, TYPICAL_EPOCHS  # noqa: E402
+from r2mr.core.atomic_io import write_text  # noqa: E402
 
 BENCH = ROOT / "results" / "benchmarks"
 # The plan's declared seconds per epoch + one evaluation per 100,000 training interactions before the kernels
@@ -102,7 +102,7 @@ def render(interactions: dict[str, int]) -> str:
            "measured with old and new side by side in one run, so that the ratios hold even though the machine",
            "(2 cores) carried other work while they were taken: absolute seconds are inflated by that load, the",
            "ratios much less. Old = `torch.sparse.mm`, stacked layer means, `users @ items.T` and `torch.topk`;",
-           "new = the numba kernels of `r2mr/kernels.py`. Both give the same bits (tests/test_kernels.py).", "",
+           "new = the numba kernels of `r2mr/data/kernels.py`. Both give the same bits (tests/test_kernels.py).", "",
            "## Thread policy (`benchmarks/bench_threads.py`)", "",
            "Old: every core as a torch thread, the OpenMP runtime's default (spinning) wait. New: one thread per",
            "run (`--jobs` = cores), `OMP_WAIT_POLICY=PASSIVE`.", "", *threads_section(load("threads_cpu.json"))]
@@ -138,7 +138,7 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "docs" / "speed.md"))
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
-    from r2mr.plan_cli import _interactions
+    from r2mr.cli.plan_commands import _interactions
 
     interactions = {d: n or _interactions(d, args.data_dir) for d, n in INTERACTIONS.items()}
     quiet = load("kernels_cpu_quiet.json")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from r2mr import config as cfgmod
-from r2mr.experiment import make_configs
-from r2mr.models.r2mr import resolve
-from r2mr.published import METRICS, published
-from r2mr.results import write_table
+from r2mr.core import config as cfgmod
+from r2mr.core.atomic_io import write_table
+from r2mr.models.r2mr.model import resolve
+from r2mr.report.published import METRICS, published
+from r2mr.runs.experiment import make_configs
 
 
 def changed(res: dict) -> str:

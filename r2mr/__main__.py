@@ -1,7 +1,7 @@
-"""``python -m r2mr``: the command line (see :mod:`r2mr.cli`)."""
+"""``python -m r2mr``: the command line (see :mod:`r2mr.cli.main`)."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2mr.paths import REPO_ROOT, RESULTS  # noqa: E402
-from r2mr.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
-from r2mr.results import write_text  # noqa: E402
+from r2mr.cli.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
+from r2mr.core.atomic_io import write_text  # noqa: E402
+from r2mr.core.paths import REPO_ROOT, RESULTS  # noqa: E402
 
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"
 

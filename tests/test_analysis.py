@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import analysis
+from r2mr.report import quality as analysis
 
 
 def test_area_labels_follow_the_three_areas() -> None:
@@ -102,7 +102,7 @@ def test_model_states_and_detection_per_state() -> None:
 def test_over_seeds_gives_mean_sample_std_and_n_in_the_first_tables_row_order() -> None:
     import pandas as pd
 
-    from r2mr.reviewer_tables import over_seeds, per_seed
+    from r2mr.report.reviewer_tables import over_seeds, per_seed
 
     idx = pd.MultiIndex.from_tuples([("syn", "best valid"), ("syn", "after training")], names=["data set", "state"])
     a = pd.DataFrame({"AUC": [0.6, 0.5], "items": [10, 10]}, index=idx)

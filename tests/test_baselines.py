@@ -12,16 +12,17 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from r2mr import cli, experiment
+from r2mr.cli import main as cli
 from r2mr.data import Dataset, load_dataset
-from r2mr.experiment import make_configs
-from r2mr.graph import Edges, cached_knn, knn_edges, knn_graph, rw_adj_self_loops, ui_norm
-from r2mr.losses import info_nce
+from r2mr.data.graph import Edges, cached_knn, knn_edges, knn_graph, rw_adj_self_loops, ui_norm
+from r2mr.data.sampler import BPRSampler
 from r2mr.models import MODELS
 from r2mr.models.freedom import frozen_item_graph, modality_weights, prune_edges, pruning_probs
 from r2mr.models.lattice import item_graph, learned_graph
+from r2mr.models.losses import info_nce
 from r2mr.models.mgcn import fuse
-from r2mr.sampler import BPRSampler
+from r2mr.runs import experiment
+from r2mr.runs.experiment import make_configs
 from tests.test_train import strip_timing
 
 BASELINES = ["vbpr", "lattice", "freedom", "bm3", "mgcn"]
@@ -246,7 +247,7 @@ def test_knn_cache_written_reused_and_keyed_by_features(tmp_path: Path, monkeypa
     g = cached_knn(x, 3, True, tmp_path / "cache")
     files = list((tmp_path / "cache").glob("*.npz"))
     assert len(files) == 1
-    import r2mr.graph as graph
+    import r2mr.data.graph as graph
 
     monkeypatch.setattr(graph, "knn_graph", lambda *a, **k: pytest.fail("cache not reused"))
     assert (cached_knn(x, 3, True, tmp_path / "cache") != g).nnz == 0

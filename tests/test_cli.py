@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import __version__, arguments, cli
-from r2mr.errors import ConfigError, TrainingError
-from r2mr.names import DOWNLOADABLE, MODEL_NAMES
+from r2mr import __version__
+from r2mr.cli import arguments
+from r2mr.cli import main as cli
+from r2mr.core.errors import ConfigError, TrainingError
+from r2mr.core.names import DOWNLOADABLE, MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -56,7 +58,8 @@ def test_help_is_current_and_lists_choices(capsys: pytest.CaptureFixture[str]) -
     assert all(m in out for m in MODEL_NAMES) and "{auto,cpu,cuda,cuda:N}" in out and "--epochs" in out
     assert "--max-epochs" not in out and "--force" not in out  # old names are hidden aliases
     _, out, _ = run_cli(["run-all", "--help"], capsys)
-    assert "{auto,cpu,cuda,cuda:N}" in out and "{quick,full}" in out and "--restart" in out and "--force" not in out
+    assert "{auto,cpu,cuda,cuda:N}" in out and "{quick,full,converged}" in out
+    assert "--restart" in out and "--retrain" in out and "--force" not in out
     prefixes = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert prefixes and "{" + ",".join(prefixes) + "}" in out
     _, out, _ = run_cli(["data", "download", "--help"], capsys)
@@ -112,22 +115,22 @@ def test_exit_codes_for_bad_input(small_root: Path, tmp_path: Path, capsys: pyte
                                          (ConfigError("config key 'lr' is bad"), 2), (KeyboardInterrupt(), 130)])
 def test_exit_codes_for_runs(exc: BaseException, status: int, monkeypatch: pytest.MonkeyPatch,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    import r2mr.experiment
+    import r2mr.runs.experiment
 
     def fail(*args: object, **kwargs: object) -> None:
         raise exc
-    monkeypatch.setattr(r2mr.experiment, "train", fail)
+    monkeypatch.setattr(r2mr.runs.experiment, "train", fail)
     got, _, err = run_cli(["train", "--model", "bpr", "--dataset", "small"], capsys)
     assert got == status and len(err.strip().splitlines()) == 1, err
 
 
 def test_failed_notebook_exits_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import r2mr.pipeline
-    import r2mr.plan_cli
+    import r2mr.cli.pipeline
+    import r2mr.cli.plan_commands
 
     def fail(*args: object, **kwargs: object) -> None:
-        raise r2mr.pipeline.NotebookFailed("00_data.ipynb failed in cell In [3] (KeyError: 'x')")
-    monkeypatch.setattr(r2mr.plan_cli, "invocation", fail)
+        raise r2mr.cli.pipeline.NotebookFailed("00_data.ipynb failed in cell In [3] (KeyError: 'x')")
+    monkeypatch.setattr(r2mr.cli.plan_commands, "invocation", fail)
     status, _, err = run_cli(["run-all", "--smoke"], capsys)
     assert status == 3 and "00_data.ipynb failed" in one_error_line(err)
 

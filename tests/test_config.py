@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import config as cfgmod
-from r2mr.errors import ConfigError
-from r2mr.experiment import make_configs
-from r2mr.train import TrainConfig
+from r2mr.core import config as cfgmod
+from r2mr.core.errors import ConfigError
+from r2mr.runs.experiment import make_configs
+from r2mr.training.config import TrainConfig
 
 
 def test_unknown_key_suggests_close_match() -> None:

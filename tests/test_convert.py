@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from r2mr.core.errors import DataError
 from r2mr.data import load_dataset
 from r2mr.data.convert import convert_tiktok, load_sparse_pickle
-from r2mr.errors import DataError
-from r2mr.experiment import fingerprint
+from r2mr.runs.experiment import fingerprint
 
 from .conftest import write_inter
 

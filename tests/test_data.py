@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from r2mr.core.errors import DataError
+from r2mr.core.paths import REPO_ROOT, data_root
 from r2mr.data import format_log, load_dataset, statistics
-from r2mr.errors import DataError
-from r2mr.paths import REPO_ROOT, data_root
 
 from .conftest import TOY_ROWS, write_inter
 
@@ -60,7 +60,7 @@ def test_missing_amazon_set_suggests_download(tmp_path: Path) -> None:
 
 def test_data_root_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("R2MR_DATA_DIR", raising=False)
-    assert data_root(None) == REPO_ROOT / "data"  # the repository's data/ (r2mr.paths states the rule)
+    assert data_root(None) == REPO_ROOT / "data"  # the repository's data/ (r2mr.core.paths states the rule)
     monkeypatch.setenv("R2MR_DATA_DIR", "/env/root")
     assert data_root(None) == Path("/env/root")
     assert data_root("/cli/root") == Path("/cli/root")

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from r2mr.core.errors import DataError
 from r2mr.data import load_dataset
 from r2mr.data.download import MANIFEST, STAGING_OWNER, download
-from r2mr.errors import DataError
 
 from .conftest import TOY_ROWS, write_inter
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from r2mr.data import Dataset, Split
-from r2mr.evaluate import Evaluator, rank_metrics
+from r2mr.evaluation.evaluator import Evaluator, rank_metrics
 
 
 def make_ds(train: list[tuple[int, int]], valid: list[tuple[int, int]], test: list[tuple[int, int]],
@@ -123,7 +123,7 @@ def test_per_user_values_align_with_users_and_means() -> None:
 
 
 def test_per_user_file_round_trip(tmp_path) -> None:
-    from r2mr.evaluate import load_per_user, save_per_user
+    from r2mr.evaluation.evaluator import load_per_user, save_per_user
 
     users = np.array([3, 5, 9])
     sel = {"by_valid": {"epoch": 4, "test": {"users": torch.tensor(users), "recall@20": torch.tensor([0.0, 0.5, 1.0])}},

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import executors, experiment, paths, plan, plan_cli, threads
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.core import paths, threads
+from r2mr.core.errors import ConfigError
 from r2mr.data.synth import SynthConfig, write
-from r2mr.errors import ConfigError
+from r2mr.runs import executors, experiment, plan
 
 TINY = dict(n_users=150, n_items=80, text_dim=8, image_dim=8, mean_interactions=8.0)
 SEEDS = (1, 2, 3, 4)
@@ -152,7 +154,7 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _execute_in_child(runs_dir: str, data_dir: str, queue: multiprocessing.Queue) -> None:
     os.environ[paths.RUNS_ENV] = runs_dir
-    from r2mr import executors as ex
+    from r2mr.runs import executors as ex
 
     queue.put([o.status for o in ex.execute_plan(tiny_plan(), data_dir=data_dir, device="cpu", stream=io.StringIO())])
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from r2mr import experiment
 from r2mr.data import load_dataset
-from r2mr.experiment import make_configs
+from r2mr.data.sampler import BPRSampler
 from r2mr.models import MODELS
-from r2mr.sampler import BPRSampler
+from r2mr.runs import experiment
+from r2mr.runs.experiment import make_configs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 NAMES = [m for m in MODELS if m != "r2mr"]
@@ -56,7 +56,8 @@ def test_training_on_cuda(name: str, small_root: Path, tmp_path: Path) -> None:
 
 def test_r2mr_tf32_and_compile_switches_stay_within_tolerance() -> None:
     """On a GPU: tf32=True moves the loss by < 1e-2 relative; compile=reduce-overhead (CUDA graphs) by < 1e-4."""
-    from r2mr.sampler import Batch
+    from r2mr.data.sampler import Batch
+    from r2mr.training.runtime import run_switches
     from tests.test_r2mr_model import TINY_RW, build, make_ds
 
     ds = make_ds(400, 300, 4000, {"text": 64, "image": 64}, seed=3)
@@ -64,8 +65,8 @@ def test_r2mr_tf32_and_compile_switches_stay_within_tolerance() -> None:
     losses = {}
     for name, over in {"plain": {}, "tf32": {"tf32": True}, "compile": {"compile": "reduce-overhead"}}.items():
         model = build(ds, **over, **TINY_RW).to("cuda").eval()
-        with torch.no_grad():
+        with torch.no_grad(), run_switches(tf32=model.cfg.tf32):  # as the trainer sets them for a run
             losses[name] = model.loss(batch).item()
-    torch.backends.cuda.matmul.allow_tf32 = False
+    assert not torch.backends.cuda.matmul.allow_tf32  # put back after the run
     assert abs(losses["tf32"] - losses["plain"]) < 1e-2 * abs(losses["plain"])
     assert abs(losses["compile"] - losses["plain"]) < 1e-4 * abs(losses["plain"])

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r2mr.cli import main
-from r2mr.config import apply
+from r2mr.cli.main import main
+from r2mr.core.config import apply
+from r2mr.core.config_rules import RULES, Validated, unruled
+from r2mr.core.errors import ConfigError
 from r2mr.data.synth import MARKER, SynthConfig
-from r2mr.errors import ConfigError
 from r2mr.models import MODELS, get_model
 from r2mr.models.bpr import BPR
-from r2mr.models.rewriter import RewriterConfig
-from r2mr.train import TrainConfig
-from r2mr.validation import RULES, Validated, unruled
+from r2mr.models.r2mr.rewriter import RewriterConfig
+from r2mr.training.config import TrainConfig
 
 from .conftest import SMALL, TOY_ROWS, write_inter
 
@@ -45,8 +45,8 @@ def one_error_line(capsys: pytest.CaptureFixture, *words: str) -> str:
 
 @pytest.mark.parametrize("cls", REGISTERED, ids=lambda c: c.__name__)
 def test_every_config_field_has_a_rule(cls: type) -> None:
-    assert issubclass(cls, Validated), f"{cls.__name__} must inherit r2mr.validation.Validated"
-    assert unruled(cls) == [], f"add a rule to r2mr/validation.py RULES for {unruled(cls)}"
+    assert issubclass(cls, Validated), f"{cls.__name__} must inherit r2mr.core.config_rules.Validated"
+    assert unruled(cls) == [], f"add a rule to r2mr/core/config_rules.py RULES for {unruled(cls)}"
     cls()  # the defaults pass their own rules
 
 
@@ -259,14 +259,14 @@ def umask022():
 def test_written_files_follow_umask(tmp_path: Path, umask022) -> None:
     import pandas as pd
 
+    from r2mr.core.atomic_io import save_torch, write_json, write_table
     from r2mr.data.synth import write
-    from r2mr.results import save_torch, write_json, write_table
 
     out = write(tmp_path / "data" / "synthetic", SynthConfig(**SMALL))
     write_json(tmp_path / "res" / "r.json", {"a": 1})
     write_table(pd.DataFrame({"x": [1.0]}), tmp_path / "res" / "t")
     save_torch({"w": 1}, tmp_path / "res" / "ckpt.pt")
-    from r2mr.graph import cached_knn  # the kNN cache in the runs folder
+    from r2mr.data.graph import cached_knn  # the kNN cache in the runs folder
 
     cached_knn(np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32), 3, True, tmp_path / "res" / "cache")
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -284,7 +284,7 @@ def test_registered_configs_are_dataclasses() -> None:
 @pytest.mark.parametrize("kwargs, key", [({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
                                          ({"max_epochs": 0}, "max_epochs")])
 def test_python_api_checks_seed_and_epochs(kwargs: dict, key: str) -> None:
-    from r2mr.experiment import make_configs
+    from r2mr.runs.experiment import make_configs
 
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         make_configs("bpr", **kwargs)

@@ -1,4 +1,4 @@
-"""The propagation kernel (r2mr.kernels): the same bits as torch.sparse.mm forward and backward, the automatic
+"""The propagation kernel (r2mr.data.kernels): the same bits as torch.sparse.mm forward and backward, the automatic
 pure-PyTorch fallback, layer means as running sums; and whole models trained for a few epochs with today's path
 (torch products, stacked layer means) and the new one: same losses, metrics, selected epochs and parameters."""
 
@@ -12,14 +12,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from r2mr import kernels
-from r2mr.data import load_dataset
-from r2mr.errors import ConfigError
-from r2mr.evaluate import Evaluator
-from r2mr.experiment import _wants_cache_dir, make_configs
-from r2mr.graph import csr_rows, spmm, to_torch
+from r2mr.core.errors import ConfigError
+from r2mr.data import kernels, load_dataset
+from r2mr.data.graph import csr_rows, spmm, to_torch
+from r2mr.evaluation.evaluator import Evaluator
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn
-from r2mr.train import Trainer, seed_everything
+from r2mr.runs.experiment import _wants_cache_dir, make_configs
+from r2mr.training.runtime import seed_everything
+from r2mr.training.trainer import Trainer
 from tests.conftest import write_inter
 from tests.test_train import strip_timing
 

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import main_table, plan
-from r2mr.tuning import Grid, TuningPlan
+from r2mr.report import main_table
+from r2mr.runs import plan
+from r2mr.runs.tuning import Grid, TuningPlan
 
 TP = TuningPlan(points=2, seeds=2, metric="recall@20",
                 models={"bpr": Grid({"reg_weight": [0.1, 1.0e-4]}), "lightgcn": Grid({"n_layers": [1, 2]}),
@@ -148,7 +149,7 @@ def test_plan_prints_stage_two_as_after_tuning(tmp_path: Path, monkeypatch: pyte
     import argparse
     import io
 
-    from r2mr import plan_cli
+    from r2mr.cli import plan_commands as plan_cli
     from r2mr.data.synth import SynthConfig, write
 
     write(tmp_path / "tiny", SynthConfig(n_users=120, n_items=60, text_dim=8, image_dim=8, mean_interactions=8.0))
@@ -171,8 +172,10 @@ def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypa
     import argparse
     import io
 
-    from r2mr import experiment, pipeline, plan_cli
+    from r2mr.cli import pipeline
+    from r2mr.cli import plan_commands as plan_cli
     from r2mr.data.synth import SynthConfig, write
+    from r2mr.runs import experiment
 
     write(tmp_path / "tiny", SynthConfig(n_users=120, n_items=60, text_dim=8, image_dim=8, mean_interactions=8.0))
     monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
@@ -197,7 +200,7 @@ def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypa
     assert {r.spec.tuning for r in main} == {"tuned"} and len(main) == 3
     grid = [(dict(r.spec.point), experiment.find("bpr", "tiny", data_dir=tmp_path, overrides=r.overrides,
                                                  seed=r.seed, max_epochs=1)) for r in planned if r.stage == 1]
-    from r2mr.tuning import select
+    from r2mr.runs.tuning import select
 
     assert main[0].overrides == select(grid)[0]  # the rows run at the point chosen on validation
 
@@ -211,7 +214,7 @@ def test_against_reference_pairs_each_row_with_the_reference(stages: tuple[list,
 
 
 def test_reviewer_tables_label_every_state() -> None:
-    from r2mr import reviewer_tables
+    from r2mr.report import reviewer_tables
 
     rng = np.random.default_rng(0)
     s = rng.random((50, 2))

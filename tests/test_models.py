@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from r2mr.data import load_dataset
-from r2mr.experiment import make_configs
-from r2mr.graph import knn_graph, sym_adj, to_torch
+from r2mr.data.graph import knn_graph, sym_adj, to_torch
+from r2mr.data.sampler import BPRSampler
 from r2mr.models import MODELS
 from r2mr.models.lightgcn import propagate
-from r2mr.sampler import BPRSampler
+from r2mr.runs.experiment import make_configs
 
 
 def test_sym_adj_matches_formula() -> None:

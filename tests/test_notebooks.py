@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from r2mr.paths import REPO_ROOT, RESULTS
-from r2mr.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
+from r2mr.cli.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
+from r2mr.core.paths import REPO_ROOT, RESULTS
 
 NOTEBOOKS = notebook_paths()
 CHECKS = REPO_ROOT / "tests" / "fixtures" / "notebook_checks"

@@ -124,7 +124,7 @@ def test_extras() -> None:
     assert {"papermill", "jupyter", "ipykernel", "nbformat", "nbclient"} <= set(ex["notebooks"])
     assert "ruff" in ex["dev"] and "r2mr" in ex["dev"] and ex["dev"]["r2mr"].extras == {"test"}
     assert not {"pytest", "nbval", "papermill", "jupyter", "seaborn"} & set(core()), "test/notebook tools in core"
-    assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "r2mr.__version__"}
+    assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "r2mr.core.__version__"}
 
 
 def test_package_data_exists() -> None:

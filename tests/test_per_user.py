@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from r2mr.data import load_dataset
-from r2mr.evaluate import load_per_user
-from r2mr.experiment import make_configs
-from r2mr.train import Trainer, seed_everything
+from r2mr.evaluation.evaluator import load_per_user
+from r2mr.runs.experiment import make_configs
+from r2mr.training.runtime import seed_everything
+from r2mr.training.trainer import Trainer
 
 from .conftest import fit_killed_after
 
@@ -46,7 +47,7 @@ def test_per_user_of_selected_epochs_survive_resume(small_root: Path, tmp_path: 
 
 
 def test_r2mr_saves_best_valid_and_pre_rewrite_reviewer_states(small_root: Path, tmp_path: Path) -> None:
-    from r2mr.experiment import train
+    from r2mr.runs.experiment import train
     from tests.test_r2mr_train import FAST
 
     res = train("r2mr", "small", data_dir=small_root, max_epochs=5, device="cpu", progress=False,
@@ -66,8 +67,8 @@ def test_r2mr_saves_best_valid_and_pre_rewrite_reviewer_states(small_root: Path,
 
 
 def test_significance_table_from_real_runs(small_root: Path, tmp_path: Path) -> None:
-    from r2mr.experiment import train
-    from r2mr.significance import against, table_from_results
+    from r2mr.report.significance import against, table_from_results
+    from r2mr.runs.experiment import train
 
     groups = {}
     for model in ("bpr", "lightgcn"):

@@ -4,15 +4,18 @@ failure at the first failing notebook, and the notebook cleaner."""
 from __future__ import annotations
 
 import argparse
+import io
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from r2mr import pipeline, plan_cli
-from r2mr.cli import main
-from r2mr.errors import ConfigError
+from r2mr.cli import pipeline
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.cli.main import main
+from r2mr.core.errors import ConfigError
 
 from .conftest import TOY_ROWS, write_inter
 
@@ -51,7 +54,7 @@ def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path,
     assert inv.datasets == ["baby", "tiktok"] and inv.seeds is None and inv.epochs is None  # auto
     assert inv.scale == "quick" and inv.output_root == "." and inv.force_since == 0.0  # CPU default
     assert inv.data_dir == str(tmp_path / "data")  # relative to the working directory, made absolute
-    assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.plan.seeds_for
+    assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.runs.plan.seeds_for
     assert "data_dir" not in inv.parameters()  # reaches the kernels as $R2MR_DATA_DIR, not in the notebooks
     assert pipeline.default_scale("cuda") == "full" and pipeline.default_scale("cuda", smoke=True) == "quick"
     smoke = plan_cli.invocation(_args(data_dir=str(tmp_path / "empty"), smoke=True, restart=True))
@@ -153,3 +156,26 @@ def test_notebooks_that_need_an_unregistered_model_are_skipped(tmp_path: Path) -
     stream = io.StringIO()
     assert pipeline.run(inv, stream) == []
     assert "00_needs.ipynb skipped: needs model(s) not-a-model" in stream.getvalue()
+
+
+def test_run_leaves_the_environment_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels see this checkout, the data root and no MPLBACKEND; the caller's process gets its own back."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("R2MR_DATA_DIR", raising=False)
+    monkeypatch.setenv("PYTHONPATH", "somewhere")
+    seen = {}
+
+    def fake_execute(path: Path, inv: pipeline.Invocation, stream: object) -> Path:
+        seen.update({k: os.environ.get(k) for k in ("MPLBACKEND", "R2MR_DATA_DIR", "PYTHONPATH")})
+        raise pipeline.NotebookFailed("stop here")
+
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    before = dict(os.environ)
+    nb = make_nb(tmp_path / "00_x.ipynb", "x = 1", "print(x)")
+    inv = pipeline.Invocation(datasets=["synthetic"], data_dir=tmp_path / "data", device="cpu", seeds=[1], epochs=1,
+                              scale="quick", force_since=0.0, output_root=str(tmp_path / "out"), notebooks=[nb])
+    with pytest.raises(pipeline.NotebookFailed):
+        pipeline.run(inv, io.StringIO())
+    assert seen["MPLBACKEND"] is None and seen["R2MR_DATA_DIR"] == str(tmp_path / "data")
+    assert seen["PYTHONPATH"].endswith(os.pathsep + "somewhere")
+    assert dict(os.environ) == before

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from r2mr import plots
+from r2mr.report import plots
 
 
 def _bars(ax: plt.Axes) -> list[np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r2mr import published as pub
+from r2mr.report import published as pub
 
 
 def test_every_entry_is_sourced_and_in_range() -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from r2mr.errors import ConfigError
-from r2mr.features import common_dim, content_control, parse_widths, preprocess
+from r2mr.core.errors import ConfigError
+from r2mr.models.r2mr.features import common_dim, content_control, parse_widths, preprocess
 
 
 def test_common_dim_rule() -> None:

@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from r2mr.data import Dataset, Split
-from r2mr.experiment import make_configs
-from r2mr.models.r2mr import R2MR, resolve
-from r2mr.models.r2mr_ops import gate, knn_weights, round_epochs
-from r2mr.models.reviewer import dense_consensus
-from r2mr.models.rewriter import rewrite_candidates
-from r2mr.sampler import Batch, BPRSampler
-from r2mr.selection import official_test_rule
-from r2mr.train import lr_factor
+from r2mr.data.sampler import Batch, BPRSampler
+from r2mr.evaluation.epoch_selection import official_test_rule
+from r2mr.models.r2mr.model import R2MR, resolve
+from r2mr.models.r2mr.ops import gate, knn_weights, round_epochs
+from r2mr.models.r2mr.reviewer import dense_consensus
+from r2mr.models.r2mr.rewriter import rewrite_candidates
+from r2mr.runs.experiment import make_configs
+from r2mr.training.trainer import lr_factor
 from tests.test_selection import LOGGED_TEST, as_history
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2mr.models.reviewer import (
+from r2mr.models.r2mr.reviewer import (
     DISPARITY,
     HIGH,
     LOW,

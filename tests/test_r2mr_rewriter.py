@@ -7,7 +7,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from r2mr.models.rewriter import (
+from r2mr.models.r2mr.rewriter import (
     Discriminator,
     Generator,
     Rewriter,

@@ -13,10 +13,11 @@ import torch
 
 from benchmarks.make_r2mr_reference import CASES, EPOCHS, TRAIN
 from r2mr.data import load_dataset
-from r2mr.experiment import make_configs
-from r2mr.graph import csr_rows, spmm, to_torch, ui_norm
-from r2mr.models.r2mr_ops import layer0, propagate_sum
-from r2mr.train import Trainer, seed_everything
+from r2mr.data.graph import csr_rows, spmm, to_torch, ui_norm
+from r2mr.models.r2mr.ops import layer0, propagate_sum
+from r2mr.runs.experiment import make_configs
+from r2mr.training.runtime import seed_everything
+from r2mr.training.trainer import Trainer
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "r2mr_reference.json").read_text())
 REL = 1e-5

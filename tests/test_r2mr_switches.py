@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from r2mr.errors import ConfigError, DataError
-from r2mr.experiment import make_configs
-from r2mr.features import preprocess
-from r2mr.models.reviewer import EdgePattern, consensus
-from r2mr.speed import maybe_compile, set_tf32
+from r2mr.core.errors import ConfigError, DataError
+from r2mr.models.r2mr.features import preprocess
+from r2mr.models.r2mr.ops import maybe_compile
+from r2mr.models.r2mr.reviewer import EdgePattern, consensus
+from r2mr.runs.experiment import make_configs
+from r2mr.training.runtime import set_tf32
 from tests.test_r2mr_model import TINY_RW, build, make_ds
 
 
@@ -44,7 +45,7 @@ def test_without_reviewer_scores_are_one_and_items_are_plain_features(ds) -> Non
 
 
 def _batch():
-    from r2mr.sampler import Batch
+    from r2mr.data.sampler import Batch
 
     return Batch(torch.tensor([0, 1, 2, 2]), torch.tensor([3, 4, 5, 6]), torch.tensor([7, 8, 9, 10]))
 
@@ -110,8 +111,8 @@ def test_rewrite_round_logs_one_timed_line_per_round(ds, caplog) -> None:
     model = build(ds, rw_first_epochs=1, **TINY_RW)
     with caplog.at_level("INFO", logger="r2mr.models"):
         model.rewrite_round(6)
-    rw = [r.getMessage() for r in caplog.records if r.name == "r2mr.models.rewriter"]
-    rounds = [r.getMessage() for r in caplog.records if r.name == "r2mr.models.r2mr"]
+    rw = [r.getMessage() for r in caplog.records if r.name == "r2mr.models.r2mr.rewriter"]
+    rounds = [r.getMessage() for r in caplog.records if r.name == "r2mr.models.r2mr.model"]
     assert len(rw) == 1 and rw[0].startswith("rewriter: ") and rw[0].endswith(" s")
     assert len(rounds) == 1 and rounds[0].startswith("rewrite round 1 after epoch 6 done in ")
 

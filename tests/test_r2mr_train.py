@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
+from r2mr.core.atomic_io import load_torch, result_path
 from r2mr.data import load_dataset
-from r2mr.experiment import make_configs, train
-from r2mr.results import load_torch, result_path
-from r2mr.train import Trainer, seed_everything
+from r2mr.runs.experiment import make_configs, train
+from r2mr.training.runtime import seed_everything
+from r2mr.training.trainer import Trainer
 from tests.test_train import strip_timing
 
 from .conftest import fit_killed_after

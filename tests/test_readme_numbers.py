@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from r2mr.paths import REPO_ROOT
+from r2mr.core.paths import REPO_ROOT
 
 NUMBER = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")
 CITED = re.compile(r"`(results/[^`]+)`")

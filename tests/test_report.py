@@ -11,19 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import (
-    dataset_tables,
-    discovery,
-    notebook,
-    outputs,
-    paths,
-    plan,
-    tables,
-)
-from r2mr import runs as runmod
-from r2mr.errors import ConfigError
+from r2mr.core import paths
+from r2mr.core.errors import ConfigError
+from r2mr.data import discovery
 from r2mr.models import MODELS
 from r2mr.models.bpr import BPR
+from r2mr.report import dataset_tables, outputs, tables
+from r2mr.runs import notebook_runs as runmod
+from r2mr.runs import plan
 
 from .conftest import TOY_ROWS, write_inter
 
@@ -59,7 +54,8 @@ def test_locate_present_and_reasons(tmp_path: Path) -> None:
     assert discovery.missing_data_reason("tiktok", tmp_path, needs_features=True) is None
     assert discovery.missing_data_reason("sports", tmp_path) == (
         "not run: data set missing (run `python -m r2mr data download sports`)")
-    assert "put lastfm/ under the data root" in discovery.missing_data_reason("lastfm", tmp_path)
+    fix = f"put lastfm.inter (and any <modality>_feat.npy) in {tmp_path / 'lastfm'}/"
+    assert fix in discovery.missing_data_reason("lastfm", tmp_path)
     assert discovery.table_datasets(["baby"], tmp_path) == ["baby", "sports", "clothing"]
     inv = discovery.inventory(["baby", "tiktok", "sports"], tmp_path)
     assert list(inv["found"]) == ["yes", "yes", "no"] and inv.loc["tiktok", "item features"] == "image 2-d"
@@ -201,8 +197,8 @@ def test_outputs_write_tables_figures_and_run_json(tmp_path: Path) -> None:
 
 
 def test_short_paths() -> None:
-    assert notebook.short_paths("/srv/a/b/data/tiktok/tiktok.inter: dropped") == "…/tiktok/tiktok.inter: dropped"
-    assert notebook.short_paths(f"{paths.REPO_ROOT}/data/x and ./rel/y") == "data/x and ./rel/y"
+    assert paths.short_paths("/srv/a/b/data/tiktok/tiktok.inter: dropped") == "…/tiktok/tiktok.inter: dropped"
+    assert paths.short_paths(f"{paths.REPO_ROOT}/data/x and ./rel/y") == "data/x and ./rel/y"
 
 
 def test_main_specs_cover_the_registry() -> None:
@@ -302,7 +298,7 @@ def test_timing_table(small_root: Path) -> None:
 
 
 def test_markdown_tables_print_counts_booleans_missing_values_and_index_levels_plainly(tmp_path: Path) -> None:
-    from r2mr.results import write_table
+    from r2mr.core.atomic_io import write_table
 
     df = pd.DataFrame({"data set": ["a", "a", "b"], "model": ["x", "y", "x"], "n seeds": [2.0, 3.0, np.nan],
                        "recall@20": [0.12345, np.nan, 0.5], "selected": [True, False, None], "note": ["ok", None, "—"]})

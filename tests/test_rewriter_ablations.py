@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from r2mr.errors import ConfigError
-from r2mr.models.r2mr import R2MRConfig
-from r2mr.models.rewriter import Generator, Rewriter, RewriterConfig
+from r2mr.core.errors import ConfigError
+from r2mr.models.r2mr.model import R2MRConfig
+from r2mr.models.r2mr.networks import Generator, RewriterConfig
+from r2mr.models.r2mr.rewriter import Rewriter
 
 SMALL = RewriterConfig(rw_prompt_dim=4, rw_hidden=(16, 32), rw_latent=16, rw_codebook=32, rw_code_dim=4,
                        rw_disc_hidden=(8, 4), rw_batch=8)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from r2mr.data import load_dataset
-from r2mr.sampler import BPRSampler
+from r2mr.data.sampler import BPRSampler
 
 
 def test_negatives_valid_and_epoch_covers_pairs(small_root: Path) -> None:

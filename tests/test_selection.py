@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from r2mr.selection import by_valid, official_test_rule
+from r2mr.evaluation.epoch_selection import by_valid, official_test_rule
 
 # Test R@10, R@20, N@10, N@20 per epoch of the authors' committed Clothing log (spec section 14).
 LOGGED_TEST = [
@@ -128,7 +128,7 @@ def _run(seed: int, valid_sel: float, test_sel: float, valid: float = 0.1) -> di
 def test_selection_bias_per_epoch_and_grid() -> None:
     import math
 
-    from r2mr.selection_bias import selection_bias_table
+    from r2mr.report.selection_bias import selection_bias_table
 
     runs = {"bpr": [_run(1, 0.10, 0.11), _run(2, 0.20, 0.22), _run(3, 0.10, 0.12)],
             "lightgcn": [_run(1, 0.08, 0.08)]}

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from r2mr import significance as sig
-from r2mr.errors import ConfigError, DataError
-from r2mr.evaluate import save_per_user
+from r2mr.core.errors import ConfigError, DataError
+from r2mr.evaluation.evaluator import save_per_user
+from r2mr.report import significance as sig
 
 
 def test_holm_hand_computed_and_monotone() -> None:

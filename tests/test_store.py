@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from r2mr import cli, store
-from r2mr.errors import ConfigError, DataError
-from r2mr.experiment import find, run_folder, train
+from r2mr.cli import main as cli
+from r2mr.core.atomic_io import load_torch, result_path, save_torch, write_json
+from r2mr.core.errors import ConfigError, DataError
 from r2mr.models import get_model
-from r2mr.results import load_torch, result_path, save_torch, write_json
+from r2mr.runs import store
+from r2mr.runs.experiment import find, run_folder, train
 from tests.conftest import TOY_ROWS, write_inter
 from tests.test_r2mr_train import FAST
 
@@ -189,7 +190,7 @@ def test_planted_pickle_never_executes(runs: Path, small_root: Path, tmp_path: P
 WORKER = """
 import json, sys, time
 from pathlib import Path
-from r2mr.experiment import train
+from r2mr.runs.experiment import train
 Path(sys.argv[2]).touch()
 while not Path(sys.argv[3]).exists():
     time.sleep(0.01)

@@ -1,4 +1,4 @@
-"""The thread policy (r2mr.threads): threads per run from the cores and the runs at once, a passive OpenMP wait
+"""The thread policy (r2mr.core.threads): threads per run from the cores and the runs at once, a passive OpenMP wait
 policy set before torch is loaded, in the command line and in worker processes."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from r2mr import executors, threads
+from r2mr.core import threads
+from r2mr.runs import executors
 
 
 def test_threads_per_run_divides_the_cores() -> None:
@@ -45,8 +46,8 @@ def test_worker_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_command_line_sets_the_policy_before_torch_is_loaded() -> None:
     """Importing the command line loads no torch, and ``main`` sets the policy first, before any command runs."""
-    code = ("import os, sys\nimport r2mr.cli\nloaded = 'torch' in sys.modules\ntry:\n"
-            "    r2mr.cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+    code = ("import os, sys\nimport r2mr.cli.main\nloaded = 'torch' in sys.modules\ntry:\n"
+            "    r2mr.cli.main.main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(loaded, os.environ.get('OMP_WAIT_POLICY'))\n")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from r2mr import tuning
-from r2mr.errors import ConfigError
+from r2mr.core.errors import ConfigError
 from r2mr.models import MODELS
+from r2mr.runs import tuning
 
 
 def test_committed_grids_have_equal_budgets() -> None:

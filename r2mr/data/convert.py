@@ -4,7 +4,7 @@ The release holds ``trnMat.pkl``, ``valMat.pkl`` and ``tstMat.pkl`` (pickled Sci
 matrices, any non-zero entry is an interaction) and ``image_feat.npy``, ``audio_feat.npy`` (float16, one row
 per item). :func:`convert_tiktok` writes ``tiktok.inter`` (userID, itemID, x_label = 0 train / 1 valid /
 2 test, rows sorted by user then item) and the two feature files as float16, which is the folder this
-package's TikTok results were computed on (same fingerprint, see :func:`r2mr.experiment.fingerprint`).
+package's TikTok results were computed on (same fingerprint, see :func:`r2mr.runs.experiment.fingerprint`).
 
 The pickles are read with a restricted unpickler that resolves only the SciPy sparse matrix classes and
 the NumPy array machinery they need: a pickle that names anything else is refused, never executed.
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 SPLIT_FILES = (("trnMat.pkl", 0), ("valMat.pkl", 1), ("tstMat.pkl", 2))
 FEATURES = ("image_feat.npy", "audio_feat.npy")
@@ -136,10 +136,10 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     return out
 
 
-# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli.py) -------------------
+# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli/main.py) -------------------
 
 def main(args: argparse.Namespace) -> int:
-    from ..paths import data_root
+    from ..core.paths import data_root
     from .mmrec import check_dataset
     from .stats import format_log
 

@@ -27,14 +27,15 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from ..errors import DataError
-from ..results import file_mode, write_json
+from ..core.errors import DataError
+from ..core.names import AMAZON
+from ..core.atomic_io import file_mode, write_json
 from .mmrec import check_dataset
 
 log = logging.getLogger(__name__)
 
 MMREC_FOLDER = "https://drive.google.com/drive/folders/13cBy1EA_saTUuXxVllKgtfci2A09jyaG"
-DATASETS = ("baby", "sports", "clothing")
+DATASETS = AMAZON
 NEEDED = ("image_feat.npy", "text_feat.npy")
 MANIFEST = ".r2mr-download.json"  # size and SHA-256 of every file this command installed in <root>/<name>/
 STAGING_OWNER = ".r2mr-staging.json"  # pid and host of the download using a staging folder

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
-from ..validation import max_feature_width
+from ..core.errors import DataError
+from ..core.names import AMAZON, SYNTHETIC
+from ..core.config_rules import max_feature_width
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # .inter files whose dropped rows were reported
@@ -182,15 +183,33 @@ def feature_files(folder: Path) -> dict[str, Path]:
     return {m: found[m] for m in sorted(found, key=modality_sort_key)}
 
 
+def how_to_get(name: str, folder: str | Path, features: bool = False) -> str:
+    """The "fix:" text for data set ``name`` that is absent from ``folder`` (or, ``features``, lacks its item
+    features): one wording for every message that says how to get a data set."""
+    if name in AMAZON:
+        return f"run `python -m r2mr data download {name}`"
+    if name == SYNTHETIC and not features:
+        return f"run `python -m r2mr data synth --out {folder}`"
+    if features:
+        return f"put <modality>_feat.npy files (one row per item) in {folder}/"
+    return f"put {name}.inter (and any <modality>_feat.npy) in {folder}/"
+
+
 def load_dataset(name: str, root: str | Path, *, features: bool = True, root_source: str = "") -> Dataset:
-    """Load and validate ``<root>/<name>``; drop valid/test rows of users without training rows."""
+    """Load and validate ``<root>/<name>``; drop valid/test rows of users without training rows. A corrupted
+    variant ``<base>~<modality>-swap<percent>`` (:mod:`r2mr.data.corrupt`) loads ``<base>`` and applies its
+    declared swap in memory (without ``features``: the base set renamed)."""
+    from . import corrupt
+
+    variant = corrupt.parse(name)
+    if variant is not None:
+        ds = load_dataset(variant.base, root, features=features, root_source=root_source)
+        return corrupt.apply(ds, variant) if features else replace(ds, name=variant.name)
     folder = dataset_dir(Path(root), name)
     inter = folder / f"{name}.inter"
     if not folder.is_dir() or not inter.is_file():
         where = f" (data root from {root_source})" if root_source else ""
-        get = (f"run `python -m r2mr data download {name}`" if name in ("baby", "sports", "clothing")
-               else f"run `python -m r2mr data synth --out {Path(root) / name}`" if name == "synthetic"
-               else f"put {name}.inter (and any <modality>_feat.npy) in {folder}/")
+        get = how_to_get(name, Path(root) / name)
         raise DataError(f"{inter}: not found{where}; fix: {get}, or point --data-dir / R2MR_DATA_DIR "
                         f"at the folder that holds {name}/")
     df = read_inter(inter)

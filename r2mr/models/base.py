@@ -22,9 +22,8 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..kernels import dot_scores
-from ..sampler import Batch
-from ..speed import keep_freed_memory
+from ..data.kernels import dot_scores
+from ..data.sampler import Batch
 
 
 class Recommender(nn.Module):
@@ -40,7 +39,6 @@ class Recommender(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_users, self.n_items = ds.n_users, ds.n_items
-        keep_freed_memory()  # CPU: reuse freed temporaries (no page faults on every step's fresh buffers)
 
     @classmethod
     def resolved(cls, cfg: Any) -> Any:

@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..graph import sym_adj, to_torch
-from ..losses import emb_loss
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.graph import sym_adj, to_torch
+from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from .losses import emb_loss
 
 
 @dataclass

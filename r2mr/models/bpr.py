@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..losses import bpr, emb_loss
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.sampler import Batch
 from .base import Recommender, xavier_normal_table
+from .losses import bpr, emb_loss
 
 
 @dataclass

@@ -28,13 +28,13 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..graph import Edges, cached_knn, degree_norm_values, mix_edges, spmm, sym_adj, to_torch
-from ..losses import bpr
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.graph import Edges, cached_knn, degree_norm_values, mix_edges, spmm, sym_adj, to_torch
+from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from .losses import bpr
 
 
 @dataclass

@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..graph import Edges, cached_knn, knn_edges, mix_edges, rw_adj_self_loops, spmm, to_torch
-from ..losses import bpr, half_l2
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.graph import Edges, cached_knn, knn_edges, mix_edges, rw_adj_self_loops, spmm, to_torch
+from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from .losses import bpr, half_l2
 
 
 @dataclass

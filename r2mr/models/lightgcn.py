@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..graph import spmm, sym_adj, to_torch
-from ..losses import bpr, emb_loss
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.graph import spmm, sym_adj, to_torch
+from ..data.sampler import Batch
 from .base import Recommender, xavier_uniform_table
+from .losses import bpr, emb_loss
 
 
 @dataclass

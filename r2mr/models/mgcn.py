@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..graph import cached_knn, spmm, sym_adj, to_torch, ui_norm
-from ..losses import bpr, half_l2, info_nce
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.graph import cached_knn, spmm, sym_adj, to_torch, ui_norm
+from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .lightgcn import propagate
+from .losses import bpr, half_l2, info_nce
 
 
 @dataclass

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.config_rules import Validated
 from ..data import Dataset
-from ..losses import bpr, emb_loss
-from ..sampler import Batch
-from ..validation import Validated
+from ..data.sampler import Batch
 from .base import Recommender, xavier_uniform_table
+from .losses import bpr, emb_loss
 
 
 @dataclass

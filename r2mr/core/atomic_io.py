@@ -1,0 +1,185 @@
+"""Atomic writers (temp file + rename) for JSON, CSV, Markdown, figures and torch checkpoints,
+plus the run metadata stamped on every result (commit, device, versions, date)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .paths import REPO_ROOT
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask: ``0o666 & ~umask`` (e.g. 0o644 under umask 022)."""
+    try:
+        with open("/proc/self/status") as fh:  # Linux: read the umask without changing it
+            mask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it over ``path``.
+
+    The file gets the user's umask mode (mkstemp alone would make it 0600); folders are made with it too.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def markdown_frame(df: Any) -> Any:
+    """A copy of ``df`` for the Markdown table: float columns holding only whole numbers (counts such as
+    ``n seeds`` that became float beside a missing value) as integers, booleans as yes/no, missing as blank."""
+    import numpy as np
+    import pandas as pd
+
+    out = df.copy()
+    for col in out.columns:
+        values = out[col].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else ("yes" if v else "no"))
+        elif pd.api.types.is_float_dtype(out[col]) and len(values) and (values == values.round()).all():
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return out.astype(object).where(out.notna(), None)  # None: blank under to_markdown(missingval="")
+
+
+def write_table(df: Any, stem: str | Path, meta: dict[str, Any] | None = None, floatfmt: str = ".4f") -> None:
+    """``df`` (pandas) to ``<stem>.csv`` (full precision) and ``<stem>.md`` (rounded, with a metadata footer)."""
+    stem = Path(stem)
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        df.to_csv(tmp, index=True)
+    nested = getattr(df.index, "nlevels", 1) > 1  # a MultiIndex: its levels as columns, not as tuples
+    md = markdown_frame(df.reset_index() if nested else df).to_markdown(floatfmt=floatfmt, missingval="",
+                                                                         index=not nested)
+    if meta:
+        md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items()) + "\n"
+    write_text(stem.with_suffix(".md"), md + "\n")
+
+
+def save_figure(fig: Any, stem: str | Path) -> None:
+    """Save a matplotlib figure as ``<stem>.png`` and ``<stem>.pdf`` atomically."""
+    for ext in (".png", ".pdf"):
+        with atomic_path(Path(stem).with_suffix(ext)) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext[1:],
+                        metadata={"CreationDate": None} if ext == ".pdf" else None)
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Load a ``.pt`` file with ``weights_only=True`` (tensors, containers and plain values only), so a planted
+    pickle cannot run code; a file that is not such a checkpoint is a ConfigError naming it."""
+    import pickle
+
+    import torch
+
+    from .errors import ConfigError
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError:
+        why = "it holds Python objects that weights-only loading refuses"
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: RuntimeError, EOFError, ...
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    raise ConfigError(f"{path}: not a safe, readable torch file ({why}); fix: rerun with --restart "
+                      f"(resume=False) to recompute it")
+
+
+def result_path(result: dict[str, Any], field: str = "artifacts") -> Path | None:
+    """The file a result names in ``field`` (``"artifacts"``, ``"per_user"``, ...), resolved against the run
+    folder (``result["run_dir"]``, set by :mod:`r2mr.runs.experiment`); None if the result names none."""
+    name = result.get(field)
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.is_absolute() or "run_dir" not in result else Path(result["run_dir"]) / path
+
+
+def git_commit() -> str:
+    """Short commit of the repository (with ``+dirty`` if files changed), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: Any) -> str:
+    """Human-readable device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (x86_64, 2 threads)``."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+VERSIONED = ("torch", "numpy", "scipy", "scikit-learn", "pandas")  # recorded in every run record
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries whose numbers can change a result (``unknown`` if absent)."""
+    from importlib import metadata
+
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def run_metadata(device: Any) -> dict[str, Any]:
+    import torch
+
+    return {"commit": git_commit(), "device_name": device_name(device), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "versions": versions(), "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

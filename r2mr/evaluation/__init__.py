@@ -1,0 +1,1 @@
+"""Evaluation layer: the full-ranking evaluator and the epoch-selection rules."""

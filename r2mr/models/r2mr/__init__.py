@@ -1,0 +1,1 @@
+"""R2MR itself: the model, its Modality Reviewer and Rewriter, feature preprocessing and tensor ops."""

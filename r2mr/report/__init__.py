@@ -1,0 +1,1 @@
+"""Report layer: published numbers, significance, tables, plots, notebook outputs and set-up."""

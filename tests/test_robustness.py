@@ -1,0 +1,170 @@
+"""Robustness analyses and plan: drops from clean with paired intervals and the 'degrades less' comparison,
+the Reviewer's AUC on corrupted items per feature treatment and state, where corrupted items end, an R2MR
+run on a corrupted variant read back from the archive, and the plan-only robustness grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from r2mr.cli import archive_commands as archive_cli
+from r2mr.cli import plan_commands as plan_cli
+from r2mr.data import corrupt, load_dataset
+from r2mr.models import MODELS
+from r2mr.report import quality as analysis
+from r2mr.report import robustness
+from r2mr.report.significance import RunSet
+from r2mr.runs import archive, experiment, plan, tuning
+
+NONE = pd.Series(dtype=float)
+
+
+def test_corruption_masks(small_root):
+    masks = robustness.corruption_masks("small~image-swap40", 150)
+    assert list(masks) == ["image"] and masks["image"].sum() == 60
+    planted = robustness.corruption_masks("small", 150, small_root / "small")
+    assert set(planted) == {"text", "image"} and 0 < planted["text"].sum() < 150
+    assert robustness.corruption_masks("small", 150) == {}
+
+
+def test_drop_table_pairs_by_seed_and_compares_relative_drops():
+    seeds = (1, 2, 3)
+    clean = {"R2MR": RunSet({1: 0.20, 2: 0.22, 3: 0.21, 4: 0.5}, NONE, "r2mr"),  # seed 4 not on corrupted
+             "MGCN": RunSet({1: 0.20, 2: 0.21, 3: 0.22}, NONE, "mgcn"),
+             "VBPR": RunSet({1: 0.10, 2: 0.11, 3: 0.12}, NONE, "vbpr")}
+    bad = {"R2MR": RunSet({s: clean["R2MR"].seeds[s] * f for s, f in zip(seeds, (0.97, 0.96, 0.98))}, NONE, "r2mr"),
+           "MGCN": RunSet({s: clean["MGCN"].seeds[s] * f for s, f in zip(seeds, (0.80, 0.82, 0.78))}, NONE, "mgcn"),
+           "VBPR": RunSet({s: clean["VBPR"].seeds[s] * f for s, f in zip(seeds, (0.97, 0.98, 0.96))}, NONE, "vbpr")}
+    t = robustness.drop_table(clean, bad)
+    r2 = t.loc["R2MR"]
+    assert r2["seeds paired"] == 3 and r2["mean clean"] == pytest.approx(0.21)
+    drops = [0.20 * -0.03, 0.22 * -0.04, 0.21 * -0.02]
+    assert r2["drop"] == pytest.approx(np.mean(drops)) and r2["drop lo"] < r2["drop"] < r2["drop hi"] < 0
+    assert r2["rel drop"] == pytest.approx(np.sum([0.2 * 0.97, 0.22 * 0.96, 0.21 * 0.98]) / 0.63 - 1)
+    assert t.loc["MGCN", "rel drop − ref"] == pytest.approx(-0.20 - (-0.03))  # MGCN loses 17 points more
+    assert t.loc["MGCN", "rel drop − ref hi"] < 0 and t.loc["MGCN", "sig vs ref"] in ("*", "**")
+    assert t.loc["VBPR", "rel drop − ref"] == pytest.approx(0.0, abs=1e-12) and t.loc["VBPR", "sig vs ref"] == "n.s."
+    p, adj = (t.loc[["MGCN", "VBPR"], c].to_numpy(float) for c in ("p vs ref", "p vs ref (Holm)"))
+    assert adj.min() == pytest.approx(2 * p.min()) and np.all(adj >= p)
+    assert np.isnan(t.loc["R2MR", "p vs ref"]) and t.loc["VBPR", "MDE vs ref"] > 0
+
+
+def _view(scores: np.ndarray, rewritten: dict | None = None) -> dict:
+    return {"modalities": ["text", "image"], "eta": 0.5, "scores": scores, "rewritten": rewritten or {}}
+
+
+def test_auc_table_and_area_counts():
+    mask = np.array([True, True, False, False, False, False])
+    good = np.column_stack([np.full(6, 0.9), [0.1, 0.2, 0.6, 0.7, 0.8, 0.9]])  # image: corrupted score lowest
+    # AUC by hand: corrupted 0.75 is below one clean score (0.8), 0.2 below three: 4 of 8 pairs
+    bad = np.column_stack([np.full(6, 0.9), [0.75, 0.2, 0.6, 0.7, 0.8, 0.1]])
+    by = {"trained": {1: {"best valid": _view(good)}, 2: {"best valid": _view(bad)}},
+          "frozen": {1: {"best valid": _view(bad)}}}
+    t = robustness.auc_table(by, {"image": mask, "text": np.zeros(6, bool)})
+    assert t.loc[("trained", "best valid", "image"), "AUC"] == pytest.approx((1.0 + 0.5) / 2)
+    assert t.loc[("trained", "best valid", "image"), "n seeds"] == 2
+    assert t.loc[("frozen", "best valid", "image"), "AUC"] == pytest.approx(0.5)
+    assert "text" not in t.index.get_level_values("modality")  # no corrupted text items: skipped
+    rewritten = {"image": np.array([True, False, False, False, False, True]), "text": np.zeros(6, bool)}
+    counts = robustness.area_counts(_view(good, rewritten), {"image": mask})
+    assert counts.loc[("image", "corrupted")].to_dict() == {"items": 2, "high-quality": 0, "disparity": 2,
+                                                            "low-quality": 0, "rewritten": 1}
+    assert counts.loc[("image", "clean"), "high-quality"] == 4 and counts.loc[("image", "clean"), "rewritten"] == 1
+    mean = robustness.area_counts_over_seeds({1: _view(good, rewritten), 2: _view(bad)}, {"image": mask})
+    assert mean.loc[("image", "corrupted"), "disparity"] == pytest.approx(1.5) and mean["n seeds"].eq(2).all()
+
+
+def test_r2mr_on_a_corrupted_variant_through_the_archive(small_root, tmp_path, monkeypatch):
+    runs, root = tmp_path / "runs", tmp_path / "evidence"
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(runs))
+    tiny = dict(dim=16, rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4, rw_prompt_dim=8,
+                rw_disc_hidden=(8,), rw_first_epochs=1, rw_epochs=1, rewrite_every=1, max_rounds=1)
+    name = "small~image-swap40"
+    for content in ("trained", "frozen"):
+        experiment.train("r2mr", name, data_dir=small_root, max_epochs=3, progress=False, seed=5,
+                         overrides={**tiny, **({"content": "frozen"} if content == "frozen" else {})})
+    assert archive_cli.add_from_store(runs, root) == (2, 0)
+    assert all(p.parent.name == name for p in archive.entries(root))
+    by: dict = {}
+    for path in archive.entries(root):
+        entry = archive.read(path, root)
+        kind = entry.doc["record"]["config"].get("content", "trained")
+        by.setdefault("frozen" if kind == "frozen" else "trained", {})[5] = robustness.archived_states(entry)
+    n_items = load_dataset("small", small_root, features=False).n_items
+    masks = robustness.corruption_masks(name, n_items)
+    t = robustness.auc_table(by, masks)
+    assert set(t.index.get_level_values("feature tables")) == {"trained", "frozen"}
+    assert "best valid" in set(t.index.get_level_values("model state"))
+    assert t["AUC"].between(0, 1).all() and t["n seeds"].eq(1).all()
+    best = by["trained"][5]["best valid"]
+    counts = robustness.area_counts(best, masks)
+    k = round(0.4 * n_items)
+    assert counts.loc[("image", "corrupted"), "items"] == k
+    assert counts.loc[("image", "corrupted"), list(analysis.STATES)].sum() == k
+    with pytest.raises(ValueError, match="masks have 150 items"):
+        robustness.auc_table(by, robustness.corruption_masks(name, 150))
+
+
+def test_robustness_grid_is_plan_only_and_uses_the_clean_selection():
+    tune, reg = tuning.load(), list(MODELS)
+    default = plan.build_plan(["synthetic", "tiktok"], None, "converged", tune=tune, registered=reg)
+    assert not any(corrupt.SEP in r.dataset for r in default)
+    only = plan.build_plan(["synthetic", "tiktok"], None, "converged", notebooks=[plan.ROBUSTNESS], tune=tune,
+                           registered=reg)
+    variants = [r for r in only if corrupt.SEP in r.dataset]
+    per_variant = len(plan.ROBUST_MODELS) + 1  # the models and R2MR's frozen control
+    assert len(variants) == 4 * per_variant * plan.ROBUSTNESS_SEEDS
+    assert {r.dataset for r in variants} == {f"tiktok~{v}" for v in plan.ROBUSTNESS_VARIANTS["tiktok"]}
+    assert {r.spec.tuning for r in variants if r.spec.role == "model"} == {"pending"}  # until tiktok's grid is stored
+    assert {r.model for r in only if r.dataset == "synthetic"} <= set(plan.ROBUST_MODELS)
+    selected = {("tiktok", m): {"lr": 0.01} for m in plan.ROBUST_MODELS}
+    tuned = plan.build_plan(["tiktok"], None, "converged", notebooks=[plan.ROBUSTNESS], tune=tune, registered=reg,
+                            selected=selected)
+    clean = {(r.model, r.spec.overrides) for r in tuned if r.dataset == "tiktok" and r.spec.tuning == "tuned"}
+    swapped = {(r.model, r.spec.overrides) for r in tuned if r.dataset == "tiktok~audio-swap40"
+               and r.spec.role == "model"}
+    assert swapped == clean and all(dict(o)["lr"] == 0.01 for _, o in swapped)
+    both = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results", plan.ROBUSTNESS], tune=tune,
+                           registered=reg)
+    main = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results"], tune=tune, registered=reg)
+    assert len(both) == len(main) + len(variants)  # the clean rows merge with 03's
+
+
+def test_notebook_selection_takes_plan_only_grids():
+    assert plan_cli.notebook_selection("05") == [Path(plan.ROBUSTNESS)]
+    picked = plan_cli.notebook_selection("03,05")
+    assert [p.name for p in picked] == ["03_main_results.ipynb", plan.ROBUSTNESS]
+    assert plan.ROBUSTNESS not in [p.name for p in plan_cli.notebook_selection(None)]
+
+
+def test_run_all_refuses_a_plan_only_grid_without_train_only(capsys):
+    from r2mr.cli import main as cli
+
+    status = cli.main(["run-all", "--notebooks", "05", "--datasets", "synthetic", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and "05_robustness is a plan of runs without a notebook" in err and "--train-only" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_drop_tables_from_the_archive_match_clean_and_corrupted_runs(small_root, tmp_path, monkeypatch):
+    runs, root = tmp_path / "runs", tmp_path / "evidence"
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(runs))
+    tiny = dict(dim=16, rw_hidden=(8,), rw_latent=8, rw_codebook=8, rw_code_dim=4, rw_prompt_dim=8,
+                rw_disc_hidden=(8,), rw_first_epochs=1, rw_epochs=1, rewrite_every=1, max_rounds=1)
+    results = {}
+    for data in ("small", "small~image-swap40"):
+        for model, over in (("vbpr", {"embedding_size": 16}), ("r2mr", tiny)):
+            for seed in (1, 2) + ((101,) if data == "small" and model == "vbpr" else ()):
+                results[(data, model, seed)] = experiment.train(model, data, data_dir=small_root, max_epochs=2,
+                                                                progress=False, seed=seed, overrides=over)
+    archive_cli.add_from_store(runs, root)
+    tables = robustness.drop_tables_from_archive(root)
+    (name, t), = tables.items()
+    assert name == "small~image-swap40" and set(t.index) == {"VBPR", "R2MR"}
+    assert t["seeds paired"].eq(2).all()  # the tuning seed 101 never enters
+    clean = np.mean([results[("small", "vbpr", s)]["test"]["recall@20"] for s in (1, 2)])
+    assert t.loc["VBPR", "mean clean"] == pytest.approx(clean)
+    assert np.isfinite(t.loc["VBPR", "rel drop − ref"])
