@@ -25,7 +25,9 @@
 #                      (r2mr/configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
 #   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
 #   --restart          recompute stored training runs (default: reuse them; old name --force)
-#   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each)
+#   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each; default:
+#                      one run per core on a CPU, so one thread per run; 1 on a GPU). Idle OpenMP threads
+#                      wait passively (OMP_WAIT_POLICY=PASSIVE unless set): they never spin on a busy machine
 #   --ray ADDRESS      train the runs as Ray tasks: a cluster address (host:6379), auto (the cluster
 #                      this machine joined with `ray start`) or local (a Ray instance for this run);
 #                      needs `pip install -e .[ray]`
@@ -71,4 +73,5 @@ cd "$(dirname "$0")"
 # shellcheck disable=SC1091
 source scripts/ensure_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # the kernels import this checkout's r2mr
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # idle OpenMP threads sleep instead of spinning (r2mr.threads)
 exec python -m r2mr run-all ${args[@]+"${args[@]}"}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from r2mr.cli import plan_commands as plan_cli
-from r2mr.core import paths
+from r2mr.core import paths, threads
 from r2mr.core.errors import ConfigError
 from r2mr.data.synth import SynthConfig, write
 from r2mr.runs import executors, experiment, plan
@@ -77,7 +77,7 @@ def test_jobs_match_sequential(sequential: list[tuple], tiny_root: Path, tmp_pat
                                monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "runs")
     stream = io.StringIO()
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # cores / jobs = one torch thread per worker, as sequential
+    monkeypatch.setattr(threads, "cores_available", lambda: 2)  # cores / jobs = one thread per worker, as sequential
     out = executors.execute_plan(tiny_plan(), data_dir=str(tiny_root), device="cpu", jobs=2, stream=stream)
     assert numbers(out) == sequential
     assert "[8/8]" in stream.getvalue() and "all done in" in stream.getvalue()

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
-from ..core import __version__
+from ..core import __version__, threads
 from ..core.errors import R2MRError, TrainingError
 from ..core.names import DOWNLOADABLE, MODEL_NAMES
 from ..core.paths import REPO_ROOT
@@ -169,8 +169,9 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="the same as --restart: retrain here every planned run, also those in the evidence archive")
     r.add_argument("--train-only", action="store_true",
                    help="train the plan's missing runs, then stop (no notebooks): how a campaign is run")
-    r.add_argument("--jobs", type=arguments.positive_int, default=1,
-                   help="training runs at once on this machine, each with cores/N torch threads (default 1)")
+    r.add_argument("--jobs", type=arguments.positive_int,
+                   help="training runs at once on this machine, each with cores/N torch threads (default: the "
+                        "cores available on a CPU, one thread per run; 1 on a GPU)")
     r.add_argument("--ray", metavar="ADDRESS",
                    help="execute the runs as Ray tasks: a cluster address, auto (the "
                         "cluster started with `ray start`) or local (pip install -e .[ray])")
@@ -234,6 +235,7 @@ def exit_status(exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.passive_wait()  # before any torch import: idle OpenMP threads must not spin (r2mr.core.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from ..core.errors import ConfigError
 from ..core.formatting import fmt_seconds
 from ..core.paths import data_root, display_path
+from ..core.threads import default_jobs
 from ..data.corrupt import base_name
 from ..data.discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
 from ..runs import plan as planmod
@@ -27,9 +28,11 @@ from .plan_checks import stop_if_failed, stop_if_unreadable, unreadable
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
-# results/04_efficiency), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
-SECONDS_PER_EPOCH = {"bpr": 1.1, "lightgcn": 2.8, "vbpr": 1.7, "lattice": 5.2, "freedom": 3.2, "bm3": 4.1,
-                     "mgcn": 35.0, "r2mr": 10.0, "r2mr full": 150.0}
+# results/04_efficiency, divided by the old / new speed-up of the CPU kernels measured by
+# benchmarks/bench_kernels.py; `benchmarks/speed_doc.py --check` recomputes them; R2MR at full size not
+# re-measured), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
+SECONDS_PER_EPOCH = {"bpr": 0.95, "lightgcn": 1.56, "vbpr": 1.53, "lattice": 4.4, "freedom": 2.45, "bm3": 3.59,
+                     "mgcn": 32.06, "r2mr": 8.21, "r2mr full": 150.0}
 TYPICAL_EPOCHS = {"bpr": 55, "lightgcn": 120, "vbpr": 50, "lattice": 140, "freedom": 80, "bm3": 100, "mgcn": 50,
                   "r2mr": 40}
 GPU_SPEEDUP = 10.0
@@ -279,6 +282,7 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
     done: set[tuple[Any, ...]] = set()
+    jobs = args.jobs or default_jobs(inv.device)  # one thread per run by default (r2mr.core.threads)
     for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
@@ -286,7 +290,7 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         stop_if_unreadable(planned, status, inv.force_since)  # before anything trains
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
-        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=args.jobs, ray=args.ray,
+        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=jobs, ray=args.ray,
                                 gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
                                 force_since=inv.force_since)
         done |= {r.identity for r in todo}

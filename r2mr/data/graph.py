@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic_io import atomic_path
+from .kernels import csr_mm
 
 
 def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
@@ -38,16 +39,17 @@ def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
 
 
 class _SpMM(torch.autograd.Function):
-    """y = A x with the gradient A^T g computed from a stored transpose (no transposition per call)."""
+    """y = A x with the gradient A^T g computed from a stored transpose (no transposition per call); both
+    products by :func:`r2mr.data.kernels.csr_mm` (torch's summation order, output written in place)."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, at: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.at = at
-        return torch.sparse.mm(a, x)
+        return csr_mm(a, x)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, torch.sparse.mm(ctx.at, g)
+        return None, None, csr_mm(ctx.at, g)
 
 
 def spmm(a: torch.Tensor, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,6 +7,11 @@ For a user u with held-out set T_u and top-K list hits h_1..h_K (1 if the r-th i
 * MAP@K       = sum_r h_r * Precision@r  /  min(|T_u|, K)
 Each is averaged over the users that have at least one held-out item in the split. The user's training
 items are masked (never ranked); validation items are not masked when evaluating test.
+
+Ranking and ties: the top-K list is ``torch.topk``'s (largest first, NaN before every number); items with equal
+scores come in the order torch.topk gives them on this device (on a CPU where K * 64 <= items: the order of its
+heap-based partial sort, which :func:`r2mr.data.kernels.topk_indices` reproduces step by step, reading item-major
+scores in place).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from ..core.names import METRIC_NAMES, PER_USER_METRICS
 from ..data import Dataset
 from ..data.graph import csr_gather
+from ..data.kernels import topk_indices
 from ..data.sampler import contains, pair_keys
 
 METRICS = METRIC_NAMES
@@ -80,7 +86,7 @@ class Evaluator:
             scores = score_fn(u).to(self.device, torch.float32)  # (B, n_items), a fresh tensor (masked in place)
             rows, cols = csr_gather(self.indptr, self.indices, u)
             scores[rows, cols] = -torch.inf
-            out.append(scores.topk(maxk, dim=1).indices)  # (B, maxK)
+            out.append(topk_indices(scores, maxk))  # (B, maxK): scores.topk(maxK).indices, ties in its order
         return torch.cat(out) if out else torch.empty(0, maxk, dtype=torch.long, device=self.device)
 
     def split_metrics(self, users: torch.Tensor, top: torch.Tensor, split: str) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
+from ..data.kernels import dot_scores
 from ..data.sampler import Batch
 
 
@@ -59,7 +60,7 @@ class Recommender(nn.Module):
     def scorer(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """users (B,) -> scores (B, n_items), from embeddings computed once per evaluation."""
         users, items = self.final_embeddings()
-        return lambda u: users[u] @ items.T
+        return lambda u: dot_scores(users[u], items)  # users[u] @ items.T, item-major where that is faster
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook before the first batch of ``epoch``."""

@@ -28,11 +28,17 @@ class LightGCNConfig(Validated):
 
 
 def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric)."""
-    layers = [ego]
+    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric).
+
+    A running sum, no stacked copy of the layers: ((0 + E^0) + E^1) + ... then / (L + 1), the additions and
+    the division of ``torch.stack(layers).mean(0)`` in its order (its sum starts at +0.0), so values and
+    gradients are the same bits (tests/test_kernels.py)."""
+    h = ego
+    total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
     for _ in range(n_layers):
-        layers.append(spmm(adj, layers[-1], adj_t))
-    return torch.stack(layers).mean(0)
+        h = spmm(adj, h, adj_t)
+        total.add_(h)  # in place: autograd saves nothing of ``total`` for these two operations
+    return total.div_(n_layers + 1)
 
 
 class LightGCN(Recommender):

@@ -2,7 +2,8 @@
 (:func:`r2mr.runs.experiment.train`), so a run already stored is read back and a killed one resumes.
 
 * sequential (default): in this process, one run after the other; no extra dependency.
-* ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads. A worker that dies
+* ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads and a passive
+  OpenMP wait policy (:mod:`r2mr.core.threads`). A worker that dies
   (SIGKILL, out of memory) breaks the pool: the runs it did not finish go to a fresh pool, and the run that was
   on the dead worker is retried once (it resumes from its checkpoint); a second death is ``failed: …``.
 * ``ray=ADDRESS | "auto" | "local"``: one Ray task per run, with ``num_cpus`` and a fractional ``num_gpus``
@@ -33,6 +34,7 @@ from ..core.formatting import fmt_seconds
 from ..core.errors import ConfigError, R2MRError
 from .outcome import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
 from .plan import PlannedRun
+from ..core.threads import threads_per_run, worker_env
 
 __all__ = ["RETRIES", "Interrupted", "OnEpoch", "Outcome", "execute_one", "execute_plan", "one_line", "runs_dir"]
 
@@ -86,11 +88,12 @@ def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, 
             from .ray_executor import execute_ray  # Ray is imported there, lazily
 
             execute_ray(planned, data_dir, device, ray, gpus_per_run, cpus_per_run, report, force_since, on_epoch)
-        elif jobs > 1:
+        elif jobs > 1 and len(planned) > 1:
             _execute_processes(planned, data_dir, device, jobs, report, force_since, on_epoch)
-        else:
+        else:  # in this process; one run of several at once keeps the thread count it would have had in a worker
+            threads = threads_per_run(jobs) if jobs > 1 else None
             for run in planned:
-                report(execute_one(run, data_dir, device, None, force_since, on_epoch))
+                report(execute_one(run, data_dir, device, threads, force_since, on_epoch))
     except KeyboardInterrupt:
         raise interrupted(sum(not o.status.startswith("failed") for o in done), len(planned)) from None
     return _in_plan_order(planned, done)
@@ -103,7 +106,7 @@ def _in_plan_order(planned: Sequence[PlannedRun], done: Iterable[Outcome]) -> li
 
 def _init_process(store: str, threads: int) -> None:
     os.environ["R2MR_RUNS_DIR"] = store
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.update(worker_env(threads))  # before torch is imported here: the OpenMP runtime reads it once
 
 
 # ---- worker processes (--jobs N) ------------------------------------------------------------------------------
@@ -159,7 +162,7 @@ def _pool_round(todo: list[PlannedRun], data_dir: str | None, device: str, jobs:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads_per_run(jobs)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch state
     started = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_start,

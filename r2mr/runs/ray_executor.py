@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..core.errors import ConfigError
+from ..core.threads import worker_env
 from .outcome import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
 from .plan import PlannedRun
 
@@ -21,8 +22,7 @@ def execute_ray(planned: Sequence[PlannedRun], data_dir: str | None, device: str
         import ray
     except ImportError:
         raise ConfigError("--ray needs the ray package, which is not installed; fix: pip install -e .[ray]") from None
-    env = {"R2MR_RUNS_DIR": str(runs_dir()), "OMP_NUM_THREADS": str(cpus_per_run),
-           "MKL_NUM_THREADS": str(cpus_per_run)}
+    env = {"R2MR_RUNS_DIR": str(runs_dir()), **worker_env(cpus_per_run)}  # threads and a passive wait policy
     started = not ray.is_initialized()
     if started:  # "local": a new instance for this call; "auto" or host:port: the running cluster
         try:

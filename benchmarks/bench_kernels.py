@@ -1,0 +1,211 @@
+"""Old vs new CPU path, side by side in one process, per model and data set: seconds of a training epoch and of
+one evaluation (valid + test), the machine's bound for each, and measured ÷ bound.
+
+Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:baby,...] [--batches 12]
+       [--rounds 3] [--competitors 0] [--out results/benchmarks/kernels_cpu_quiet.json]
+
+* old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
+  stacking the layers, ``users @ items.T`` and ``torch.topk``; new: the package as it is (numba kernels, running
+  layer sums, the item-major score product, the heap top-k). Both run on the same model, alternating
+  (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load hits both alike.
+* Training: process CPU seconds of the epoch's first step (LATTICE learns its graph there) plus ``--batches``
+  later steps scaled to the epoch's batches (after one warm-up step); per-epoch hooks are not included.
+  Evaluation: CPU seconds of one ``Trainer.evaluate``. One torch thread.
+* Bound: the step's (or the evaluation's) work at this machine's measured rates: every sparse product's bytes
+  (nnz x (12 + 4 d) + rows x 4 d) at the cache bandwidth ``CACHE_GBS``, dense products' FLOPs (torch's
+  FlopCounterMode) at ``GEMM_GFLOPS``, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
+  A floor, not a prediction; rates measured on the 2-core AMD EPYC machine this was written on.
+* ``--competitors N`` starts N spinning processes of this benchmark's own for the whole run (a loaded
+  machine); they are ended by their process ids.
+
+Writes JSON atomically (``results/benchmarks/kernels_cpu_quiet.json`` by default); ``benchmarks/speed_doc.py``
+turns the files into docs/speed.md. A benchmark, not a test: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
+from r2mr.core.paths import data_root  # noqa: E402
+from r2mr.data import kernels, load_dataset  # noqa: E402
+from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn  # noqa: E402
+from r2mr.runs.experiment import _wants_cache_dir, make_configs  # noqa: E402
+from r2mr.runs.plan_specs import quick_overrides  # noqa: E402
+from r2mr.training.runtime import seed_everything  # noqa: E402
+from r2mr.training.trainer import Trainer  # noqa: E402
+
+CACHE_GBS, GEMM_GFLOPS = 96.0, 82.0  # measured floor: cache-resident reads, dense float32 products (1 thread)
+CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vbpr:tiktok,lattice:tiktok,"
+         "freedom:tiktok,bm3:tiktok,mgcn:tiktok,r2mr:tiktok")
+SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
+PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)
+NEW_PROPAGATE = lightgcn.propagate
+
+
+def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
+                      adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    """The layer mean as it was: stack the layers, then mean."""
+    from r2mr.data.graph import spmm
+
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(spmm(adj, layers[-1], adj_t))
+    return torch.stack(layers).mean(0)
+
+
+@contextlib.contextmanager
+def path(name: str) -> Iterator[None]:
+    """``old``: torch products, stacked means, plain scores and torch.topk; ``new``: the package as it is."""
+    for module in PROPAGATE_USERS:
+        module.propagate = stacked_propagate if name == "old" else NEW_PROPAGATE
+    with kernels.use_backend("torch" if name == "old" else "auto"):
+        yield
+    for module in PROPAGATE_USERS:
+        module.propagate = NEW_PROPAGATE
+
+
+@contextlib.contextmanager
+def counted() -> Iterator[dict[str, float]]:
+    """Count the block's sparse-product bytes and dense FLOPs into the yielded dict."""
+    work = {"sparse_bytes": 0.0, "flops": 0.0}
+    original = kernels.csr_mm
+
+    def counting(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        work["sparse_bytes"] += a._nnz() * (12 + 4 * x.shape[1]) + a.shape[0] * 4 * x.shape[1]
+        return original(a, x)
+
+    import r2mr.data.graph
+
+    r2mr.data.graph.csr_mm = counting
+    try:
+        with FlopCounterMode(display=False) as fc:
+            yield work
+        work["flops"] = float(fc.get_total_flops())
+    finally:
+        r2mr.data.graph.csr_mm = original
+
+
+def step(trainer: Trainer, batch) -> None:
+    loss = trainer.model.loss(batch)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.optimizer.step()
+
+
+def cpu_seconds(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -> dict:
+    _, quick = quick_overrides(model, "quick")
+    quick.pop("max_epochs", None)
+    cls, mcfg, tcfg = make_configs(model, quick, dataset=dataset, max_epochs=1)
+    ds = load_dataset(dataset, root, features=cls.needs_features)
+    seed_everything(tcfg.seed)
+    kw = {"cache_dir": ROOT / "scratch" / "bench-cache"} if _wants_cache_dir(cls) else {}
+    trainer = Trainer(cls(ds, mcfg, **kw), ds, tcfg, "cpu", None, progress=False)
+    trainer.model.train()
+    trainer.model.on_epoch_start(0)
+    it = iter(trainer.sampler)
+    pool = [next(it) for _ in range(min(batches, len(trainer.sampler) - 1) + 1)]
+    batches = len(pool) - 1
+    n_batches = len(trainer.sampler)
+    with path("new"), counted() as first:  # the work of the epoch's first step, a later step, an evaluation
+        trainer.model.on_epoch_start(0)
+        step(trainer, pool[0])
+    with path("new"), counted() as later:
+        step(trainer, pool[1])
+    n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+
+    def bound(work: dict[str, float], adam: bool = True) -> float:
+        return ((work["sparse_bytes"] + (28 * n_params if adam else 0)) / (CACHE_GBS * 1e9)
+                + work["flops"] / (GEMM_GFLOPS * 1e9))
+
+    with path("new"), counted() as ework:
+        trainer.evaluate()
+    train = {"old": [], "new": []}
+    evals = {"old": [], "new": []}
+    for _ in range(rounds):
+        for name in ("old", "new"):
+            with path(name):
+                step(trainer, pool[0])  # warm-up (the first call compiles the kernels)
+                trainer.model.on_epoch_start(0)  # not timed (a hook); the epoch's first step is timed apart
+                t_first = cpu_seconds(lambda: step(trainer, pool[0]))
+                t_later = cpu_seconds(lambda: [step(trainer, b) for b in pool[1:]]) / batches
+                train[name].append(t_first + t_later * (n_batches - 1))
+                evals[name].append(cpu_seconds(trainer.evaluate))
+    row = {"model": model, "dataset": dataset, "n_users": ds.n_users, "n_items": ds.n_items,
+           "train_edges": len(ds.train), "batches": n_batches, "timed_batches": batches, "rounds": rounds,
+           "train_bound_s": bound(first) + bound(later) * (n_batches - 1), "eval_bound_s": bound(ework, False)}
+    for name in ("old", "new"):
+        row[f"train_{name}_s"] = statistics.median(train[name])
+        row[f"eval_{name}_s"] = statistics.median(evals[name])
+    return row
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'model':<9}{'data':<8}| {'train old':>9}{'new':>7}{'x':>6}{'bound':>7}{'new/bd':>7} | "
+          f"{'eval old':>8}{'new':>7}{'x':>6}{'bound':>7}{'new/bd':>7}")
+    for r in rows:
+        print(f"{r['model']:<9}{r['dataset']:<8}| {r['train_old_s']:>9.2f}{r['train_new_s']:>7.2f}"
+              f"{r['train_old_s'] / r['train_new_s']:>6.2f}{r['train_bound_s']:>7.2f}"
+              f"{r['train_new_s'] / r['train_bound_s']:>7.1f} | {r['eval_old_s']:>8.2f}{r['eval_new_s']:>7.2f}"
+              f"{r['eval_old_s'] / r['eval_new_s']:>6.2f}{r['eval_bound_s']:>7.2f}"
+              f"{r['eval_new_s'] / r['eval_bound_s']:>7.1f}", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir")
+    p.add_argument("--cases", default=CASES, help="model:dataset pairs, comma-separated")
+    p.add_argument("--batches", type=int, default=12)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--competitors", type=int, default=0, help="spinning processes for a loaded machine")
+    p.add_argument("--out")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if not kernels.numba_available():
+        raise SystemExit("numba is not installed: the new path would be the old one; fix: pip install numba")
+    label = "loaded" if args.competitors else "quiet"
+    out = args.out or ROOT / "results" / "benchmarks" / f"kernels_cpu_{label}.json"
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.competitors)]
+    rows, load = [], [os.getloadavg()[0]]
+    try:
+        for case in args.cases.split(","):
+            model, dataset = case.split(":")
+            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds))
+            load.append(os.getloadavg()[0])
+            print(f"[{len(rows)}] {model} on {dataset} done (load {load[-1]:.1f})", flush=True)
+    finally:
+        for proc in spinners:  # only the processes started here, by id
+            proc.kill()
+            proc.wait()
+    print(f"CPU seconds, 1 thread, {label} machine ({args.competitors} competing processes of this benchmark; "
+          f"load average {min(load):.1f}-{max(load):.1f} from all work on it); x = old / new")
+    print_rows(rows)
+    write_json(out, {"rows": rows, "machine": label, "competitors": args.competitors, "loadavg": load,
+                     "cache_gbs": CACHE_GBS, "gemm_gflops": GEMM_GFLOPS, **run_metadata("cpu")})
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

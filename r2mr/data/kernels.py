@@ -1,0 +1,230 @@
+"""CPU kernels of training and evaluation that give torch's bits faster (numba), each with a torch fallback.
+
+* ``csr_mm(a, x)``: sparse (CSR) x dense, written in place (the propagation of every graph model).
+* ``dot_scores(users, items)``: the score product in its fast orientation, same bits.
+* ``topk_indices(scores, k)``: the indices of ``torch.topk`` with its tie order, selected with a heap in one pass.
+
+``csr_mm(a, x)`` computes ``y = A x`` for a CSR tensor ``a`` (n, m) and a dense ``x`` (m, d), giving (n, d).
+Summation order: each output row starts at 0.0 and adds ``A[i, k] * x[k]`` over the row's stored entries in
+their stored order, one product and one addition per term (no fused multiply-add) -- the order and rounding of
+``torch.sparse.mm`` on a CPU, so both give the same bits (tests/test_kernels.py checks it). The output is
+allocated uninitialised and written once: no zero-fill and no copy.
+
+Backends (``R2MR_SPMM`` selects one; default ``auto``):
+
+* ``numba``: single-thread compiled loops (numba), used for float32 CPU tensors; compiled at the first call
+  of a process (about a second), nothing is cached on disk.
+* ``torch``: ``torch.sparse.mm``, ``users @ items.T`` and ``torch.topk``, the pure-PyTorch fallback: used on a
+  GPU, for other dtypes, and automatically wherever numba cannot be imported.
+
+:func:`use_backend` switches the backend for a block (benchmarks compare both in one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..core.errors import ConfigError
+
+BACKEND_ENV = "R2MR_SPMM"
+BACKENDS = ("auto", "numba", "torch")
+_forced: list[str] = []  # use_backend's stack
+
+
+def _compile() -> dict[str, Callable[..., None]] | None:
+    """The numba kernels by name (``csr_mm``, ``topk``), or None where numba cannot be imported."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(inline="always")
+    def axpy(v: Any, x: Any, y: Any) -> None:  # y += v * x over one row, in order of the columns
+        for j in range(x.shape[0]):
+            y[j] += v * x[j]
+
+    @numba.njit(nogil=True)
+    def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any) -> None:
+        for i in range(out.shape[0]):
+            row = out[i]
+            row[:] = 0.0
+            for k in range(crow[i], crow[i + 1]):
+                axpy(val[k], x[col[k]], row)
+
+    return {"csr_mm": csr_mm_kernel, "topk": _compile_topk(numba)}
+
+
+def _compile_topk(numba: Any) -> Callable[..., None]:
+    """The top-k kernel ``(s (B, n), k, by_columns, out (B, k) int64) -> None``: per row, the selection of
+    ``torch.topk(largest=True, sorted=True)`` on a CPU where k * 64 <= n, step by step -- a heap of the first k
+    (value, index) pairs ordered by "NaN first, then greater", each later entry that comes before the heap's top
+    replacing it, then the heap sorted (the partial sort of the C++ library torch is built with) -- so that
+    tied values come out in the same order. ``by_columns`` walks the items in the outer loop (for scores stored
+    item-major, ``s`` a transposed view), else the users."""
+    njit = numba.njit
+
+    @njit(inline="always")
+    def before(a: Any, b: Any) -> bool:  # torch.topk's order (largest): NaN first, then greater
+        return (a != a and b == b) or a > b
+
+    @njit
+    def adjust(hv: Any, hi: Any, hole: int, length: int, v: Any, vi: int) -> None:  # sift the hole down, push v
+        top, child = hole, hole
+        while child < (length - 1) // 2:
+            child = 2 * (child + 1)
+            if before(hv[child], hv[child - 1]):
+                child -= 1
+            hv[hole], hi[hole] = hv[child], hi[child]
+            hole = child
+        if length % 2 == 0 and child == (length - 2) // 2:
+            child = 2 * (child + 1)
+            hv[hole], hi[hole] = hv[child - 1], hi[child - 1]
+            hole = child - 1
+        while hole > top and before(hv[(hole - 1) // 2], v):
+            parent = (hole - 1) // 2
+            hv[hole], hi[hole] = hv[parent], hi[parent]
+            hole = parent
+        hv[hole], hi[hole] = v, vi
+
+    @njit
+    def make_heap(hv: Any, hi: Any, length: int) -> None:
+        parent = (length - 2) // 2
+        while length >= 2:
+            adjust(hv, hi, parent, length, hv[parent], hi[parent])
+            if parent == 0:
+                return
+            parent -= 1
+
+    @njit
+    def sort_heap(hv: Any, hi: Any, length: int) -> None:
+        last = length
+        while last > 1:
+            last -= 1
+            v, vi = hv[last], hi[last]
+            hv[last], hi[last] = hv[0], hi[0]
+            adjust(hv, hi, 0, last, v, vi)
+
+    @njit(nogil=True)
+    def topk_kernel(s: Any, k: int, by_columns: bool, out: Any) -> None:
+        n_rows, n = s.shape
+        hv, hi, top = np.empty((n_rows, k), s.dtype), np.empty((n_rows, k), np.int64), np.empty(n_rows, s.dtype)
+        for j in range(k):
+            for i in range(n_rows):
+                hv[i, j], hi[i, j] = s[i, j], j
+        for i in range(n_rows):
+            make_heap(hv[i], hi[i], k)
+            top[i] = hv[i, 0]
+        if by_columns:
+            for j in range(k, n):
+                for i in range(n_rows):
+                    if before(s[i, j], top[i]):
+                        adjust(hv[i], hi[i], 0, k, s[i, j], j)
+                        top[i] = hv[i, 0]
+        else:
+            for i in range(n_rows):
+                for j in range(k, n):
+                    if before(s[i, j], top[i]):
+                        adjust(hv[i], hi[i], 0, k, s[i, j], j)
+                        top[i] = hv[i, 0]
+        for i in range(n_rows):
+            sort_heap(hv[i], hi[i], k)
+            out[i] = hi[i]
+
+    return topk_kernel
+
+
+_kernels: dict[str, Callable[..., None]] | None = None
+_UNAVAILABLE: dict[str, Callable[..., None]] = {}  # the marker of "numba cannot be imported"
+
+
+def numba_available() -> bool:
+    """Whether the numba backend can run here (numba imports and compiles)."""
+    global _kernels
+    if _kernels is None:
+        _kernels = _compile() or _UNAVAILABLE
+    return _kernels is not _UNAVAILABLE
+
+
+def backend() -> str:
+    """The backend in force: :func:`use_backend`'s, else ``$R2MR_SPMM``, else ``auto``."""
+    name = _forced[-1] if _forced else os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+    if name not in BACKENDS:
+        raise ConfigError(f"{BACKEND_ENV}={name!r} is not allowed (allowed: {', '.join(BACKENDS)}); "
+                         f"fix: unset it or set e.g. {BACKEND_ENV}=auto")
+    return name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Products inside the block use backend ``name`` (auto | numba | torch)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r} is not allowed (allowed: {', '.join(BACKENDS)})")
+    _forced.append(name)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def _numba_applies(*tensors: torch.Tensor) -> bool:
+    """Whether the numba backend computes an operation on ``tensors``: CPU float32, numba asked for or available."""
+    name = backend()
+    if name == "torch" or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return False
+    if not numba_available():
+        if name == "numba":
+            raise ConfigError(f"{BACKEND_ENV}=numba but numba cannot be imported; fix: pip install numba, or "
+                               f"unset {BACKEND_ENV}")
+        return False
+    return True
+
+
+def csr_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``A x`` for CSR ``a`` (n, m) and dense ``x`` (m, d) -> (n, d), no gradient (see :func:`r2mr.graph.spmm`)."""
+    if a.layout != torch.sparse_csr or not _numba_applies(a, x):
+        return torch.sparse.mm(a, x)
+    if x.dim() != 2 or a.shape[1] != x.shape[0]:
+        raise ValueError(f"csr_mm: shapes {tuple(a.shape)} and {tuple(x.shape)} do not multiply")
+    out = torch.empty(a.shape[0], x.shape[1], dtype=x.dtype)
+    x = x.detach().contiguous()
+    assert _kernels is not None
+    _kernels["csr_mm"](a.crow_indices().numpy(), a.col_indices().numpy(), a.values().detach().numpy(), x.numpy(),
+                       out.numpy())
+    return out
+
+
+def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """``scores.topk(k, dim=1).indices`` (B, k) for scores (B, n), the same indices in the same order, ties
+    included (see :func:`_compile_topk`). Scores stored item-major (``scores`` a transposed view of an (n, B)
+    tensor, the fast orientation of the score product) are read in that order, without a copy. Falls back to
+    ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then selects with
+    another algorithm)."""
+    if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not _numba_applies(scores):
+        return scores.topk(k, dim=1).indices
+    out = torch.empty(scores.shape[0], k, dtype=torch.int64)
+    by_columns = scores.stride(0) < scores.stride(1)  # item-major storage
+    assert _kernels is not None
+    _kernels["topk"](scores.detach().numpy(), k, by_columns, out.numpy())
+    return out
+
+
+FAST_ORIENTATION_MIN = 16  # below this many users or items, MKL's small-size kernels round differently
+
+
+def dot_scores(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Scores ``users @ items.T``, (B, I) from users (B, d) and items (I, d), with the same bits.
+
+    On a CPU with B and I >= 16 computed as ``(items @ users.T).T`` (a transposed view of an item-major (I, B)
+    product, about 1.5x faster with MKL): each score is then the same dot product, accumulated in the same order
+    (tests/test_kernels.py checks shapes from 16 to 18,357 at widths 16 to 1024); :func:`topk_indices` reads it
+    item by item. The ``torch`` backend keeps the plain product."""
+    if users.device.type == "cpu" and min(users.shape[0], items.shape[0]) >= FAST_ORIENTATION_MIN \
+            and backend() != "torch":
+        return (items @ users.T).T
+    return users @ items.T
