@@ -16,10 +16,10 @@ from typing import Any, TextIO
 
 from ..core.errors import ConfigError
 from ..core.formatting import fmt_seconds
-from ..core.paths import data_root, display_path
+from ..core.paths import data_root
 from ..core.threads import default_jobs
 from ..data.corrupt import base_name
-from ..data.discovery import SYNTHETIC, datasets_present, find_dataset_root, missing_data_reason, table_datasets
+from ..data.discovery import SYNTHETIC, find_dataset_root, missing_data_reason, requested_datasets, table_datasets
 from ..runs import plan as planmod
 from ..runs.executors import execute_plan
 from ..runs.store import RecordError
@@ -56,17 +56,7 @@ def check_device(device: str) -> str:
 
 def check_datasets(spec: str | None, data_dir: str | None) -> list[str]:
     """The requested data sets, each present under the data root (``synthetic`` may be generated)."""
-    present = datasets_present(data_dir)
-    names = planmod.parse_list(spec) if spec else []
-    names = (present or [SYNTHETIC]) if names in ([], ["auto"]) else names
-    for name in names:
-        if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
-            reason = missing_data_reason(name, data_dir) or ""
-            fix = reason[reason.index("(") + 1:-1] if "(" in reason else "check the name"
-            raise ConfigError(f"--datasets '{name}': no {name}/ under the data root "
-                              f"{display_path(data_root(data_dir))} "
-                              f"(found: {', '.join(present) or 'none'}); fix: {fix}, or drop it from --datasets")
-    return names
+    return requested_datasets(spec, data_dir)
 
 
 def invocation(args: argparse.Namespace) -> Invocation:

@@ -15,9 +15,10 @@ import pandas as pd
 
 from .corrupt import base_name
 from .mmrec import feature_files, how_to_get
-from ..core.errors import DataError
+from ..core.config import parse_list
+from ..core.errors import ConfigError, DataError
 from ..core.names import AMAZON, SYNTHETIC
-from ..core.paths import DATA_ENV, DEFAULT_DATA, data_root
+from ..core.paths import DATA_ENV, DEFAULT_DATA, data_root, display_path
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,19 @@ def load_dataset_named(name: str, data_dir: str | Path | None = None, features: 
     if root is None:
         raise DataError(missing_data_reason(name, data_dir).removeprefix("not run: "))
     return load_dataset(name, root, features=features)
+
+
+def requested_datasets(spec: str | None, data_dir: str | Path | None = None, key: str = "--datasets") -> list[str]:
+    """The data sets ``spec`` names (comma-separated; ``auto`` or none: every set under the data root, else the
+    synthetic one), each present under the data root (``synthetic`` may still have to be generated). A missing one
+    is one ConfigError naming ``key``, the data root, what was found and the fix. Nothing is written."""
+    present = datasets_present(data_dir)
+    names = parse_list(spec) if spec else []
+    names = (present or [SYNTHETIC]) if names in ([], ["auto"]) else names
+    for name in names:
+        if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
+            reason = missing_data_reason(name, data_dir) or ""
+            fix = reason[reason.index("(") + 1:-1] if "(" in reason else "check the name"
+            raise ConfigError(f"{key} '{name}': no {name}/ under the data root {display_path(data_root(data_dir))}"
+                              f" (found: {', '.join(present) or 'none'}); fix: {fix}, or drop it from {key}")
+    return names

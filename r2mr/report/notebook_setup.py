@@ -116,20 +116,9 @@ def check_datasets(spec: str, data_dir: str | Path | None = None) -> list[str]:
     """The data sets a notebook's ``datasets`` parameter names (``auto``: every set under the data root, else
     the synthetic one), each present under the data root; the embedded synthetic set is generated when
     absent. A missing one raises one ConfigError naming it and the fix, as ``run-all --datasets`` does."""
-    from ..core.errors import ConfigError
-    from ..core.paths import data_root, display_path
-    from ..data.discovery import SYNTHETIC, datasets_present, ensure_synthetic, find_dataset_root, missing_data_reason
-    from ..runs.plan_specs import parse_list
+    from ..data.discovery import SYNTHETIC, ensure_synthetic, requested_datasets
 
-    present = datasets_present(data_dir)
-    names = parse_list(spec) if spec else []
-    names = (present or [SYNTHETIC]) if names in ([], ["auto"]) else names
-    for name in names:
-        if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
-            reason = missing_data_reason(name, data_dir) or ""
-            fix = reason[reason.index("(") + 1:-1] if "(" in reason else "check the name"
-            raise ConfigError(f"datasets '{name}': no {name}/ under the data root {display_path(data_root(data_dir))}"
-                              f" (found: {', '.join(present) or 'none'}); fix: {fix}, or drop it from datasets")
+    names = requested_datasets(spec, data_dir, key="datasets")
     if SYNTHETIC in names:
         ensure_synthetic(data_dir)
     return names
