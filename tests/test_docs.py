@@ -161,8 +161,12 @@ def test_version_citation_and_changelog_agree() -> None:
 
 def test_constraints_pin_every_package_the_results_depend_on() -> None:
     """constraints.txt pins an exact version of each library a run record names, and ensure_env.sh uses it."""
-    pins = dict(ln.split("==", 1) for ln in (REPO_ROOT / "constraints.txt").read_text().splitlines()
-                if "==" in ln and not ln.startswith("#"))
-    for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas"):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pins = {name.lower().replace("_", "-"): version for name, version in (
+        ln.split("==", 1) for ln in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in ln and not ln.startswith("#"))}
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = [re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]]
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "pandas", *declared):  # every runtime dependency
         assert re.fullmatch(r"\d+(\.\d+)+", pins.get(name, "")), f"constraints.txt: no exact pin for {name}"
     assert "-c constraints.txt" in (REPO_ROOT / "scripts" / "ensure_env.sh").read_text()

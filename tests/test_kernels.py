@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from benchmarks.bench_kernels import stacked_propagate  # the layer mean as it was: stack, then mean
 from r2mr.core.errors import ConfigError
 from r2mr.data import kernels, load_dataset
 from r2mr.data.graph import csr_rows, spmm, to_torch
@@ -136,15 +137,6 @@ def test_evaluation_same_metrics_with_ties(tmp_path: Path) -> None:
     new = ev.evaluate_full(lambda u: kernels.dot_scores(users[u], items))
     assert old[0] == new[0] and old[0]["test"]["recall@50"] > 0
     assert all(torch.equal(old[1][s][k], new[1][s][k]) for s in old[1] for k in old[1][s])
-
-
-def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
-                      adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """Today's layer mean: stack the layers, then mean (the reference of the running sum)."""
-    layers = [ego]
-    for _ in range(n_layers):
-        layers.append(spmm(adj, layers[-1], adj_t))
-    return torch.stack(layers).mean(0)
 
 
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 4])
