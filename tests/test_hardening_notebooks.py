@@ -128,7 +128,8 @@ def test_set_up_installs_the_kernel_into_the_environment_and_leaves_home_alone(t
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     site = next(env_dir.glob("lib/python*/site-packages"))
     (site / "parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + str(REPO_ROOT) + "\n")
-    digest = hashlib.sha1((REPO_ROOT / "pyproject.toml").read_bytes() + (sys.version + "\n").encode())
+    digest = hashlib.sha1((REPO_ROOT / "pyproject.toml").read_bytes() + (REPO_ROOT / "constraints.txt").read_bytes()
+                          + (sys.version + "\n").encode())  # the stamp of scripts/ensure_env.sh
     (env_dir / ".r2mr-installed").write_text(digest.hexdigest()[:16] + "\nnotebooks\n")  # nothing to pip install
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "JUPYTER"))}
     env.update(HOME=str(home), R2MR_VENV=str(env_dir), R2MR_EXTRAS="notebooks")
