@@ -21,6 +21,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+from ..core.config import parse_list
 from ..core.errors import ConfigError
 from ..core.paths import display_path, runs_root
 from ..runs import archive, store
@@ -49,7 +50,7 @@ def _wanted(name: str, datasets: str | None, models: str | None) -> bool:
     """Whether archive-relative ``name`` (``<dataset>/<model>-<key>-seed<N>.npz``) passes the filters."""
     dataset, rest = name.split("/", 1)
     model = rest.split("-", 1)[0]
-    return ((not datasets or dataset in datasets.split(",")) and (not models or model in models.split(",")))
+    return ((not datasets or dataset in parse_list(datasets)) and (not models or model in parse_list(models)))
 
 
 def add_from_store(runs: Path, root: Path, datasets: str | None = None, models: str | None = None) -> tuple[int, int]:
