@@ -17,14 +17,19 @@
 #   --epochs N         epoch limit per training run (default: quick scale 3 per tuning point, 5 per other
 #                      run; converged a limit that never binds; full each model's own; early stopping
 #                      applies below the limit)
-#   --scale S          quick | full: the size switch. quick runs R2MR at a reduced size (d = 64, a
-#                      small rewriter) and caps every run's epochs (tuning points 3, other runs 5:
-#                      r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
-#                      paper's sizes with each model's own epoch limit: the default on a GPU. Baselines
-#                      run at their own sizes. Every model is tuned first on its declared grid
-#                      (r2mr/configs/tuning.yaml); --smoke skips tuning (rows labelled "untuned (defaults)")
+#   --scale S          quick | full | converged. quick (the tutorial, not evidence) runs R2MR at a reduced
+#                      size (d = 64, a small rewriter) and caps every run's epochs (tuning points 3, other runs
+#                      5: r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
+#                      paper's sizes with each model's own epoch limit: the default on a GPU; converged (the
+#                      evidence: docs/evidence.md) early-stops every run on validation with a limit that never
+#                      binds, R2MR at the quick size. Baselines run at their own sizes. Every model is tuned
+#                      first on its declared grid (r2mr/configs/tuning.yaml); --smoke skips tuning
 #   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
 #   --restart          recompute stored training runs (default: reuse them; old name --force)
+#   --retrain          the same as --restart: also the runs of the evidence archive (results/evidence/)
+#   --train-only       train the plan's missing runs, then stop (no notebooks): how a campaign is run
+#   --no-train         train nothing: every run comes from the store or the evidence archive; a run in
+#                      neither is a "not run" row (regenerates the committed tables from the archive)
 #   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each; default:
 #                      one run per core on a CPU, so one thread per run; 1 on a GPU). Idle OpenMP threads
 #                      wait passively (OMP_WAIT_POLICY=PASSIVE unless set): they never spin on a busy machine

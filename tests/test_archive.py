@@ -139,3 +139,24 @@ def test_plan_counts_archived_runs_and_run_one_restores_them(small_root, stores)
     assert again.status == "cached" and again.result["source"] == "archive"
     assert again.result["test"] == first.result["test"]
     assert [st for st, _ in plan_status(planned, str(small_root), "cpu")] == ["stored"]
+
+
+def test_no_train_reads_back_archived_runs_and_trains_nothing(small_root, stores, monkeypatch):
+    from r2mr.cli.main import main
+    from r2mr.core.paths import NO_TRAIN_ENV
+    from r2mr.runs.notebook_runs import NOT_ARCHIVED, run_one
+    from r2mr.runs.plan_specs import Spec
+
+    runs, root = stores
+    bpr, lgcn = Spec.of("BPR", "bpr", embedding_size=16), Spec.of("LightGCN", "lightgcn", embedding_size=16)
+    first = run_one(bpr, "small", 7, data_dir=small_root, epochs=2)
+    archive_cli.add_from_store(runs, root)
+    shutil.rmtree(runs)
+    monkeypatch.setenv(NO_TRAIN_ENV, "1")
+    missing = run_one(lgcn, "small", 7, data_dir=small_root, epochs=2)
+    assert missing.status == NOT_ARCHIVED and not missing.ok
+    assert not any(runs.glob("small/lightgcn-*"))  # nothing trained, no folder made
+    back = run_one(bpr, "small", 7, data_dir=small_root, epochs=2)
+    assert back.status == "cached" and back.result["test"] == first.result["test"]
+    code = main(["run-all", "--no-train", "--train-only", "--data-dir", str(small_root), "--datasets", "small"])
+    assert code == 2  # asks to train and not to train: one error line

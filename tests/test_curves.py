@@ -66,6 +66,17 @@ def test_selected_epochs_limit_and_rounds():
     assert pts.set_index(["label", "seed"]).loc[("MGCN", 2), "value"] == pytest.approx(0.5)
 
 
+def test_stop_rule_in_words_counts_the_runs_the_limit_ended():
+    converged = curves.stop_rule_text(GROUPS["MGCN"] + GROUPS["R2MR (quick size)"])
+    assert converged == "early stopping on valid recall@20 (patience 2), epoch limit 1000: the limit bound 0 of 4 runs"
+    capped = [_rec(1, [0.1, 0.2, 0.3], 2, max_epochs=3, patience=20), _rec(2, [0.3, 0.2, 0.1], 0, max_epochs=3,
+                                                                           patience=20)]
+    assert curves.stop_rule_text(capped) == ("capped at 3 epochs (a tutorial, not evidence): the cap ended 2 of 2 "
+                                             "runs")
+    assert "bound 1 of 1" in curves.stop_rule_text(GROUPS["capped"])  # patience 2 < limit 3, still improving
+    assert curves.stop_rule_text([]).startswith("n/a")
+
+
 def test_rewrite_epochs_from_history_or_artifacts():
     assert curves.rewrite_epochs(GROUPS["R2MR (quick size)"][0]) == [1, 3]
     bare = {"history": [{"epoch": 0}]}

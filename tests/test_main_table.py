@@ -65,18 +65,28 @@ def test_select_points_by_mean_valid_and_skips_incomplete_grids() -> None:
 
 
 @pytest.fixture(scope="module")
-def stages(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
-    """Both stages of BPR and R2MR (1 epoch, seeds 1 and 2) on a small set whose features are 64 wide (the
-    quick R2MR's d), and on the absent Baby."""
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with a small synthetic set whose features are 64 wide (the quick R2MR's d)."""
     from r2mr.data.synth import SynthConfig, write
 
     root = tmp_path_factory.mktemp("data")
     write(root / "small", SynthConfig(n_users=200, n_items=100, text_dim=64, image_dim=64, mean_interactions=8.0))
+    return root
+
+
+def _both_stages(root: Path) -> tuple[list, list]:
+    return main_table.run_main(["small", "baby"], [1, 2], "quick", 1, models="bpr,r2mr", tune=TP, data_dir=root,
+                               device="cpu")
+
+
+@pytest.fixture(scope="module")
+def stages(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
+    """Both stages of BPR and R2MR (1 epoch, seeds 1 and 2) on the small set, and on the absent Baby."""
+    root = small_data
     mp = pytest.MonkeyPatch()
     mp.setenv("R2MR_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
     try:
-        yield main_table.run_main(["small", "baby"], [1, 2], "quick", 1, models="bpr,r2mr", tune=TP,
-                                  data_dir=root, device="cpu")
+        yield _both_stages(root)
     finally:
         mp.undo()
 
@@ -121,8 +131,13 @@ def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, lis
     table = main_table.main_table(main)
     ours = table[(table["data set"] == "small") & (table.row == "ours, best-valid epoch")]
     assert ours["recall@20"].str.contains(r"± .* \(n=2\)").all() and set(ours.n) == {2}
-    assert set(ours[ours.model == "R2MR (quick size)"].scale) == {"quick size, ≤ 1 epochs"}
-    assert set(ours[ours.model == "BPR"].scale) == {"own size, ≤ 1 epochs"} and set(ours.variant) >= {"official", "–"}
+    r2 = ours[ours.model == "R2MR (quick size)"]
+    assert set(r2["size"]) == {"quick"} and set(ours[ours.model == "BPR"]["size"]) == {"own"}
+    assert set(ours.variant) >= {"official", "–"}
+    assert set(ours["stop rule"]) == {"capped at 1 epochs (a tutorial, not evidence): the cap ended 2 of 2 runs"}
+    assert set(ours["selected epoch"]) == {"0.0 (0)"}  # one epoch run: epoch 0 selected in both seeds
+    assert set(r2["rewrite rounds before it"]) == {"Rewriter inactive"}  # no round within one epoch
+    assert set(ours[ours.model == "BPR"]["rewrite rounds before it"]) == {""}
     baby_bpr = table[(table["data set"] == "baby") & (table.model == "BPR")]
     assert baby_bpr.row.iloc[0].startswith("not run") and baby_bpr.row.str.startswith("published: MMRec").any()
     assert set(baby_bpr.configuration) == {"–"}  # no grid ran there: no "after tuning" promise
@@ -246,3 +261,34 @@ def test_tuning_gain_says_when_the_default_is_not_a_grid_point() -> None:
     assert row["default"] == "not a grid point" and row["selected"] == "a=2"
     assert np.isnan(row["valid recall@20 default"]) and np.isnan(row["test recall@20 gain %"])
     assert row["test recall@20 selected"] == 0.3
+
+
+def test_seed_tests_of_the_main_rows_recompute_from_the_archive(stages: tuple[list, list], small_data: Path,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from r2mr.cli import archive_commands as archive_cli
+    from r2mr.core.paths import runs_root
+    from r2mr.report import recompute, seed_tests
+    from r2mr.runs import archive
+
+    _, main = stages
+    tables = seed_tests.seed_tests(main)
+    assert set(tables) == {("small", "recall@20"), ("small", "ndcg@20")}  # Baby: not run, no test
+    t = tables[("small", "recall@20")]
+    controls = [(f"R2MR content control: {c} features (quick size)", "R2MR (quick size)") for c in ("random", "frozen")]
+    assert list(t.index) == [("R2MR (quick size)", "BPR"), *controls]
+    assert list(t["design"]) == ["Welch", "paired by seed", "paired by seed"]  # controls: R2MR with one switch
+    r2 = [r.result["test"]["recall@20"] for r in main if r.ok and r.spec.model == "r2mr" and r.spec.role == "model"]
+    bpr = [r.result["test"]["recall@20"] for r in main if r.ok and r.spec.model == "bpr"]
+    assert t["diff"].iloc[0] == pytest.approx(np.mean(r2) - np.mean(bpr))
+    recs = seed_tests.records_by_dataset(main)
+    assert set(recs) == {"small"} and {len(v) for v in recs["small"].values()} == {2}
+    # a fresh clone: the runs only in the archive, read back (never retrained), tables written and recomputed
+    root = tmp_path / "evidence"
+    monkeypatch.setenv(archive.ARCHIVE_ENV, str(root))
+    archive_cli.add_from_store(runs_root(), root)
+    monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "fresh-runs"))
+    _, again = _both_stages(small_data)
+    assert {r.status for r in again if r.ok} == {"cached"} and any(r.result.get("source") == "archive" for r in again)
+    paths = seed_tests.write(seed_tests.seed_tests(again), tmp_path / "results")
+    assert [p.name for p in paths] == ["seed_tests_small_recall20.csv", "seed_tests_small_ndcg20.csv"]
+    assert all(recompute.check(p, root) <= 1e-9 for p in paths)  # anyone with the archive gets the same numbers

@@ -188,7 +188,8 @@ def test_outputs_write_tables_figures_and_run_json(tmp_path: Path) -> None:
     out.figure(fig, "f")
     listing = out.finish({"seeds": "7"}, [run])
     md = (tmp_path / "results" / "99_test" / "t.md").read_text()
-    assert "1.2346" in md and "data sets: baby" in md and "seeds: 7" in md and "commit:" in md and "epochs: 3" in md
+    assert "1.2346" in md and "data sets: baby" in md and "seeds: 7" in md and "commit:" in md
+    assert "stop rule: early stopping on valid recall@20 (patience 20), no epoch limit" in md
     assert "variant: official" in md and "device: cpu (x86_64, 2 threads)" in md
     for p in ["results/99_test/t.csv", "figures/99_test_f.png", "figures/99_test_f.pdf"]:
         assert (tmp_path / p).is_file()

@@ -169,6 +169,9 @@ def add_run_all_arguments(r: argparse.ArgumentParser) -> None:
                    help="the same as --restart: retrain here every planned run, also those in the evidence archive")
     r.add_argument("--train-only", action="store_true",
                    help="train the plan's missing runs, then stop (no notebooks): how a campaign is run")
+    r.add_argument("--no-train", action="store_true",
+                   help="train nothing: read every run from the store and the evidence archive; a run in neither "
+                        "is a 'not run' row (how the committed tables are regenerated while a campaign is unfinished)")
     r.add_argument("--jobs", type=arguments.positive_int,
                    help="training runs at once on this machine, each with cores/N torch threads (default: the "
                         "cores available on a CPU, one thread per run; 1 on a GPU)")

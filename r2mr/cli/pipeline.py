@@ -1,14 +1,14 @@
 """The notebooks half of ``run_all.sh``: execute the notebooks in order with papermill, atomically per
-invocation: executed copies, tables and figures are staged (``scratch/staging/<pid>/``, see
-:mod:`r2mr.cli.staging`) and moved into ``results/`` and ``figures/`` only when every notebook succeeded; a failing
-notebook (a cell's error, a dead kernel, a timeout) or Ctrl-C leaves the committed outputs as they were.
+invocation: executed copies, tables and figures are staged (``scratch/staging/<pid>/``, see :mod:`r2mr.cli.staging`)
+and moved into ``results/`` and ``figures/`` only when every notebook succeeded; a failing notebook (a cell's error,
+a dead kernel, a timeout) or Ctrl-C leaves the committed outputs as they were.
 
 Each notebook declares its parameters in its first code cell (tagged ``parameters``); the pipeline passes the
 ones it declares out of: ``datasets``, ``device``, ``seeds``, ``epochs``, ``scale``, ``force_since`` and
 ``output_root``. The data root reaches the kernels as ``$R2MR_DATA_DIR`` (absolute; see :mod:`r2mr.core.paths`), so
-no machine path lands in an executed copy. The kernel is the environment's own ``r2mr``. The notebooks read the
-runs from the store (trained before, :mod:`r2mr.cli.plan_commands`). Also here: :func:`clean_notebook`, which
-strips execution metadata and absolute paths from a notebook before it is committed (nbval replays its outputs)."""
+no machine path lands in an executed copy. The kernel is the environment's own ``r2mr``. The notebooks read the runs
+from the store (trained before, :mod:`r2mr.cli.plan_commands`). Also here: :func:`clean_notebook`, which strips
+execution metadata and absolute paths from a notebook before it is committed (nbval replays its outputs)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from ..core.errors import ConfigError, R2MRError
 from ..core.formatting import fmt_seconds
-from ..core.paths import DATA_ENV, REPO_ROOT, STAGE_ENV, display_path
+from ..core.paths import DATA_ENV, NO_TRAIN_ENV, REPO_ROOT, STAGE_ENV, display_path
 from ..runs.plan_specs import EPOCH_CAPS, TUNE_SEEDS, parse_list
 from .staging import KERNEL, SCRATCH_STAGING, kernel_name, promote
 
@@ -46,11 +46,9 @@ def notebook_paths(select: Sequence[str] | str | None = None, folder: Path = NOT
     ``select`` (e.g. ``["00", "03"]``); an entry that matches nothing is an error. Without a notebooks folder
     (an installed package) the plan's declared notebooks stand in, so ``plan`` still works; ``run-all`` then
     refuses to start (:func:`run`)."""
-    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
-    if not folder.is_dir():
-        from ..runs.plan import NOTEBOOKS as PLANNED
+    from ..runs.plan import NOTEBOOKS as PLANNED
 
-        found = [folder / f"{name}.ipynb" for name in PLANNED]
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else [folder / f"{n}.ipynb" for n in PLANNED]
     wanted = parse_list(select) if select is not None else []
     if not wanted:
         return found
@@ -89,6 +87,7 @@ class Invocation:
     output_root: str  # "." = the repository (results/, figures/); smoke runs use scratch/smoke
     notebooks: list[Path] = field(default_factory=list)
     tune: bool = True  # the tuning stage (r2mr.runs.plan); off for --smoke: main rows labelled untuned (defaults)
+    train: bool = True  # False (--no-train): the kernels read runs back and train none ($R2MR_NO_TRAIN)
 
     def parameters(self) -> dict[str, Any]:
         seeds = "auto" if self.seeds is None else ",".join(map(str, self.seeds))
@@ -194,10 +193,10 @@ def execute(path: Path, inv: Invocation, stream: TextIO = sys.stdout, kernel: st
 def kernel_environment(inv: Invocation) -> Iterator[None]:
     """The kernels' environment while :func:`run` executes them (papermill starts each kernel with this process's
     environment): this checkout first on ``PYTHONPATH``, the data root, the inline plotting backend, papermill's
-    own log quiet, ``$R2MR_OUTPUT_STAGE`` (the kernels' tables and figures go to the staging folder, see
-    :class:`r2mr.report.outputs.Outputs`). Everything is put back on exit, so the caller's process is left as it
-    was."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND", STAGE_ENV)}
+    own log quiet, ``$R2MR_NO_TRAIN`` (``--no-train``), ``$R2MR_OUTPUT_STAGE`` (the kernels' tables and figures
+    go to the staging folder, see :class:`r2mr.report.outputs.Outputs`). Everything is put back on exit, so the
+    caller's process is left as it was."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", DATA_ENV, "MPLBACKEND", STAGE_ENV, NO_TRAIN_ENV)}
     papermill_log = logging.getLogger("papermill")
     level = papermill_log.level
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [saved["PYTHONPATH"]])])
@@ -206,6 +205,7 @@ def kernel_environment(inv: Invocation) -> Iterator[None]:
     os.environ.pop("MPLBACKEND", None)  # kernels use their inline backend: figures stay in the executed copies
     papermill_log.setLevel(logging.WARNING)  # our own progress lines instead
     os.environ[STAGE_ENV] = str(inv.scratch_dir / "outputs")
+    os.environ[NO_TRAIN_ENV] = "0" if inv.train else "1"
     try:
         yield
     finally:

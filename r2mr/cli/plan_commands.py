@@ -73,7 +73,7 @@ def invocation(args: argparse.Namespace) -> Invocation:
                       scale=args.scale or default_scale(device, smoke),
                       force_since=time.time() if getattr(args, "restart", False) else 0.0,
                       output_root=SMOKE_ROOT if smoke else ".", notebooks=notebook_selection(args.notebooks),
-                      tune=not smoke)
+                      tune=not smoke, train=not getattr(args, "no_train", False))
 
 
 def notebook_selection(select: str | None) -> list[Path]:
@@ -268,12 +268,14 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if grids and not getattr(args, "train_only", False):
         raise ConfigError(f"--notebooks: {', '.join(grids)} is a plan of runs without a notebook; fix: add "
                           f"--train-only (train its runs, then archive them), or drop it from --notebooks")
+    if not inv.train and (getattr(args, "train_only", False) or inv.force_since):
+        raise ConfigError("--no-train with --train-only or --retrain/--restart: they ask to train; fix: drop one")
     print(describe(inv), file=stream, flush=True)
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
     done: set[tuple[Any, ...]] = set()
     jobs = args.jobs or default_jobs(inv.device)  # one thread per run by default (r2mr.core.threads)
-    for stage in (1, 2):  # 1: the tuning grids and every run that needs no selection; 2: the selected rows
+    for stage in ((1, 2) if inv.train else ()):  # 1: the tuning grids and every run needing no selection; 2: the rest
         planned, status = staged_plan(inv)
         todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
                 and (st == "to train" or (inv.force_since and st.startswith(("stored", "archived", "unreadable"))))]
@@ -285,6 +287,10 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                                 force_since=inv.force_since)
         done |= {r.identity for r in todo}
         stop_if_failed(outcomes, len(todo))
+    if not inv.train:
+        planned, status = staged_plan(inv)
+        print(f"--no-train: {summary(planned, status, 0.0, 0, inv.device).splitlines()[0]}; the notebooks train "
+              f"nothing: a run neither stored nor archived is a 'not run' row", file=stream, flush=True)
     print(archive_line(status, inv.force_since), file=stream, flush=True)
     if getattr(args, "train_only", False):
         print("--train-only: the plan's runs are stored; add them to the evidence archive with "

@@ -27,6 +27,7 @@ RESULTS = REPO_ROOT / "results"
 FIGURES = REPO_ROOT / "figures"
 RUNS_ENV = "R2MR_RUNS_DIR"  # the run store's root (default <repo>/runs, git-ignored): see runs_root()
 DATA_ENV = "R2MR_DATA_DIR"
+NO_TRAIN_ENV = "R2MR_NO_TRAIN"  # "1" (run-all --no-train): the notebooks read runs back, never train one
 STAGE_ENV = "R2MR_OUTPUT_STAGE"  # set by run_all.sh's pipeline: kernels write their outputs there (r2mr.outputs)
 DEFAULT_DATA = REPO_ROOT / "data"  # also where the embedded synthetic set is generated
 

@@ -127,3 +127,28 @@ def selected_points(curves: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFram
     keys = selected[["label", "seed", "selected epoch"]].rename(columns={"selected epoch": "epoch"})
     out = keys.merge(curves, on=["label", "seed", "epoch"], how="left")
     return out[np.isfinite(out["value"].to_numpy(float))].reset_index(drop=True)
+
+
+def stop_rule_text(records: Sequence[Mapping[str, Any]]) -> str:
+    """The stop rule and epoch limit of ``records`` in words, with how often the limit bound, e.g. ``early
+    stopping on valid recall@20 (patience 20), epoch limit 1000: bound 0 of 45 runs`` or ``capped at 5 epochs
+    (a tutorial, not evidence): the cap ended 12 of 45 runs``; several limits are listed."""
+    if not records:
+        return "n/a (no finished run)"
+    cfgs = [r.get("config", {}) for r in records]
+    bound = sum(_limit_bound(r) for r in records)
+    limits = sorted({int(c["max_epochs"]) for c in cfgs if c.get("max_epochs") is not None})
+    metric = "/".join(sorted({str(c.get("valid_metric", "recall@20")) for c in cfgs}))
+    patience = "/".join(str(p) for p in sorted({int(c.get("patience", 20)) for c in cfgs}))
+    limit = "/".join(map(str, limits))
+    rule = f"early stopping on valid {metric} (patience {patience})"
+    if not limits:
+        return f"{rule}, no epoch limit"
+    if max(limits) < patience_floor(cfgs):
+        return f"capped at {limit} epochs (a tutorial, not evidence): the cap ended {bound} of {len(records)} runs"
+    return f"{rule}, epoch limit {limit}: the limit bound {bound} of {len(records)} runs"
+
+
+def patience_floor(cfgs: Sequence[Mapping[str, Any]]) -> int:
+    """The smallest patience of ``cfgs``: a limit below it can never let early stopping act (a capped plan)."""
+    return min(int(c.get("patience", 20)) for c in cfgs)

@@ -20,6 +20,7 @@ import pandas as pd
 from ..core.names import PER_USER_METRICS
 from ..runs import plan as planmod
 from ..runs.notebook_runs import METRICS, SELECTIONS, Run, run_planned
+from . import curves
 from . import published as pub
 from .significance import format_cell, mean_std_n, table_from_results
 
@@ -64,16 +65,23 @@ def _config(spec: planmod.Spec) -> str:
 
 
 def _scale(run: Run) -> str:
-    """``quick size, ≤ 5 epochs``: R2MR's size (quick / full; other models run at their own) and the epoch cap."""
-    size = "quick" if "(quick size)" in run.spec.label else ("full" if run.spec.model == "r2mr" else "own")
-    return f"{size} size, ≤ {run.result['config'].get('max_epochs', '?')} epochs"
+    """``quick size``: R2MR's size (quick / full; other models run at their own size)."""
+    return "quick" if "(quick size)" in run.spec.label else ("full" if run.spec.model == "r2mr" else "own")
 
 
 def row_provenance(group: Sequence[Run]) -> dict[str, str]:
-    """Per-row provenance columns: variant, scale, seeds, device and commit of the finished runs."""
+    """Per-row provenance columns: variant, size, stop rule (in words, with how often the limit bound), the
+    selected epoch (mean, min–max over seeds; 0-based) and, for R2MR, the rewrite rounds that preceded it
+    ("Rewriter inactive" when none did), seeds, device and commit of the finished runs."""
     done = [r for r in group if r.ok]
+    recs = {group[0].spec.label: [r.result for r in done]} if done else {}
+    sel = curves.selected_table(recs).iloc[0] if done else None
     return {"variant": "; ".join(sorted({str(r.result["config"].get("variant", "–")) for r in done})),
-            "scale": "; ".join(sorted({_scale(r) for r in done})),
+            "size": "; ".join(sorted({_scale(r) for r in done})),
+            "stop rule": curves.stop_rule_text(list(recs.values())[0]) if done else "",
+            "selected epoch": "" if sel is None else
+            f"{sel['selected epoch (mean)']:.1f} ({sel['selected epoch (min–max)']})",
+            "rewrite rounds before it": "" if sel is None else sel["rounds before selected"],
             "seeds": ",".join(str(r.seed) for r in done),
             "device": "; ".join(sorted({str(r.result.get("device_name", r.result["device"])) for r in done})),
             "commit": "; ".join(sorted({str(r.result.get("commit", "")) for r in done}))}
@@ -95,7 +103,7 @@ def main_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.Data
         for ref in pub.published(dataset, spec.model) if spec.role == "model" else []:
             rows.append({**base, "row": f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})",
                          **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "–" for m in metrics}, "n": "",
-                         "variant": "", "scale": "", "seeds": "", "device": "", "commit": ""})
+                         **dict.fromkeys(row_provenance([]), "")})
     return pd.DataFrame(rows)
 
 

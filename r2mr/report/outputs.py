@@ -18,6 +18,7 @@ import pandas as pd
 from ..core.atomic_io import git_commit, save_figure, write_json, write_table
 from ..core.paths import REPO_ROOT, STAGE_ENV
 from ..runs.notebook_runs import Run
+from .curves import stop_rule_text
 
 SCRATCH = REPO_ROOT / "scratch"  # default output root of a notebook's quick run (git-ignored)
 LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas")  # the versions a run record carries
@@ -98,8 +99,12 @@ class Outputs:
 
 
 def provenance(runs: Sequence[Run] = (), **extra: Any) -> dict[str, Any]:
-    """Provenance for a table footer: data sets, devices, variants, seeds, commit and date."""
+    """Provenance for a table footer: data sets, devices, variants, seeds, the stop rule in words
+    (:func:`r2mr.report.curves.stop_rule_text`, replacing an ``epochs`` argument), commit and date."""
     done = [r for r in runs if r.ok]
+    if "epochs" in extra:
+        extra.pop("epochs")
+        extra["stop rule"] = stop_rule_text([r.result for r in done])
     variants = sorted({str(r.result["config"]["variant"]) for r in done if "variant" in r.result.get("config", {})})
     out = {"data sets": ", ".join(dict.fromkeys(r.dataset for r in runs)) or extra.pop("datasets", ""),
            "device": "; ".join(sorted({r.result.get("device_name", r.result["device"]) for r in done})) or "n/a",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import pandas as pd
 from ..data.discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from ..core.errors import ConfigError, DataError
 from ..core.names import REPORTED_METRICS
-from ..core.paths import strip_roots
+from ..core.paths import NO_TRAIN_ENV, strip_roots
 from .plan import PlannedRun
 from .plan_specs import Spec
 from .store import RecordError
@@ -32,6 +33,8 @@ from .store import RecordError
 log = logging.getLogger(__name__)
 
 METRICS = REPORTED_METRICS
+NOT_ARCHIVED = ("not run: in neither the store nor the evidence archive yet (run-all --no-train); fix: train it "
+                "with `python -m r2mr run-all --train-only` and the same options")
 SELECTIONS = {"valid": "best-valid epoch", "test": "test-selected (official rule)"}
 
 
@@ -87,6 +90,8 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
     if reason:
         return Run(spec, dataset, seed, reason)
     kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
+    if os.environ.get(NO_TRAIN_ENV) == "1" and not force_since and experiment.find(spec.model, dataset, **kwargs) is None:
+        return Run(spec, dataset, seed, NOT_ARCHIVED)
     try:
         try:
             res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)

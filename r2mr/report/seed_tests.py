@@ -1,0 +1,96 @@
+"""Notebook 03's seed-level tests, selected epochs and learning curves, from its finished main runs.
+
+The seed (a training run) is the unit: per data set and metric, :func:`seed_tests` compares R2MR with every
+baseline and each content control with R2MR (:func:`r2mr.report.recompute.table_from_runs`: mean difference
+with its 95% interval, Welch or paired t-test, Holm within the table, relative difference with intervals,
+minimum detectable effect, and the per-user Wilcoxon as a secondary column). :func:`write` saves each table as
+``seed_tests_<data set>_<metric>.csv``, which anyone can recompute from the evidence archive alone
+(:func:`r2mr.report.recompute.check`). :func:`records_by_dataset` feeds :mod:`r2mr.report.curves` (the
+selected-epoch table) and :mod:`r2mr.report.curve_plots` (the learning curves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.names import PER_USER_METRICS
+from ..runs.notebook_runs import Run
+from . import recompute
+
+MIN_SEEDS = 2  # a row enters the tests with at least this many finished seeds (a t-test needs two)
+
+
+def _finished(runs: Sequence[Run], dataset: str) -> dict[str, list[Run]]:
+    """{row label: its finished runs on ``dataset``}, rows with at least :data:`MIN_SEEDS` seeds, in plan order."""
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.dataset == dataset and r.ok and r.folder is not None:
+            out.setdefault(r.spec.label, []).append(r)
+    return {lab: g for lab, g in out.items() if len(g) >= MIN_SEEDS}
+
+
+def pairs_of(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
+    """(A, B) pairs: R2MR against each baseline, then each R2MR control (role other than model) against R2MR."""
+    r2mr = [lab for lab, g in groups.items() if g[0].spec.model == "r2mr" and g[0].spec.role == "model"]
+    if not r2mr:
+        return []
+    full = r2mr[0]
+    baselines = [(full, lab) for lab, g in groups.items() if g[0].spec.model != "r2mr" and g[0].spec.role == "model"]
+    controls = [(lab, full) for lab, g in groups.items() if g[0].spec.model == "r2mr" and lab != full]
+    return baselines + controls
+
+
+def seed_tests(runs: Sequence[Run], metrics: Sequence[str] = PER_USER_METRICS) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(data set, metric): seed table} over the data sets where R2MR and another row have ≥ 2 seeds."""
+    out = {}
+    for dataset in dict.fromkeys(r.dataset for r in runs):
+        groups = _finished(runs, dataset)
+        pairs = pairs_of(groups)
+        if not pairs:
+            continue
+        used = {lab for pair in pairs for lab in pair}
+        arms = {lab: [(r.result, r.folder) for r in groups[lab]] for lab in groups if lab in used}
+        for metric in metrics:
+            out[(dataset, metric)] = recompute.table_from_runs(arms, pairs, metric)
+    return out
+
+
+def file_name(dataset: str, metric: str) -> str:
+    """``seed_tests_tiktok_recall20``: the table's file stem."""
+    return f"seed_tests_{dataset}_{metric.replace('@', '')}"
+
+
+def write(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> list[Path]:
+    """Write each table as ``<folder>/<file_name>.csv`` (full precision, atomically); return the paths."""
+    return [recompute.write_table(t, Path(folder) / f"{file_name(d, m)}.csv") for (d, m), t in tables.items()]
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs (:data:`r2mr.report.recompute.PRINTED`), four significant digits."""
+    cols = [c for c in recompute.PRINTED if c in table.columns]
+    return table[cols].map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+
+
+def records_by_dataset(runs: Sequence[Run]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{data set: {row label: [run record, one per finished seed]}}: the input of :mod:`r2mr.report.curves`."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        if r.ok:
+            out.setdefault(r.dataset, {}).setdefault(r.spec.label, []).append(r.result)
+    return out
+
+
+def check_line(path: Path, root: Path | None = None) -> str:
+    """One line: ``path`` recomputed from the evidence archive (:func:`r2mr.report.recompute.check`) and its
+    largest relative deviation, or why it cannot be (its runs are not all archived, e.g. a tutorial run)."""
+    from ..core.errors import ConfigError
+
+    try:
+        return f"{Path(path).name}: recomputed from the evidence archive, largest relative deviation " \
+               f"{recompute.check(path, root):.1e}"
+    except ConfigError as exc:
+        return f"{Path(path).name}: not recomputable from the archive here ({str(exc).split(': ', 1)[-1]})"
