@@ -280,6 +280,8 @@ def test_seed_tests_of_the_main_rows_recompute_from_the_archive(stages: tuple[li
     r2 = [r.result["test"]["recall@20"] for r in main if r.ok and r.spec.model == "r2mr" and r.spec.role == "model"]
     bpr = [r.result["test"]["recall@20"] for r in main if r.ok and r.spec.model == "bpr"]
     assert t["diff"].iloc[0] == pytest.approx(np.mean(r2) - np.mean(bpr))
+    first = seed_tests.seed_tests(main, ["recall@20"], pair_rule=seed_tests.against_first)[("small", "recall@20")]
+    assert [b for _, b in first.index] == ["BPR"] * 3 and len(set(a for a, _ in first.index)) == 3  # all vs row 1
     recs = seed_tests.records_by_dataset(main)
     assert set(recs) == {"small"} and {len(v) for v in recs["small"].values()} == {2}
     # a fresh clone: the runs only in the archive, read back (never retrained), tables written and recomputed

@@ -11,7 +11,7 @@ selected-epoch table) and :mod:`r2mr.report.curve_plots` (the learning curves).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,22 @@ def pairs_of(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
     return baselines + controls
 
 
-def seed_tests(runs: Sequence[Run], metrics: Sequence[str] = PER_USER_METRICS) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(data set, metric): seed table} over the data sets where R2MR and another row have ≥ 2 seeds."""
+def against_first(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
+    """(A, B) pairs for an ablation table: every row against the first row with ≥ 2 seeds (the full model
+    where it has them: the ablation specs list it first)."""
+    labels = list(groups)
+    return [(lab, labels[0]) for lab in labels[1:]]
+
+
+def seed_tests(runs: Sequence[Run], metrics: Sequence[str] = PER_USER_METRICS,
+               pair_rule: Callable[[dict[str, list[Run]]], list[tuple[str, str]]] = pairs_of
+               ) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(data set, metric): seed table} per data set where ``pair_rule`` (:func:`pairs_of`: the main table;
+    :func:`against_first`: an ablation table) pairs rows that have ≥ 2 finished seeds."""
     out = {}
     for dataset in dict.fromkeys(r.dataset for r in runs):
         groups = _finished(runs, dataset)
-        pairs = pairs_of(groups)
+        pairs = pair_rule(groups) if groups else []
         if not pairs:
             continue
         used = {lab for pair in pairs for lab in pair}

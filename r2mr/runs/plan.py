@@ -41,7 +41,7 @@ from .plan_specs import (
     LABELS,
     MAIN_SEEDS,
     MAIN_SEEDS_OTHER,
-    PAPER_ABLATIONS,
+    is_paper_ablation,
     PERSPECTIVES,
     QUICK,
     ROBUST_MODELS,
@@ -189,7 +189,7 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
         elif notebook == "02_rewriter_ablations":
             specs = (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
                      + eta_specs(etas or ETAS[scale], scale, variant))
-            rows = [(s, seeds_for(seeds, d, "paper" if s.label in PAPER_ABLATIONS else "ablation", scale=scale),
+            rows = [(s, seeds_for(seeds, d, "paper" if is_paper_ablation(s, scale) else "ablation", scale=scale),
                      cap) for s in specs]
         elif notebook in ("03_main_results", "04_efficiency"):
             kind = "main" if notebook == "03_main_results" else "first"

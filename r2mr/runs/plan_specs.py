@@ -190,6 +190,11 @@ PAPER_ABLATIONS = ("full rewriter, official acceptance (s_new > η)", "no Review
                    "no Rewriter (no rewrite rounds)", "seed-noise replicate (codebook, no discriminator)")
 
 
+def is_paper_ablation(spec: Spec, scale: str) -> bool:
+    """Whether ``spec`` is one of :data:`PAPER_ABLATIONS` (its label without the scale's size suffix)."""
+    return spec.model == "r2mr" and spec.label.removesuffix(quick_overrides("r2mr", scale)[0]) in PAPER_ABLATIONS
+
+
 def ablation_specs(scale: str = "full", variant: str = "official") -> list[Spec]:
     """The ablations of notebook 02 (role ``ablation``), then R2MR's content controls (role ``control``)."""
     specs = [model_spec("r2mr", scale, role="ablation", label=text, variant=variant, **kw) for text, kw in ABLATIONS]
