@@ -12,18 +12,20 @@
 #                      the directory you call run_all.sh from)
 #   --device D         auto | cpu | cuda (default auto: cuda when PyTorch sees a GPU)
 #   --seeds 999,1,2    seeds per configuration, integers in [0, 2^32), the same list for every row (default
-#                      auto: main rows 5 seeds on synthetic and TikTok, 3 elsewhere; ablations 3; tuning
-#                      points 2; declared in r2mr/runs/plan.py; --smoke: 999)
+#                      auto: main rows 5 seeds on synthetic and TikTok, 3 elsewhere; the paper's ablations 5
+#                      (converged), other ablations and sensitivities 3; tuning points seed 101 (converged) or 2
+#                      seeds (quick); declared in r2mr/runs/plan_specs.py; --smoke: 999)
 #   --epochs N         epoch limit per training run (default: quick scale 3 per tuning point, 5 per other
 #                      run; converged a limit that never binds; full each model's own; early stopping
 #                      applies below the limit)
-#   --scale S          quick | full | converged. quick (the tutorial, not evidence) runs R2MR at a reduced
+#   --scale S          converged | quick | full. converged (the default; the evidence, docs/evidence.md)
+#                      early-stops every run on validation with a limit that never binds, R2MR at the quick
+#                      size; every run already in the evidence archive (results/evidence/) is read, not
+#                      retrained. quick (the tutorial, not evidence; the --smoke scale) runs R2MR at a reduced
 #                      size (d = 64, a small rewriter) and caps every run's epochs (tuning points 3, other runs
-#                      5: r2mr.runs.plan.EPOCH_CAPS): the default on CPU and with --smoke; full runs R2MR at the
-#                      paper's sizes with each model's own epoch limit: the default on a GPU; converged (the
-#                      evidence: docs/evidence.md) early-stops every run on validation with a limit that never
-#                      binds, R2MR at the quick size. Baselines run at their own sizes. Every model is tuned
-#                      first on its declared grid (r2mr/configs/tuning.yaml); --smoke skips tuning
+#                      5: r2mr.runs.plan.EPOCH_CAPS). full runs R2MR at the paper's sizes with each model's own
+#                      epoch limit. Baselines run at their own sizes. Every model is tuned first on its declared
+#                      grid (r2mr/configs/tuning.yaml; converged: on synthetic and TikTok); --smoke skips tuning
 #   --notebooks 00,03  run only the notebooks with these prefixes (and only their training runs)
 #   --restart          recompute stored training runs (default: reuse them; old name --force)
 #   --retrain          the same as --restart: also the runs of the evidence archive (results/evidence/)

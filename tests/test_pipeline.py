@@ -52,11 +52,11 @@ def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path,
     write_inter(tmp_path / "data" / "tiktok", TOY_ROWS)
     inv = plan_cli.invocation(_args(data_dir="data", notebooks="00"))
     assert inv.datasets == ["baby", "tiktok"] and inv.seeds is None and inv.epochs is None  # auto
-    assert inv.scale == "quick" and inv.output_root == "." and inv.force_since == 0.0  # CPU default
+    assert inv.scale == "converged" and inv.output_root == "." and inv.force_since == 0.0  # the evidence
     assert inv.data_dir == str(tmp_path / "data")  # relative to the working directory, made absolute
     assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.runs.plan.seeds_for
     assert "data_dir" not in inv.parameters()  # reaches the kernels as $R2MR_DATA_DIR, not in the notebooks
-    assert pipeline.default_scale("cuda") == "full" and pipeline.default_scale("cuda", smoke=True) == "quick"
+    assert pipeline.default_scale("cuda") == "converged" and pipeline.default_scale("cuda", smoke=True) == "quick"
     smoke = plan_cli.invocation(_args(data_dir=str(tmp_path / "empty"), smoke=True, restart=True))
     assert smoke.datasets == ["synthetic"] and not (tmp_path / "empty").exists()  # validation writes nothing
     assert (smoke.seeds, smoke.epochs, smoke.scale, smoke.output_root) == ([999], 2, "quick", "scratch/smoke")

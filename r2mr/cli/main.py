@@ -151,10 +151,10 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                            "run, r2mr.runs.plan.EPOCH_CAPS; converged a limit that never binds; full the model's "
                            "own; early stopping applies below the limit)")
     p.add_argument("--scale", choices=("quick", "full", "converged"),
-                   help="quick: the tutorial, not evidence (R2MR at a reduced size, epochs capped at 3/5; default on "
-                        "CPU and with --smoke); converged: the evidence (R2MR at the quick size, every run early-"
-                        "stopped on validation with an epoch limit that never binds; seeds per r2mr.plan_specs); "
-                        "full: the paper's sizes, no cap (default on GPU)")
+                   help="converged (default): the evidence (R2MR at the quick size, every run early-stopped on "
+                        "validation with an epoch limit that never binds; runs in the evidence archive are read); "
+                        "quick: the tutorial, not evidence (R2MR at a reduced size, epochs capped at 3/5; the "
+                        "--smoke scale); full: the paper's sizes, each model's own epoch limit")
     found = sorted({p.name.split("_")[0] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
                    or {"01", "02", "03", "04"})  # an installed package: the plan's notebooks
     p.add_argument("--notebooks", help=f"comma-separated notebook prefixes, of {{{','.join(found)}}} (default: all)")
