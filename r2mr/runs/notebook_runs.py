@@ -33,8 +33,7 @@ from .store import RecordError
 log = logging.getLogger(__name__)
 
 METRICS = REPORTED_METRICS
-NOT_ARCHIVED = ("not run: in neither the store nor the evidence archive yet (run-all --no-train); fix: train it "
-                "with `python -m r2mr run-all --train-only` and the same options")
+NOT_ARCHIVED = "not run: not in the evidence archive yet (train it: run-all --train-only)"  # run-all --no-train
 SELECTIONS = {"valid": "best-valid epoch", "test": "test-selected (official rule)"}
 
 
