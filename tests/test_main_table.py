@@ -294,3 +294,17 @@ def test_seed_tests_of_the_main_rows_recompute_from_the_archive(stages: tuple[li
     paths = seed_tests.write(seed_tests.seed_tests(again), tmp_path / "results")
     assert [p.name for p in paths] == ["seed_tests_small_recall20.csv", "seed_tests_small_ndcg20.csv"]
     assert all(recompute.check(p, root) <= 1e-9 for p in paths)  # anyone with the archive gets the same numbers
+
+
+def test_seed_test_pairs_without_r2mr_compare_the_controls_with_the_baselines() -> None:
+    from r2mr.report import seed_tests
+    from r2mr.runs.notebook_runs import Run
+
+    def group(label: str, model: str, role: str) -> list[Run]:
+        return [Run(plan.Spec.of(label, model, role=role), "baby", s, "cached", {}) for s in (1, 2)]
+
+    groups = {"BPR": group("BPR", "bpr", "model"), "LightGCN": group("LightGCN", "lightgcn", "model"),
+              "random": group("random", "r2mr", "control")}
+    assert seed_tests.pairs_of(groups) == [("random", "BPR"), ("random", "LightGCN")]  # Baby: no R2MR row
+    groups["R2MR"] = group("R2MR", "r2mr", "model")
+    assert seed_tests.pairs_of(groups) == [("R2MR", "BPR"), ("R2MR", "LightGCN"), ("random", "R2MR")]

@@ -34,14 +34,14 @@ def _finished(runs: Sequence[Run], dataset: str) -> dict[str, list[Run]]:
 
 
 def pairs_of(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
-    """(A, B) pairs: R2MR against each baseline, then each R2MR control (role other than model) against R2MR."""
+    """(A, B) pairs: R2MR against each baseline, then each R2MR control (role other than model) against R2MR.
+    Where R2MR itself has no runs (Baby and Sports without item features), each control against each baseline."""
     r2mr = [lab for lab, g in groups.items() if g[0].spec.model == "r2mr" and g[0].spec.role == "model"]
+    controls = [lab for lab, g in groups.items() if g[0].spec.model == "r2mr" and lab not in r2mr]
+    baselines = [lab for lab, g in groups.items() if g[0].spec.model != "r2mr" and g[0].spec.role == "model"]
     if not r2mr:
-        return []
-    full = r2mr[0]
-    baselines = [(full, lab) for lab, g in groups.items() if g[0].spec.model != "r2mr" and g[0].spec.role == "model"]
-    controls = [(lab, full) for lab, g in groups.items() if g[0].spec.model == "r2mr" and lab != full]
-    return baselines + controls
+        return [(c, b) for c in controls for b in baselines]
+    return [(r2mr[0], b) for b in baselines] + [(c, r2mr[0]) for c in controls]
 
 
 def against_first(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
