@@ -197,7 +197,7 @@ def test_plan_printing_shows_stored_runs_and_work_left(tiny_root: Path, tmp_path
     executors.execute_plan(first, data_dir=str(tiny_root), device="cpu", stream=io.StringIO())
     args = argparse.Namespace(datasets="tiny", data_dir=str(tiny_root), device="cpu", seeds="1,2", epochs=2,
                               scale=None, notebooks="03")
-    monkeypatch.setattr(plan_cli, "run_plan", lambda inv: plan.build_plan(
+    monkeypatch.setattr(plan_cli, "run_plan", lambda inv, selected=None: plan.build_plan(
         inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr,lightgcn",
         table_datasets=["tiny", "baby"], registered=["bpr", "lightgcn"]))
     out = io.StringIO()

@@ -171,8 +171,9 @@ def test_plan_prints_stage_two_as_after_tuning(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("R2MR_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setattr(plan_cli, "tuning_plan", lambda inv: TP)
     monkeypatch.setattr(plan_cli, "table_datasets", lambda names, data_dir: list(names))
+    # --scale quick: the default (converged) tunes only the TUNED_DATASETS, not this tiny set
     args = argparse.Namespace(datasets="tiny", data_dir=str(tmp_path), device="cpu", seeds="1,2", epochs=1,
-                              scale=None, notebooks="03")
+                              scale="quick", notebooks="03")
     monkeypatch.setattr(plan_cli, "run_plan", lambda inv, selected=None: plan.build_plan(
         inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr",
         registered=["bpr"], tune=TP, selected=selected))
@@ -199,8 +200,9 @@ def test_run_all_trains_the_grid_then_the_selected_rows(tmp_path: Path, monkeypa
         inv.datasets, inv.seeds, inv.scale, inv.epochs, notebooks=["03_main_results"], models="bpr",
         registered=["bpr"], tune=TP, selected=selected))
     monkeypatch.setattr(pipeline, "run", lambda inv, stream: [])  # the notebooks are not this test's subject
+    # --scale quick: the default (converged) tunes only the TUNED_DATASETS, not this tiny set
     args = argparse.Namespace(datasets="tiny", data_dir=str(tmp_path), device="cpu", seeds="1,2,3", epochs=1,
-                              scale=None, notebooks="03", smoke=False, restart=False, jobs=1, ray=None,
+                              scale="quick", notebooks="03", smoke=False, restart=False, jobs=1, ray=None,
                               gpus_per_run=0.0, cpus_per_run=1)
     out = io.StringIO()
     assert plan_cli.run_all_main(args, out) == 0

@@ -1,5 +1,6 @@
-"""The lines that stop ``run-all`` (:mod:`r2mr.cli.plan_commands`): stored records that cannot be read, before
-anything trains; failed runs, after a stage trained (one line per failed run, exit status 3)."""
+"""The lines ``run-all`` (:mod:`r2mr.cli.plan_commands`) says about the plan's stored runs: how many come from
+the evidence archive; and those that stop it: stored records that cannot be read, before anything trains;
+failed runs, after a stage trained (one line per failed run, exit status 3)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,12 @@ def stop_if_failed(outcomes: Sequence[Outcome], attempted: int) -> None:
         print(f"{o.run.spec.label} on {o.run.dataset}, seed {o.run.seed}: {o.status}", file=sys.stderr)
     raise TrainingError(f"{len(failed)} of {attempted} runs failed, first: {failed[0].run.spec.label} on "
                         f"{failed[0].run.dataset}, seed {failed[0].run.seed}: {failed[0].status}")
+
+
+def archive_line(status: Sequence[tuple[str, Any]], retrained: float) -> str:
+    """One line: how many of the plan's runs come from the evidence archive, and how to retrain them here."""
+    n = sum(st == "archived" for st, _ in status)
+    if retrained:
+        return f"--retrain: {n} runs of the evidence archive were retrained here, not read"
+    return (f"{n} runs read from the evidence archive (results/evidence/), not retrained; to retrain them here: "
+            f"the same command with --retrain (choose with --datasets and --notebooks)")

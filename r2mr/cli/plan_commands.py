@@ -23,8 +23,9 @@ from ..data.discovery import SYNTHETIC, find_dataset_root, missing_data_reason, 
 from ..runs import plan as planmod
 from ..runs.executors import execute_plan
 from ..runs.store import RecordError
+from ..runs.two_stage import run_two_stages
 from .pipeline import FULL_SEEDS, SMOKE_ROOT, Invocation, default_scale, describe, notebook_paths
-from .plan_checks import stop_if_failed, stop_if_unreadable, unreadable
+from .plan_checks import archive_line, stop_if_failed, stop_if_unreadable, unreadable
 
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
@@ -42,8 +43,6 @@ def check_device(device: str) -> str:
     """The device the runs use: ``auto`` -> ``cuda`` or ``cpu``; an unknown name or ``cuda`` without a visible
     GPU is a one-line ConfigError (the name rule is :func:`r2mr.cli.arguments.device`, the resolution
     :func:`r2mr.training.trainer.resolve_device`)."""
-    import argparse
-
     from ..training.runtime import resolve_device
     from .arguments import device as device_name
 
@@ -54,11 +53,6 @@ def check_device(device: str) -> str:
     return str(resolve_device(device))
 
 
-def check_datasets(spec: str | None, data_dir: str | None) -> list[str]:
-    """The requested data sets, each present under the data root (``synthetic`` may be generated)."""
-    return requested_datasets(spec, data_dir)
-
-
 def invocation(args: argparse.Namespace) -> Invocation:
     """Validate the options (one ConfigError line each) into an :class:`Invocation`; nothing is written."""
     smoke = getattr(args, "smoke", False)
@@ -66,7 +60,7 @@ def invocation(args: argparse.Namespace) -> Invocation:
         raise ConfigError(f"--epochs {args.epochs} is not allowed (allowed: an integer >= 1); fix: e.g. --epochs 10")
     seeds = planmod.parse_seed_spec(args.seeds or ("999" if smoke else FULL_SEEDS))
     root = str(data_root(args.data_dir)) if (args.data_dir or os.environ.get("R2MR_DATA_DIR")) else None
-    names = check_datasets(args.datasets or (SYNTHETIC if smoke else None), root)
+    names = requested_datasets(args.datasets or (SYNTHETIC if smoke else None), root)  # each present (or synthetic)
     device = check_device(args.device)
     return Invocation(datasets=names, data_dir=root, device=device, seeds=seeds,
                       epochs=args.epochs if args.epochs is not None else (2 if smoke else None),
@@ -108,14 +102,15 @@ def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
 
 def staged_plan(inv: Invocation) -> tuple[list[planmod.PlannedRun], list[tuple[str, dict[str, Any] | None]]]:
     """The plan and its status, with stage 2 filled from whatever tuning grids the store already holds."""
-    planned = run_plan(inv)
-    status = plan_status(planned, inv.data_dir, inv.device)
-    if any(r.spec.tuning == "pending" for r in planned):
-        picked = planmod.select_points((r.dataset, r.spec, res) for r, (_, res) in zip(planned, status))
-        if picked:
-            planned = run_plan(inv, selected=picked)
-            status = plan_status(planned, inv.data_dir, inv.device)
-    return planned, status
+    planned = run_plan(inv, selected=stored_selection(inv))
+    return planned, plan_status(planned, inv.data_dir, inv.device)
+
+
+def stored_selection(inv: Invocation) -> dict[tuple[str, str], dict[str, Any]]:
+    """The points the tuning grids already in the store select (:func:`r2mr.runs.plan.select_points`)."""
+    grid = [r for r in run_plan(inv) if r.stage == 1]
+    return planmod.select_points((r.dataset, r.spec, res) for r, (_, res) in
+                                 zip(grid, plan_status(grid, inv.data_dir, inv.device)))
 
 
 def plan_status(planned: Sequence[planmod.PlannedRun], data_dir: str | None,
@@ -233,15 +228,6 @@ def summary(planned: Sequence[planmod.PlannedRun], status: Sequence[tuple[str, A
                f"declared seconds per epoch; --jobs N or Ray divide it by up to the runs at once)" if todo else ""))
 
 
-def archive_line(status: Sequence[tuple[str, Any]], retrained: float) -> str:
-    """One line: how many of the plan's runs come from the evidence archive, and how to retrain them here."""
-    n = sum(st == "archived" for st, _ in status)
-    if retrained:
-        return f"--retrain: {n} runs of the evidence archive were retrained here, not read"
-    return (f"{n} runs read from the evidence archive (results/evidence/), not retrained; to retrain them here: "
-            f"the same command with --retrain (choose with --datasets and --notebooks)")
-
-
 def plan_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """``python -m r2mr plan``: print the plan, what is stored and the work left; trains nothing."""
     stream = stream or sys.stdout
@@ -273,21 +259,28 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     print(describe(inv), file=stream, flush=True)
     if SYNTHETIC in inv.datasets:
         ensure_synthetic(inv.data_dir)
-    done: set[tuple[Any, ...]] = set()
     jobs = args.jobs or default_jobs(inv.device)  # one thread per run by default (r2mr.core.threads)
-    for stage in ((1, 2) if inv.train else ()):  # 1: the tuning grids and every run needing no selection; 2: the rest
-        planned, status = staged_plan(inv)
-        todo = [r for r, (st, _) in zip(planned, status) if r.identity not in done
-                and (st == "to train" or (inv.force_since and st.startswith(("stored", "archived", "unreadable"))))]
+    status: list[tuple[str, Any]] = []
+
+    def execute(stage: int, planned: list[planmod.PlannedRun], todo: list[planmod.PlannedRun]) -> dict:
+        """One stage: its status line, then the runs of ``todo`` the store lacks (all with --restart) trained."""
+        status[:] = plan_status(planned, inv.data_dir, inv.device)
         stop_if_unreadable(planned, status, inv.force_since)  # before anything trains
         seconds, from_store = estimate_seconds(planned, status, inv.data_dir, inv.device)
         print(f"stage {stage}: " + summary(planned, status, seconds, from_store, inv.device), file=stream, flush=True)
-        outcomes = execute_plan(todo, data_dir=inv.data_dir, device=inv.device, jobs=jobs, ray=args.ray,
+        known = {r.identity: st for r, st in zip(planned, status)}
+        redo = ("to train", *(("stored", "archived", "unreadable") if inv.force_since else ()))
+        train = [r for r in todo if known[r.identity][0].startswith(redo)]
+        outcomes = execute_plan(train, data_dir=inv.data_dir, device=inv.device, jobs=jobs, ray=args.ray,
                                 gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, stream=stream,
                                 force_since=inv.force_since)
-        done |= {r.identity for r in todo}
-        stop_if_failed(outcomes, len(todo))
-    if not inv.train:
+        stop_if_failed(outcomes, len(train))
+        return {**{r.identity: known[r.identity][1] for r in todo}, **{o.run.identity: o.result for o in outcomes}}
+
+    if inv.train:  # stage 1 starts from the store's selections (none with --restart: its grids are recomputed)
+        run_two_stages(lambda picked: run_plan(inv, selected=picked), execute,
+                       None if inv.force_since else stored_selection(inv))
+    else:
         planned, status = staged_plan(inv)
         print(f"--no-train: {summary(planned, status, 0.0, 0, inv.device).splitlines()[0]}; the notebooks train "
               f"nothing: a run neither stored nor archived is a 'not run' row", file=stream, flush=True)

@@ -29,27 +29,31 @@ TUNED_METRICS = PER_USER_METRICS  # the per-user metrics the significance tests 
 
 def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, epochs: int | None,
              models: str | Sequence[str] = "all", tune: Any = True, **kwargs: Any) -> tuple[list[Run], list[Run]]:
-    """(stage-1 grid runs, stage-2 main runs) of notebook 03, trained or read back in order; ``tune`` True:
+    """(stage-1 grid runs, stage-2 main runs) of notebook 03, trained or read back in order by the two-stage
+    driver (:func:`r2mr.runs.two_stage.run_two_stages`) with the sequential executor; ``tune`` True:
     the declared grids (``r2mr/configs/tuning.yaml``), a :class:`r2mr.runs.tuning.TuningPlan`: those, False: no grids
     (rows labelled untuned). ``kwargs`` go to :func:`r2mr.runs.run_one` (data_dir, device,
     force_since). A row whose grid is incomplete is a ``not run`` Run, never trained at the defaults."""
     from ..data.discovery import missing_data_reason
     from ..runs import tuning
     from ..runs.notebook_runs import spec_needs_features
+    from ..runs.two_stage import run_two_stages
 
     tp = tuning.load() if tune is True else (tune or None)
     args = dict(notebooks=["03_main_results"], models=models, tune=tp)
-    grid = run_planned([p for p in planmod.build_plan(datasets, seeds, scale, epochs, **args) if p.stage == 1],
-                       **kwargs)
-    picked = planmod.select_points((r.dataset, r.spec, r.result) for r in grid)
-    stage2 = [p for p in planmod.build_plan(datasets, seeds, scale, epochs, selected=picked, **args) if p.stage != 1]
-    todo = [p for p in stage2 if p.spec.tuning != "pending"]
-    main = {id(p): r for p, r in zip(todo, run_planned(todo, **kwargs))}
-    for p in stage2:
+    runs: dict[tuple[Any, ...], Run] = {}
+
+    def execute(stage: int, plan: list[planmod.PlannedRun], todo: list[planmod.PlannedRun]) -> dict:
+        runs.update((p.identity, r) for p, r in zip(todo, run_planned(todo, **kwargs)))
+        return {p.identity: runs[p.identity].result for p in todo}
+
+    plan = run_two_stages(lambda picked: planmod.build_plan(datasets, seeds, scale, epochs, selected=picked, **args),
+                          execute)
+    for p in plan:
         if p.spec.tuning == "pending":
             reason = missing_data_reason(p.dataset, kwargs.get("data_dir"), spec_needs_features(p.spec, p.dataset))
-            main[id(p)] = Run(p.spec, p.dataset, p.seed, reason or "not run: tuning grid incomplete")
-    return grid, [main[id(p)] for p in stage2]
+            runs[p.identity] = Run(p.spec, p.dataset, p.seed, reason or "not run: tuning grid incomplete")
+    return [runs[p.identity] for p in plan if p.stage == 1], [runs[p.identity] for p in plan if p.stage != 1]
 
 
 def _groups(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:

@@ -1,7 +1,8 @@
 """Executors of a run plan (:mod:`r2mr.runs.plan`): each planned run is trained through the store
 (:func:`r2mr.runs.experiment.train`), so a run already stored is read back and a killed one resumes.
 
-* sequential (default): in this process, one run after the other; no extra dependency.
+* sequential (default): in this process, one run after the other (:func:`r2mr.runs.sequential.execute_sequential`,
+  the notebooks' executor too); no extra dependency.
 * ``jobs=N``: N worker processes on this machine, each with ``cores / N`` torch threads and a passive
   OpenMP wait policy (:mod:`r2mr.core.threads`). A worker that dies
   (SIGKILL, out of memory) breaks the pool: the runs it did not finish go to a fresh pool, and the run that was
@@ -23,44 +24,16 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.formatting import fmt_seconds
-from ..core.errors import ConfigError, R2MRError
+from ..core.errors import ConfigError
+from ..core.threads import threads_per_run, worker_env
 from .outcome import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
 from .plan import PlannedRun
-from ..core.threads import threads_per_run, worker_env
+from .sequential import Interrupted, Progress, execute_sequential, interrupted
 
 __all__ = ["RETRIES", "Interrupted", "OnEpoch", "Outcome", "execute_one", "execute_plan", "one_line", "runs_dir"]
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a plan; the message says how many runs finished and how to resume."""
-
-
-def interrupted(finished: int, total: int) -> Interrupted:
-    return Interrupted(f"{finished} of {total} runs finished (kept in the store, with the checkpoints of the "
-                       f"others); resume with the same command")
-
-
-class Progress:
-    """One line per finished run: ``[done/total] label on data set, seed N: status in T; ETA …``."""
-
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
-        self.total, self.done, self.stream, self.t0 = total, 0, stream or sys.stdout, time.perf_counter()
-
-    def __call__(self, out: Outcome) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.t0
-        left = self.total - self.done
-        eta = f"; ETA {fmt_seconds(elapsed / self.done * left)}" if left else f"; all done in {fmt_seconds(elapsed)}"
-        r = out.run
-        print(f"[{self.done}/{self.total}] {r.spec.label} on {r.dataset}, seed {r.seed}: {out.status} "
-              f"in {fmt_seconds(out.seconds)}{eta}", file=self.stream, flush=True)
 
 
 def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, device: str = "cpu", jobs: int = 1,
@@ -92,8 +65,8 @@ def execute_plan(planned: Sequence[PlannedRun], *, data_dir: str | None = None, 
             _execute_processes(planned, data_dir, device, jobs, report, force_since, on_epoch)
         else:  # in this process; one run of several at once keeps the thread count it would have had in a worker
             threads = threads_per_run(jobs) if jobs > 1 else None
-            for run in planned:
-                report(execute_one(run, data_dir, device, threads, force_since, on_epoch))
+            execute_sequential(planned, lambda run: execute_one(run, data_dir, device, threads, force_since,
+                                                                on_epoch), report)
     except KeyboardInterrupt:
         raise interrupted(sum(not o.status.startswith("failed") for o in done), len(planned)) from None
     return _in_plan_order(planned, done)

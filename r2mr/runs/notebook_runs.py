@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,22 +114,19 @@ def run_grid(specs: Iterable[Spec], datasets: Iterable[str], seeds: Iterable[int
 
 
 def run_planned(planned: Sequence[PlannedRun], **kwargs: Any) -> list[Run]:
-    """Train or read back each planned run in order (the notebooks' sequential path); one log line per run."""
-    runs, said = [], set()
-    kwargs = {**kwargs, "epochs": kwargs.get("epochs")}
-    for n, p in enumerate(planned, 1):
-        r = run_one(p.spec, p.dataset, p.seed, **{**kwargs, "epochs": p.epochs})
-        runs.append(r)
-        where = f"[{n}/{len(planned)}] {p.spec.label} on {p.dataset}, seed {p.seed}"
-        if r.ok:
-            log.info("%s: %s, best epoch %d of 0-%d, test recall@20 %.4f", where, r.status, r.result["best_epoch"],
-                     r.result["epochs_run"] - 1, r.result["test"].get("recall@20", math.nan))  # epochs from 0
-        elif r.status.startswith("not run: data set missing"):
-            if p.dataset not in said:  # one line for a missing data set, not one per cell
-                log.info("[%d/%d] %s: %s (every run on it)", n, len(planned), p.dataset, r.status)
-                said.add(p.dataset)
-        else:
-            log.info("%s: %s", where, r.status)
+    """Train or read back each planned run in order (the notebooks' path through the sequential executor,
+    :func:`r2mr.runs.sequential.execute_sequential`); ``kwargs`` go to :func:`run_one` (each run's own epoch
+    cap); one log line per run; an exception of a run stops here."""
+    from .sequential import Outcome, Progress, execute_sequential
+
+    runs: list[Run] = []
+
+    def one(p: PlannedRun) -> Outcome:
+        t0 = time.perf_counter()
+        runs.append(run_one(p.spec, p.dataset, p.seed, **{**kwargs, "epochs": p.epochs}))
+        return Outcome(p, runs[-1].status, runs[-1].result, time.perf_counter() - t0)
+
+    execute_sequential(planned, one, Progress(len(planned), log=log))
     return runs
 
 

@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..core.errors import R2MRError
 from .plan import PlannedRun
+from .sequential import Outcome
 
 RETRIES = 1  # a run whose worker dies is tried once more (processes and Ray alike)
 OnEpoch = Callable[[dict], None] | None
-
-
-@dataclass
-class Outcome:
-    """What executing one planned run gave: ``status`` trained | cached | not run: … | failed: …."""
-
-    run: PlannedRun
-    status: str
-    result: dict[str, Any] | None
-    seconds: float
+__all__ = ["RETRIES", "OnEpoch", "Outcome", "execute_one", "one_line", "runs_dir"]
 
 
 def runs_dir() -> Path:
