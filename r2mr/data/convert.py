@@ -202,7 +202,7 @@ def convert_tiktok(src: Path, out: Path) -> Path:
     return out
 
 
-# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli/main.py) -------------------
+# ---- command line (``python -m r2mr data convert``; its arguments are declared in r2mr/cli/main.py) -----------------
 
 def main(args: argparse.Namespace) -> int:
     from ..core.paths import data_root

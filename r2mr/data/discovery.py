@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corrupt import base_name
-from .mmrec import feature_files, how_to_get
 from ..core.config import parse_list
 from ..core.errors import ConfigError, DataError
 from ..core.names import AMAZON, SYNTHETIC
-from ..core.paths import DATA_ENV, DEFAULT_DATA, data_root, display_path
+from ..core.paths import DEFAULT_DATA, data_root, display_path
+from .corrupt import base_name
+from .mmrec import feature_files, how_to_get
 
 log = logging.getLogger(__name__)
 

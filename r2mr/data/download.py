@@ -27,9 +27,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from ..core.atomic_io import file_mode, write_json
 from ..core.errors import DataError
 from ..core.names import AMAZON
-from ..core.atomic_io import file_mode, write_json
 from .mmrec import check_dataset
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.config_rules import max_feature_width
 from ..core.errors import DataError
 from ..core.names import AMAZON, SYNTHETIC
-from ..core.config_rules import max_feature_width
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # .inter files whose dropped rows were reported

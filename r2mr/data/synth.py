@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..core.errors import DataError
 from ..core.atomic_io import atomic_path, write_json, write_text
 from ..core.config_rules import Validated
+from ..core.errors import DataError
 
 
 @dataclass

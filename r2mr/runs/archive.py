@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from . import store
 from ..core.errors import ConfigError
 from ..core.paths import REPO_ROOT
+from . import store
 
 ARCHIVE_ENV = "R2MR_ARCHIVE_DIR"
 ARCHIVE_SCHEMA = 1
@@ -122,8 +122,8 @@ decode_tree = _decode  # public name: readers of archived artifacts (r2mr.report
 
 def pack(folder: Path) -> Entry:
     """The archive entry of the finished run in store ``folder`` (validated by the store first)."""
-    from ..evaluation.evaluator import load_per_user
     from ..core.atomic_io import load_torch
+    from ..evaluation.evaluator import load_per_user
 
     fields = _json(folder / store.KEY_FILE)
     key = fields.pop("key", None)
@@ -179,8 +179,8 @@ def per_user_of(entry: Entry) -> dict[str, Any]:
 def restore(entry: Entry, folder: Path) -> dict[str, Any]:
     """Write ``entry`` into store ``folder`` as a finished run (key file, per-user file, artifacts, record);
     return the store's record. Call it holding the folder's lock, on a folder without a record."""
-    from ..evaluation.evaluator import save_per_user
     from ..core.atomic_io import save_torch
+    from ..evaluation.evaluator import save_per_user
 
     f = entry.doc["fields"]
     req = store.Request(f["model"], f["dataset"], f["seed"], f["maths_version"], f, entry.doc["key"])

@@ -19,17 +19,17 @@ import numpy as np
 import torch
 
 from ..core import config as cfgmod
-from . import archive, store
+from ..core.errors import ConfigError, DataError
+from ..core.paths import data_root, data_root_source
 from ..data import Dataset, load_dataset
 from ..data.corrupt import base_name
 from ..data.mmrec import how_to_get
-from ..core.errors import ConfigError, DataError
 from ..models import get_model
-from ..core.paths import data_root, data_root_source
 from ..training import sizes
 from ..training.config import TrainConfig
 from ..training.runtime import resolve_device, seed_everything
 from ..training.trainer import Trainer
+from . import archive, store
 
 
 def make_configs(model: str, overrides: dict[str, Any] | None = None, seed: int | None = None,

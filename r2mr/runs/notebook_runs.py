@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.discovery import find_dataset_root, load_dataset_named, missing_data_reason
 from ..core.errors import ConfigError, DataError
 from ..core.names import REPORTED_METRICS
 from ..core.paths import NO_TRAIN_ENV, strip_roots
+from ..data.discovery import find_dataset_root, missing_data_reason
 from .plan import PlannedRun
 from .plan_specs import Spec
 from .store import RecordError
@@ -89,7 +88,8 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
     if reason:
         return Run(spec, dataset, seed, reason)
     kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
-    if os.environ.get(NO_TRAIN_ENV) == "1" and not force_since and experiment.find(spec.model, dataset, **kwargs) is None:
+    no_train = os.environ.get(NO_TRAIN_ENV) == "1" and not force_since
+    if no_train and experiment.find(spec.model, dataset, **kwargs) is None:
         return Run(spec, dataset, seed, NOT_ARCHIVED)
     try:
         try:

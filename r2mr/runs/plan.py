@@ -16,8 +16,8 @@ scale, epochs, purpose), built from the notebooks' grids. The parameters and spe
   default ``run_all.sh`` stays short; the full scale uses each model's own limit with early stopping.
 * :func:`build_plan` lays those grids over data sets and seeds and merges runs that two notebooks share
   (:class:`PlannedRun`, with every purpose it serves). ``python -m r2mr plan`` prints it
-  (:mod:`r2mr.cli.plan_commands`); ``run_all.sh`` executes it (:mod:`r2mr.runs.executors`) before the notebooks, which then
-  read every run back from the store; a notebook executed on its own trains what it misses, sequentially.
+  (:mod:`r2mr.cli.plan_commands`); ``run_all.sh`` executes it (:mod:`r2mr.runs.executors`) before the notebooks,
+  which then read every run back from the store; a notebook executed on its own trains what it misses, sequentially.
 
 Nothing here imports torch.
 """
@@ -41,7 +41,6 @@ from .plan_specs import (
     LABELS,
     MAIN_SEEDS,
     MAIN_SEEDS_OTHER,
-    is_paper_ablation,
     PERSPECTIVES,
     QUICK,
     ROBUST_MODELS,
@@ -56,6 +55,7 @@ from .plan_specs import (
     describe_point,
     epoch_cap,
     eta_specs,
+    is_paper_ablation,
     label,
     main_specs,
     model_spec,

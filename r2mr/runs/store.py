@@ -33,9 +33,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout  # a core dependency (also required by torch)
 
+from ..core.atomic_io import _jsonable, write_json
 from ..core.errors import ConfigError
 from ..core.paths import RUNS_ENV, runs_root
-from ..core.atomic_io import _jsonable, write_json
 
 KEY_FILE, RESULT_FILE, LOCK_FILE = "key.json", "result.json", ".lock"
 PATH_FIELDS = ("artifacts", "artifacts_best", "per_user")  # record fields that name files in the run folder

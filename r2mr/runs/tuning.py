@@ -17,9 +17,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.names import MODEL_NAMES
 from ..core.config import load_yaml
 from ..core.errors import ConfigError
+from ..core.names import MODEL_NAMES
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "tuning.yaml"  # package data
 
