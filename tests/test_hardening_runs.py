@@ -103,7 +103,10 @@ def test_dead_worker_is_retried_once_and_resumes(tiny_root: Path, tmp_path: Path
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert marker.read_text() == "killed after epoch 1\n"  # the first attempt died after epoch 1's checkpoint
-    assert stored(tmp_path / "runs") == 4 and out.count(": trained in") == 4
+    # the other worker's run is retried with the dead one's when the pool breaks: if it had finished and been
+    # stored just before, the retry reads it back ("cached") instead of training it again
+    done = re.findall(r": (trained|cached) in", out)
+    assert stored(tmp_path / "runs") == 4 and len(done) == 4 and done.count("trained") >= 3, out
     assert "Traceback" not in err and "leaked" not in err and "BrokenProcessPool" not in err, err
 
 
