@@ -133,12 +133,14 @@ def test_relative_links_and_paths_resolve(page: Path) -> None:
 
 
 def test_readme_is_the_front_door() -> None:
-    """README: at most ~150 lines, the reproduction status right after the title, and the tutorial label."""
+    """README: at most ~150 lines, the reproduction status right after the title, the converged evidence named
+    as such and the capped plan labelled a tutorial, not evidence."""
     lines = (REPO_ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 155, f"README.md has {len(lines)} lines"
     headings = [ln for ln in lines if ln.startswith("## ")]
     assert headings[0] == "## Reproduction status", headings[:2]
-    assert "tutorial (capped)" in "\n".join(lines)
+    text = "\n".join(lines)
+    assert "**Converged evidence" in text and "capped tutorial, not evidence" in text
 
 
 def test_version_citation_and_changelog_agree() -> None:

@@ -227,3 +227,17 @@ def test_a_named_missing_data_set_is_one_error_line(tmp_path: Path) -> None:
     text = str(info.value)
     assert "error: datasets 'nosuch': no nosuch/ under the data root" in text and "fix:" in text
     assert git_status(clone) == ""
+
+
+def test_publishing_keeps_one_run_note() -> None:
+    """The executed copy of a committed notebook carries the earlier run's note and papermill's injected cell:
+    publishing it leaves one note, with the new run's parameters."""
+    from r2mr.report.notebook_setup import COMMITTED_TAG, committed_note
+
+    old = committed_note({"cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                                     "source": "# Parameters\nscale = 'quick'\n", "outputs": []}]}, "03_x")
+    executed = {"cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                           "source": "# Parameters\nscale = 'converged'\n", "outputs": []}, *old["cells"]]}
+    published = committed_note(executed, "03_x")
+    notes = [c for c in published["cells"] if COMMITTED_TAG in c["metadata"].get("tags", [])]
+    assert len(notes) == 1 and committed_parameters(published) == {"scale": "converged"}

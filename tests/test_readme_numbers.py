@@ -20,7 +20,8 @@ NUMBER = re.compile(r"(?<![\d.])\d+\.\d{3,}(?![\d])")
 CITED = re.compile(r"`(results/[^`]+)`")
 
 
-PAGES = {"README.md": "## Reproduction status", "docs/results.md": "## Results"}  # page -> its section
+PAGES = {"README.md": "## Reproduction status", "docs/results.md": "## Results",  # page -> its section
+         "results/archive/1b986e0-quick-capped/README.md": "## Results"}
 
 
 def results_table(readme: str, heading: str = "## Results") -> list[dict[str, str]]:

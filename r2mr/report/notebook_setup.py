@@ -134,8 +134,11 @@ _NOTE = ("**The outputs below come from the committed run** (`bash run_all.sh`),
 def committed_note(nb: Any, stem: str) -> Any:
     """A copy of ``nb`` whose papermill ``injected-parameters`` code cell is a Markdown note (tagged
     :data:`COMMITTED_TAG`) showing the same assignments: executing the committed notebook then uses its
-    defaults instead of writing into ``results/``."""
+    defaults instead of writing into ``results/``. An earlier run's note (the executed copy of a committed
+    notebook carries it) is dropped: one note, the run's own."""
     nb = copy.deepcopy(nb)
+    if any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]):
+        nb["cells"] = [c for c in nb["cells"] if COMMITTED_TAG not in c.get("metadata", {}).get("tags", [])]
     for i, cell in enumerate(nb["cells"]):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             code = "".join(cell["source"]).replace("# Parameters\n", "").strip()
