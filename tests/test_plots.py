@@ -70,3 +70,15 @@ def test_timing_plot_joins_no_data_sets() -> None:
     assert "1 thread)" in fig._suptitle.get_text()
     assert [t.get_text().split("\n")[0] for t in fig.axes[0].get_xticklabels()] == ["a", "b"]
     plt.close(fig)
+
+
+def test_timing_plot_labels_a_log_axis_that_spans_less_than_a_decade() -> None:
+    table = pd.DataFrame({"data set": ["a"] * 3, "model": ["BPR", "MGCN", "R2MR"], "train interactions": [100] * 3,
+                          "device": "cpu", "s/epoch": [0.2, 1.1, 5.0], "s/eval": [0.3, 0.45, 0.6]})
+    fig = plots.timing_plot(table)
+    fig.canvas.draw()
+    ax = fig.axes[1]  # evaluation seconds: 0.3 to 0.6, no power of ten inside
+    lo, hi = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels(which="both") if lo <= t.get_position()[1] <= hi]
+    assert sum(bool(s) for s in shown) >= 2, shown  # values a reader can read, not an unlabelled axis
+    plt.close(fig)

@@ -16,7 +16,10 @@ def _datasets_axis(ax: plt.Axes, names: Sequence[str], sizes: Sequence[float]) -
     ax.set_xticks(range(len(names)), [f"{n}\n{s / 1000:,.0f}k edges" for n, s in zip(names, sizes)], fontsize=8)
     ax.set_xlim(-0.5, len(names) - 0.5)
     ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(mticker.NullFormatter())  # minor log labels collide
+    plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, 1, 50: no 10^k notation
+    ax.yaxis.set_minor_locator(mticker.LogLocator(subs=(2.0, 5.0)))  # labelled: a range under a decade has values
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.grid(True, axis="y", which="major", alpha=0.3)
 
 
