@@ -183,7 +183,7 @@ def test_outputs_write_tables_figures_and_run_json(tmp_path: Path) -> None:
 
     out = outputs.Outputs("99_test", tmp_path)
     run = _fake_run(plan.Spec.of("BPR", "bpr"), "baby", 7, 0.05)
-    out.table(pd.DataFrame({"a": [1.23456]}), "t", outputs.provenance([run], epochs=3))
+    out.table(pd.DataFrame({"a": [1.23456]}), "t", outputs.provenance([run]))
     fig, _ = plt.subplots()
     out.figure(fig, "f")
     listing = out.finish({"seeds": "7"}, [run])

@@ -144,11 +144,7 @@ def stop_rule_text(records: Sequence[Mapping[str, Any]]) -> str:
     rule = f"early stopping on valid {metric} (patience {patience})"
     if not limits:
         return f"{rule}, no epoch limit"
-    if max(limits) < patience_floor(cfgs):
+    if max(limits) < min(int(c.get("patience", 20)) for c in cfgs):  # early stopping could never act: a cap
         return f"capped at {limit} epochs (a tutorial, not evidence): the cap ended {bound} of {len(records)} runs"
     return f"{rule}, epoch limit {limit}: the limit bound {bound} of {len(records)} runs"
 
-
-def patience_floor(cfgs: Sequence[Mapping[str, Any]]) -> int:
-    """The smallest patience of ``cfgs``: a limit below it can never let early stopping act (a capped plan)."""
-    return min(int(c.get("patience", 20)) for c in cfgs)

@@ -56,6 +56,8 @@ from scipy import optimize, stats
 from .significance import RunSet, holm, marker, wilcoxon_users
 
 ALPHA, POWER, N_BOOT = 0.05, 0.8, 4000
+MDE_COLUMNS = ("design", "n A", "n B", "diff", "rel diff", "MDE", "MDE rel", "MDE (Holm first step)",
+               "MDE rel (Holm first step)")  # :func:`mde_table`
 WILCOXON = "p per-user Wilcoxon (conditional on the trained models)"
 DESIGNS = ("auto", "paired", "welch")
 
@@ -251,6 +253,4 @@ def seed_table(sets: Mapping[str, RunSet], pairs: Sequence[tuple[str, str]], des
 def mde_table(table: pd.DataFrame) -> pd.DataFrame:
     """The minimum-detectable-effect view of a :func:`seed_table`: per comparison the seeds, the observed
     difference and the MDE at 80% power, absolute and relative, unadjusted and at Holm's first step."""
-    cols = ["design", "n A", "n B", "diff", "rel diff", "MDE", "MDE rel", "MDE (Holm first step)",
-            "MDE rel (Holm first step)"]
-    return table[[c for c in cols if c in table.columns]]
+    return table[[c for c in MDE_COLUMNS if c in table.columns]]

@@ -78,11 +78,11 @@ def row_provenance(group: Sequence[Run]) -> dict[str, str]:
     selected epoch (mean, min–max over seeds; 0-based) and, for R2MR, the rewrite rounds that preceded it
     ("Rewriter inactive" when none did), seeds, device and commit of the finished runs."""
     done = [r for r in group if r.ok]
-    recs = {group[0].spec.label: [r.result for r in done]} if done else {}
-    sel = curves.selected_table(recs).iloc[0] if done else None
+    records = [r.result for r in done]
+    sel = curves.selected_table({group[0].spec.label: records}).iloc[0] if done else None
     return {"variant": "; ".join(sorted({str(r.result["config"].get("variant", "–")) for r in done})),
             "size": "; ".join(sorted({_scale(r) for r in done})),
-            "stop rule": curves.stop_rule_text(list(recs.values())[0]) if done else "",
+            "stop rule": curves.stop_rule_text(records) if done else "",
             "selected epoch": "" if sel is None else
             f"{sel['selected epoch (mean)']:.1f} ({sel['selected epoch (min–max)']})",
             "rewrite rounds before it": "" if sel is None else sel["rounds before selected"],

@@ -99,11 +99,10 @@ class Outputs:
 
 
 def provenance(runs: Sequence[Run] = (), **extra: Any) -> dict[str, Any]:
-    """Provenance for a table footer: data sets, devices, variants, seeds, the stop rule in words
-    (:func:`r2mr.report.curves.stop_rule_text`, replacing an ``epochs`` argument), commit and date."""
+    """Provenance for a table footer: data sets, devices, variants, seeds, ``extra``, the stop rule in words
+    (:func:`r2mr.report.curves.stop_rule_text`, read from the finished runs' configs), commit and date."""
     done = [r for r in runs if r.ok]
-    if "epochs" in extra:
-        extra.pop("epochs")
+    if runs:
         extra["stop rule"] = stop_rule_text([r.result for r in done])
     variants = sorted({str(r.result["config"]["variant"]) for r in done if "variant" in r.result.get("config", {})})
     out = {"data sets": ", ".join(dict.fromkeys(r.dataset for r in runs)) or extra.pop("datasets", ""),

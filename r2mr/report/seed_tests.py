@@ -79,9 +79,10 @@ def write(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> list[Pat
     return [recompute.write_table(t, Path(folder) / f"{file_name(d, m)}.csv") for (d, m), t in tables.items()]
 
 
-def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns a reader needs (:data:`r2mr.report.recompute.PRINTED`), four significant digits."""
-    cols = [c for c in recompute.PRINTED if c in table.columns]
+def readable(table: pd.DataFrame, columns: Sequence[str] = recompute.PRINTED) -> pd.DataFrame:
+    """``columns`` of ``table`` (default: what a reader needs, :data:`r2mr.report.recompute.PRINTED`; the
+    minimum detectable effects: :data:`r2mr.report.inference.MDE_COLUMNS`), four significant digits."""
+    cols = [c for c in columns if c in table.columns]
     return table[cols].map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
 
 

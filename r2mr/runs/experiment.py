@@ -112,7 +112,11 @@ def find(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = No
     made on another device type or torch version); never trains nor writes. A run found only in the evidence
     archive (:mod:`r2mr.runs.archive`) is returned with ``"source": "archive"`` and no files. A corrupt entry is a
     ConfigError."""
-    job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, None)
+    return _lookup(_job(model, dataset, data_dir, overrides, device, seed, max_epochs, None), strict)
+
+
+def _lookup(job: Job, strict: bool) -> dict[str, Any] | None:
+    """:func:`find` for a built job (its data set already loaded)."""
     rec = None
     if job.folder.is_dir():
         with store.locked(job.folder, wait=False) as free:
@@ -128,7 +132,8 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
           overrides: dict[str, Any] | None = None, device: str = "auto", seed: int | None = None,
           max_epochs: int | None = None, run_dir: str | Path | None = None, resume: bool = True,
           reuse: bool = True, progress: bool = True, strict: bool = False,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          train_missing: bool = True) -> dict[str, Any] | None:
     """Train ``model`` on ``dataset`` and return the result dict (see :meth:`Trainer.result` and
     :mod:`r2mr.runs.store`), with ``run_dir`` (the run folder) and ``cached``.
 
@@ -138,8 +143,12 @@ def train(model: str, dataset: str | Dataset, *, data_dir: str | Path | None = N
     folder's checkpoint (``resume=False`` is ``--restart``: recompute, replacing a corrupt record). A second
     process asking for the same run waits for the first and reads its record. ``on_epoch(entry)`` is called after
     each epoch's checkpoint (progress, or fault injection in tests: a hook, no patched class).
+    ``train_missing`` False (``run-all --no-train``): None instead of training a run that neither the store nor
+    the archive holds; nothing is written for it.
     """
     job = _job(model, dataset, data_dir, overrides, device, seed, max_epochs, run_dir)
+    if not train_missing and _lookup(job, strict) is None:
+        return None
     cls, mcfg, ds = job.cls, job.mcfg, job.ds
     if cls.requires_features(mcfg) and not ds.features:
         fix = how_to_get(ds.name, ds.path, features=True)

@@ -88,12 +88,13 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
     if reason:
         return Run(spec, dataset, seed, reason)
     kwargs = train_kwargs(dataset, spec, seed, data_dir, device, epochs)
-    no_train = os.environ.get(NO_TRAIN_ENV) == "1" and not force_since
-    if no_train and experiment.find(spec.model, dataset, **kwargs) is None:
-        return Run(spec, dataset, seed, NOT_ARCHIVED)
+    train_missing = os.environ.get(NO_TRAIN_ENV) != "1" or bool(force_since)  # --no-train: read back, never train
     try:
         try:
-            res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch, **kwargs)
+            res = experiment.train(spec.model, dataset, progress=progress, on_epoch=on_epoch,
+                                   train_missing=train_missing, **kwargs)
+            if res is None:
+                return Run(spec, dataset, seed, NOT_ARCHIVED)
         except RecordError:  # a stored record that cannot be used: --restart (force_since) recomputes it
             if not force_since:
                 raise
@@ -102,7 +103,7 @@ def run_one(spec: Spec, dataset: str, seed: int, *, data_dir: str | Path | None 
             res = experiment.train(spec.model, dataset, resume=False, progress=progress, on_epoch=on_epoch, **kwargs)
     except DataError as exc:
         return Run(spec, dataset, seed, "not run: " + strip_roots(str(exc), kwargs["data_dir"]))
-    folder = experiment.run_folder(spec.model, dataset, **kwargs) if hasattr(experiment, "run_folder") else None
+    folder = Path(res["run_dir"]) if res.get("run_dir") else None  # the run's folder in the store
     return Run(spec, dataset, seed, "cached" if res.get("cached") else "trained", res, folder)
 
 
