@@ -84,21 +84,28 @@ def path(name: str) -> Iterator[None]:
 def counted() -> Iterator[dict[str, float]]:
     """Count the block's sparse-product bytes and dense FLOPs into the yielded dict."""
     work = {"sparse_bytes": 0.0, "flops": 0.0}
-    original = kernels.csr_mm
+    original, fused = kernels.csr_mm, kernels.csr_mm_add
+
+    def product_bytes(a: torch.Tensor, x: torch.Tensor) -> float:
+        return a._nnz() * (12 + 4 * x.shape[1]) + a.shape[0] * 4 * x.shape[1]
 
     def counting(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        work["sparse_bytes"] += a._nnz() * (12 + 4 * x.shape[1]) + a.shape[0] * 4 * x.shape[1]
+        work["sparse_bytes"] += product_bytes(a, x)
         return original(a, x)
+
+    def counting_fused(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, *args, **kw) -> None:
+        work["sparse_bytes"] += product_bytes(a, x) + 2 * other.numel() * 4  # + the running sum read and written
+        return fused(a, x, other, *args, **kw)
 
     import r2mr.data.graph
 
-    r2mr.data.graph.csr_mm = counting
+    r2mr.data.graph.csr_mm, r2mr.data.graph.csr_mm_add = counting, counting_fused
     try:
         with FlopCounterMode(display=False) as fc:
             yield work
         work["flops"] = float(fc.get_total_flops())
     finally:
-        r2mr.data.graph.csr_mm = original
+        r2mr.data.graph.csr_mm, r2mr.data.graph.csr_mm_add = original, fused
 
 
 def step(trainer: Trainer, batch) -> None:

@@ -139,8 +139,10 @@ def test_evaluation_same_metrics_with_ties(tmp_path: Path) -> None:
     assert all(torch.equal(old[1][s][k], new[1][s][k]) for s in old[1] for k in old[1][s])
 
 
+@pytest.mark.parametrize("backend", ["torch", pytest.param("numba", marks=needs_numba)])
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 4])
-def test_running_mean_same_bits_as_stack_then_mean(n_layers: int) -> None:
+def test_running_mean_same_bits_as_stack_then_mean(n_layers: int, backend: str) -> None:
+    """Values and gradients of the layer mean: composed (torch) and fused (numba) against stack-then-mean."""
     a = random_csr(120, 120, 0.05, n_layers)
     a_t = to_torch(sp.csr_matrix((a.values().numpy(), a.col_indices().numpy(), a.crow_indices().numpy()),
                                  shape=(120, 120)).T.tocsr())
@@ -150,9 +152,10 @@ def test_running_mean_same_bits_as_stack_then_mean(n_layers: int) -> None:
     ego.requires_grad_()
     g = torch.randn(120, 16, generator=torch.Generator().manual_seed(1))
     got = []
-    for f in (stacked_propagate, lightgcn.propagate):
-        y = f(a, ego, n_layers, a_t)
-        got.append((bits(y), bits(torch.autograd.grad(y, ego, g)[0])))
+    for f, name in ((stacked_propagate, "torch"), (lightgcn.propagate, backend)):
+        with kernels.use_backend(name):
+            y = f(a, ego, n_layers, a_t)
+            got.append((bits(y), bits(torch.autograd.grad(y, ego, g)[0])))
     assert got[0] == got[1]
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic_io import atomic_path
-from .kernels import csr_mm
+from .kernels import csr_mm, csr_mm_add, fused_applies
 
 
 def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
@@ -50,6 +50,49 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor]:
         return None, None, csr_mm(ctx.at, g)
+
+
+class _LayerMean(torch.autograd.Function):
+    """mean(E^0, A E^0, ..., A^L E^0) as one operation: L fused products forward (each adds its rows into the
+    running sum while they are in cache), L backward, two (N, d) buffers in turn, nothing saved but A^T.
+
+    Backward: with g_t = g / (L + 1), the gradient of layer L is g_t and that of layer l < L is
+    g_t + A^T (gradient of layer l + 1): the two terms autograd adds for the running sum's graph (an addition of
+    two floats is the same either way round), so the bits equal the composed operations'."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, at: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+        ctx.at, ctx.n_layers = at, n_layers
+        total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
+        h, spare = ego, torch.empty_like(total)
+        for _ in range(n_layers):
+            csr_mm_add(a, h, total, spare, into_other=True)  # spare = A h; total += spare
+            h, spare = spare, (h if h is not ego else torch.empty_like(total))
+        return total.div_(n_layers + 1)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor, None]:
+        g_t = g.contiguous() / (ctx.n_layers + 1)  # (N, d), the gradient of every layer's share of the sum
+        cur, spare = g_t, torch.empty_like(g_t)
+        for _ in range(ctx.n_layers):
+            csr_mm_add(ctx.at, cur, g_t, spare, into_other=False)  # spare = A^T cur + g_t
+            cur, spare = spare, (cur if cur is not g_t else torch.empty_like(g_t))
+        return None, None, cur, None
+
+
+def layer_mean(a: torch.Tensor, ego: torch.Tensor, n_layers: int, at: torch.Tensor | None = None) -> torch.Tensor:
+    """mean(E^0, A E^0, ..., A^L E^0) for CSR ``a`` (N, N) and ``ego`` (N, d) -> (N, d), differentiable in
+    ``ego``; ``at`` = A^T (default: A is symmetric). The fused numba path where :func:`kernels.fused_applies`,
+    else products and in-place additions composed by autograd: the same bits (tests/test_kernels.py)."""
+    at = a if at is None else at
+    if fused_applies(a, ego) and fused_applies(at, ego):
+        return _LayerMean.apply(a, at, ego, n_layers)
+    h = ego
+    total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
+    for _ in range(n_layers):
+        h = spmm(a, h, at)
+        total.add_(h)  # in place: autograd saves nothing of ``total`` for these two operations
+    return total.div_(n_layers + 1)
 
 
 def spmm(a: torch.Tensor, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,6 +35,7 @@ from ..core.errors import ConfigError
 BACKEND_ENV = "R2MR_SPMM"
 BACKENDS = ("auto", "numba", "torch")
 _forced: list[str] = []  # use_backend's stack
+PLAIN, ADD_INTO_OTHER, ADD_OTHER = 0, 1, 2  # what csr_mm_add does with the product's rows besides storing them
 
 
 def _compile() -> dict[str, Callable[..., None]] | None:
@@ -49,13 +50,22 @@ def _compile() -> dict[str, Callable[..., None]] | None:
         for j in range(x.shape[0]):
             y[j] += v * x[j]
 
+    @numba.njit(inline="always")
+    def add_to(y: Any, x: Any) -> None:  # y += x over one row
+        for j in range(x.shape[0]):
+            y[j] += x[j]
+
     @numba.njit(nogil=True)
-    def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any) -> None:
+    def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, mode: int) -> None:
         for i in range(out.shape[0]):
             row = out[i]
             row[:] = 0.0
             for k in range(crow[i], crow[i + 1]):
                 axpy(val[k], x[col[k]], row)
+            if mode == ADD_INTO_OTHER:  # other[i] += (A x)[i], the row still in cache
+                add_to(other[i], row)
+            elif mode == ADD_OTHER:  # out[i] = (A x)[i] + other[i]
+                add_to(row, other[i])
 
     return {"csr_mm": csr_mm_kernel, "topk": _compile_topk(numba)}
 
@@ -192,11 +202,32 @@ def csr_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2 or a.shape[1] != x.shape[0]:
         raise ValueError(f"csr_mm: shapes {tuple(a.shape)} and {tuple(x.shape)} do not multiply")
     out = torch.empty(a.shape[0], x.shape[1], dtype=x.dtype)
+    _run_csr_mm(a, x, out, out, PLAIN)
+    return out
+
+
+def _run_csr_mm(a: torch.Tensor, x: torch.Tensor, out: torch.Tensor, other: torch.Tensor, mode: int) -> None:
     x = x.detach().contiguous()
     assert _kernels is not None
     _kernels["csr_mm"](a.crow_indices().numpy(), a.col_indices().numpy(), a.values().detach().numpy(), x.numpy(),
-                       out.numpy())
-    return out
+                       out.numpy(), other.numpy(), mode)
+
+
+def csr_mm_add(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, into_other: bool) -> None:
+    """``out = A x`` (n, d) for CSR ``a`` (n, m) and ``x`` (m, d), fused with one addition per element while each
+    row is in cache: ``other += out`` where ``into_other``, else ``out += other``; ``other`` and ``out`` (n, d)
+    contiguous float32, written in place. The product's bits are :func:`csr_mm`'s, and one addition of two floats
+    is the same either way round, so the result equals the separate product and ``add_``. Numba only: callers
+    check :func:`fused_applies` and otherwise compose :func:`csr_mm` and ``add_``."""
+    if not (other.is_contiguous() and out.is_contiguous() and other.shape == out.shape == (a.shape[0], x.shape[1])):
+        raise ValueError(f"csr_mm_add: shapes {tuple(a.shape)}, {tuple(x.shape)}, {tuple(other.shape)} and "
+                         f"{tuple(out.shape)} do not fit, or an output is not contiguous")
+    _run_csr_mm(a, x, out, other, ADD_INTO_OTHER if into_other else ADD_OTHER)
+
+
+def fused_applies(a: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether :func:`csr_mm_add` computes ``A x`` for these tensors (CSR ``a``, CPU float32, numba)."""
+    return a.layout == torch.sparse_csr and _numba_applies(a, x)
 
 
 def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:

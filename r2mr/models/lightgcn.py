@@ -14,7 +14,7 @@ import torch
 
 from ..core.config_rules import Validated
 from ..data import Dataset
-from ..data.graph import spmm, sym_adj, to_torch
+from ..data.graph import layer_mean, sym_adj, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, xavier_uniform_table
 from .losses import bpr, emb_loss
@@ -32,13 +32,8 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.
 
     A running sum, no stacked copy of the layers: ((0 + E^0) + E^1) + ... then / (L + 1), the additions and
     the division of ``torch.stack(layers).mean(0)`` in its order (its sum starts at +0.0), so values and
-    gradients are the same bits (tests/test_kernels.py)."""
-    h = ego
-    total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
-    for _ in range(n_layers):
-        h = spmm(adj, h, adj_t)
-        total.add_(h)  # in place: autograd saves nothing of ``total`` for these two operations
-    return total.div_(n_layers + 1)
+    gradients are the same bits (tests/test_kernels.py); see :func:`r2mr.data.graph.layer_mean`."""
+    return layer_mean(adj, ego, n_layers, adj_t)
 
 
 class LightGCN(Recommender):

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..core import config as cfgmod
 from ..core.atomic_io import load_torch, run_metadata, save_torch, write_text
 from ..core.errors import ConfigError, TrainingError
+from ..core.memory import keep_freed_memory
 from ..data import Dataset
 from ..data.sampler import BPRSampler
 from ..evaluation.epoch_selection import by_valid, official_test_rule
@@ -65,6 +66,8 @@ class Trainer:
                  run_dir: str | Path | None = None, progress: bool = True,
                  meta: dict[str, Any] | None = None) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # freed tables stay in the heap: no page faults per step (r2mr.core.memory)
         self.model, self.ds, self.cfg = model.to(self.device), ds, cfg
         self.run_dir = Path(run_dir) if run_dir else None
         self.progress, self.meta = progress, dict(meta or {})
