@@ -40,3 +40,25 @@ def test_main_table_tunes_on_its_own_seed_and_reports_on_others() -> None:
     baby = {lab for (d, lab) in seeds if d == "baby" and "control" not in lab}
     assert baby and all(lab.endswith(plan.NOT_TUNED_HERE) for lab in baby)  # labelled, never "tuned"
     assert {r.epochs for r in runs} == {CONVERGED_LIMIT}
+
+
+def test_converged_controls_are_r2mr_at_its_selected_point_with_one_switch() -> None:
+    """A content control is compared with R2MR paired by seed, so it must be R2MR at the same configuration:
+    converged and tuned, at R2MR's selected point (pending until the grid selects it); untuned sets (Baby)
+    and the quick tutorial keep R2MR's defaults."""
+    point = {"lr": 0.00025, "knn_hop": False}
+    tp = tuning.load()
+
+    def controls(dataset: str, scale: str, selected: dict | None) -> list[plan.Spec]:
+        runs = plan.build_plan([dataset], None, scale, notebooks=["03_main_results"], tune=tp, selected=selected)
+        return [r.spec for r in runs if r.spec.role == "control"]
+
+    tuned = controls("tiktok", "converged", {("tiktok", "r2mr"): point})
+    assert len(tuned) == 2 * 5 and {s.tuning for s in tuned} == {"tuned"}
+    for spec in tuned:
+        assert {k: v for k, v in spec.overrides if k != "content"} == {**plan.QUICK["r2mr"], **point}
+        assert dict(spec.overrides)["content"] in plan.CONTROLS and dict(spec.point) == point
+    assert {s.tuning for s in controls("tiktok", "converged", None)} == {"pending"}
+    for dataset, scale in (("baby", "converged"), ("tiktok", "quick")):
+        kept = controls(dataset, scale, {(dataset, "r2mr"): point})
+        assert kept and all(not set(point) & set(dict(s.overrides)) for s in kept), (dataset, scale)

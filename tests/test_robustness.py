@@ -123,10 +123,13 @@ def test_robustness_grid_is_plan_only_and_uses_the_clean_selection():
     selected = {("tiktok", m): {"lr": 0.01} for m in plan.ROBUST_MODELS}
     tuned = plan.build_plan(["tiktok"], None, "converged", notebooks=[plan.ROBUSTNESS], tune=tune, registered=reg,
                             selected=selected)
-    clean = {(r.model, r.spec.overrides) for r in tuned if r.dataset == "tiktok" and r.spec.tuning == "tuned"}
+    clean = {(r.model, r.spec.overrides) for r in tuned if r.dataset == "tiktok" and r.spec.tuning == "tuned"
+             and r.spec.role == "model"}
     swapped = {(r.model, r.spec.overrides) for r in tuned if r.dataset == "tiktok~audio-swap40"
                and r.spec.role == "model"}
     assert swapped == clean and all(dict(o)["lr"] == 0.01 for _, o in swapped)
+    frozen = {r.spec.overrides for r in tuned if r.dataset == "tiktok~audio-swap40" and r.spec.role == "control"}
+    assert len(frozen) == 1 and dict(next(iter(frozen)))["lr"] == 0.01  # R2MR's control at R2MR's clean point
     both = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results", plan.ROBUSTNESS], tune=tune,
                            registered=reg)
     main = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results"], tune=tune, registered=reg)

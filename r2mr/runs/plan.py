@@ -108,11 +108,14 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
                 registered: Sequence[str] | None = None, untuned: str = " — untuned (defaults)") -> list[Spec]:
     """Stage 2: the main table's rows on ``dataset``. With a tuning plan each model runs at its selected point
     (``selected[(dataset, model)]``; absent: a ``pending`` row); without one at its defaults, labelled
-    ``untuned`` (:data:`UNTUNED`, or :data:`NOT_TUNED_HERE`). The content controls keep R2MR's defaults (shared
-    with notebook 02)."""
+    ``untuned`` (:data:`UNTUNED`, or :data:`NOT_TUNED_HERE`). R2MR's content controls: at the converged scale,
+    where R2MR is tuned, at R2MR's selected point (so that a control is R2MR with one switch, paired by seed);
+    otherwise at R2MR's defaults (shared with notebook 02)."""
     out = []
     for spec in main_specs(models, scale, registered=registered):
-        if spec.role != "model":
+        if spec.role == "control" and scale == "converged" and tune is not None and "r2mr" in tune.models:
+            out.append(_control_at_point(spec, (selected or {}).get((dataset, "r2mr")), scale))
+        elif spec.role != "model":
             out.append(spec)
         elif tune is None or spec.model not in tune.models:
             out.append(replace(spec, label=spec.label + untuned, tuning="untuned"))
@@ -122,6 +125,15 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
             out.append(replace(model_spec(spec.model, scale, **point), tuning="tuned",
                                point=tuple(sorted(point.items()))))
     return out
+
+
+def _control_at_point(spec: Spec, point: dict[str, Any] | None, scale: str) -> Spec:
+    """R2MR's content control ``spec`` at R2MR's selected ``point`` (None: not selected yet, a pending row)."""
+    if point is None:
+        return replace(spec, tuning="pending")
+    kind = dict(spec.overrides)["content"]
+    return replace(model_spec("r2mr", scale, role="control", label=CONTROLS[kind], content=kind, **point),
+                   tuning="tuned", point=tuple(sorted(point.items())))
 
 
 def select_points(items: Any, metric: str = "recall@20") -> dict[tuple[str, str], dict[str, Any]]:
