@@ -62,3 +62,30 @@ def test_converged_controls_are_r2mr_at_its_selected_point_with_one_switch() -> 
     for dataset, scale in (("baby", "converged"), ("tiktok", "quick")):
         kept = controls(dataset, scale, {(dataset, "r2mr"): point})
         assert kept and all(not set(point) & set(dict(s.overrides)) for s in kept), (dataset, scale)
+
+
+def test_converged_ablations_and_reviewer_run_are_r2mr_at_its_selected_point() -> None:
+    """Notebooks 01 and 02 decompose the main table's R2MR: converged on a tuned set every row is R2MR at its
+    selected point with the row's own switch (pending until selected; the eta = 0.5 row and the full-rewriter
+    row are the main table's R2MR run itself); the quick tutorial and untuned sets keep R2MR's defaults."""
+    point, tp = {"lr": 0.00025, "knn_hop": False}, tuning.load()
+    nbs = ["01_quality_statistics", "02_rewriter_ablations"]
+    both = plan.build_plan(["tiktok"], None, "converged", notebooks=nbs, tune=tp, selected={("tiktok", "r2mr"): point})
+    grid, runs = [r for r in both if r.stage == 1], [r for r in both if r.stage != 1]
+    assert {r.model for r in grid} == {"r2mr"} and len(grid) == 6  # its grid: a plan of 01 and 02 can select it
+    assert runs and {r.spec.tuning for r in runs} == {"tuned"}
+    for r in runs:
+        ov = dict(r.spec.overrides)
+        assert {k: ov[k] for k in point} == point and dict(r.spec.point) == point, r.spec.label
+    no_reviewer = next(r for r in runs if r.spec.label.startswith("no Reviewer"))
+    assert dict(no_reviewer.spec.overrides)["use_reviewer"] is False  # the row's own switch kept
+    main = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results"], tune=tp,
+                           selected={("tiktok", "r2mr"): point})
+    main_ids = {r.identity for r in main if r.model == "r2mr" and r.spec.role == "model"}
+    full_ids = {r.identity for r in runs if r.spec.label.startswith(("full rewriter", "η = 0.5"))}
+    assert full_ids and full_ids <= main_ids  # the same training runs as the main table's R2MR
+    pending = [r for r in plan.build_plan(["tiktok"], None, "converged", notebooks=nbs, tune=tp) if r.stage != 1]
+    assert pending and {r.spec.tuning for r in pending} == {"pending"} and {r.stage for r in pending} == {2}
+    for dataset, scale in (("baby", "converged"), ("tiktok", "quick")):
+        kept = plan.build_plan([dataset], None, scale, notebooks=nbs, tune=tp, selected={(dataset, "r2mr"): point})
+        assert kept and all("lr" not in dict(r.spec.overrides) and r.stage == 0 for r in kept), (dataset, scale)

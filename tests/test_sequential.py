@@ -61,3 +61,23 @@ def test_ctrl_c_stops_at_once_and_an_error_goes_on() -> None:
 
     with pytest.raises(ValueError, match="a bug"):  # the notebooks' path: the cell fails there
         execute_sequential(RUNS, broken, lambda o: None)
+
+
+def test_a_pending_row_is_never_trained_at_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_planned: a row whose grid has not selected its configuration is a 'not run' Run; the others train."""
+    from dataclasses import replace
+
+    from r2mr.runs import notebook_runs
+
+    trained: list[str] = []
+
+    def fake_run_one(spec, dataset, seed, **_):
+        trained.append(spec.label)
+        return notebook_runs.Run(spec, dataset, seed, "trained", {"valid": {}})
+
+    monkeypatch.setattr(notebook_runs, "run_one", fake_run_one)
+    spec = plan.Spec.of("no Reviewer", "r2mr", role="ablation", use_reviewer=False)
+    rows = [plan.PlannedRun("tiktok", replace(spec, tuning="pending"), 1, "converged", None),
+            plan.PlannedRun("tiktok", replace(spec, label="full", overrides=()), 1, "converged", None)]
+    runs = notebook_runs.run_planned(rows)
+    assert [r.status for r in runs] == [notebook_runs.PENDING, "trained"] and trained == ["full"]

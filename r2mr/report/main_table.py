@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..core.names import PER_USER_METRICS
 from ..runs import plan as planmod
-from ..runs.notebook_runs import METRICS, SELECTIONS, Run, run_planned
+from ..runs.notebook_runs import METRICS, PENDING, SELECTIONS, Run, run_planned
 from . import curves
 from . import published as pub
 from .significance import format_cell, mean_std_n, table_from_results
@@ -52,7 +52,7 @@ def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, e
     for p in plan:
         if p.spec.tuning == "pending":
             reason = missing_data_reason(p.dataset, kwargs.get("data_dir"), spec_needs_features(p.spec, p.dataset))
-            runs[p.identity] = Run(p.spec, p.dataset, p.seed, reason or "not run: tuning grid incomplete")
+            runs[p.identity] = Run(p.spec, p.dataset, p.seed, reason or PENDING)
     return [runs[p.identity] for p in plan if p.stage == 1], [runs[p.identity] for p in plan if p.stage != 1]
 
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 METRICS = REPORTED_METRICS
 NOT_ARCHIVED = "not run: not in the evidence archive yet (train it: run-all --train-only)"  # run-all --no-train
 SELECTIONS = {"valid": "best-valid epoch", "test": "test-selected (official rule)"}
+PENDING = "not run: tuning grid incomplete"  # a stage-2 row whose grid has not selected its point yet
 
 
 @dataclass
@@ -114,16 +115,51 @@ def run_grid(specs: Iterable[Spec], datasets: Iterable[str], seeds: Iterable[int
                         for seed in seeds], **kwargs)
 
 
+def r2mr_selection(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, epochs: int | None,
+                   **kwargs: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(data set, "r2mr"): R2MR's selected grid point}`` at the converged scale, for the notebooks whose rows
+    are R2MR at that point (01, 02: :func:`r2mr.runs.plan.at_r2mr_point`): R2MR's tuning grid of notebook 03,
+    read from the store or the archive (trained here if absent, as notebook 03 would), then selected on
+    validation. ``{}`` at other scales (their rows keep R2MR's defaults) and where the grid is incomplete."""
+    from . import plan as planmod
+    from . import tuning
+
+    if scale != "converged":
+        return {}
+    grid = [p for p in planmod.build_plan(datasets, seeds, scale, epochs, notebooks=["03_main_results"],
+                                          models=["r2mr"], tune=tuning.load()) if p.stage == 1]
+    runs = run_planned(grid, **kwargs)
+    return planmod.select_points((p.dataset, p.spec, r.result) for p, r in zip(grid, runs))
+
+
+def notebook_plan(notebook: str, datasets: Sequence[str], seeds: Sequence[int] | None, scale: str,
+                  epochs: int | None, variant: str = "official", etas: Sequence[float] | None = None,
+                  **kwargs: Any) -> tuple[list[PlannedRun], dict[tuple[str, str], dict[str, Any]]]:
+    """(planned runs, R2MR's selections) of notebook 01 or 02: :func:`r2mr.runs.plan.notebook_grid` with R2MR's
+    selected points (:func:`r2mr_selection`; ``kwargs`` go to :func:`run_one` for its grid), so that at the
+    converged scale every row is R2MR at the main table's configuration with its own switch."""
+    from . import plan as planmod
+    from . import tuning
+
+    selected = r2mr_selection(datasets, seeds, scale, epochs, **kwargs)
+    return planmod.notebook_grid(notebook, datasets, seeds, scale, epochs, variant, etas=etas,
+                                 tune=tuning.load(), selected=selected), selected
+
+
 def run_planned(planned: Sequence[PlannedRun], **kwargs: Any) -> list[Run]:
     """Train or read back each planned run in order (the notebooks' path through the sequential executor,
     :func:`r2mr.runs.sequential.execute_sequential`); ``kwargs`` go to :func:`run_one` (each run's own epoch
-    cap); one log line per run; an exception of a run stops here."""
+    cap); a pending row (its grid has not selected its point) is a :data:`PENDING` Run; one log line per run;
+    an exception of a run stops here."""
     from .sequential import Outcome, Progress, execute_sequential
 
     runs: list[Run] = []
 
     def one(p: PlannedRun) -> Outcome:
         t0 = time.perf_counter()
+        if p.spec.tuning == "pending":  # its configuration is not known yet: never trained at the defaults
+            runs.append(Run(p.spec, p.dataset, p.seed, PENDING))
+            return Outcome(p, PENDING, None, 0.0)
         runs.append(run_one(p.spec, p.dataset, p.seed, **{**kwargs, "epochs": p.epochs}))
         return Outcome(p, runs[-1].status, runs[-1].result, time.perf_counter() - t0)
 

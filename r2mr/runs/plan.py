@@ -113,8 +113,8 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
     otherwise at R2MR's defaults (shared with notebook 02)."""
     out = []
     for spec in main_specs(models, scale, registered=registered):
-        if spec.role == "control" and scale == "converged" and tune is not None and "r2mr" in tune.models:
-            out.append(_control_at_point(spec, (selected or {}).get((dataset, "r2mr")), scale))
+        if spec.role == "control":
+            out.append(at_r2mr_point(spec, dataset, scale, tune, selected))
         elif spec.role != "model":
             out.append(spec)
         elif tune is None or spec.model not in tune.models:
@@ -127,13 +127,26 @@ def tuned_specs(dataset: str, models: str | Sequence[str] = "all", scale: str = 
     return out
 
 
-def _control_at_point(spec: Spec, point: dict[str, Any] | None, scale: str) -> Spec:
-    """R2MR's content control ``spec`` at R2MR's selected ``point`` (None: not selected yet, a pending row)."""
+def _r2mr_tuned(scale: str, tune: Any) -> bool:
+    """Whether R2MR-derived rows run at R2MR's selected point: the converged scale with R2MR's grid declared."""
+    return scale == "converged" and tune is not None and "r2mr" in tune.models
+
+
+def at_r2mr_point(spec: Spec, dataset: str, scale: str, tune: Any,
+                  selected: dict[tuple[str, str], dict[str, Any]] | None) -> Spec:
+    """An R2MR-derived row (a content control, an ablation, a sensitivity, the Reviewer-statistics run) at
+    R2MR's selected point on ``dataset`` where R2MR is tuned at the converged scale (``tune`` given for that
+    set), so that each row is R2MR at the main table's configuration with its own switches; pending until the
+    grid selects it. Elsewhere (the quick tutorial, untuned sets) ``spec`` unchanged: R2MR's defaults."""
+    if spec.model != "r2mr" or not _r2mr_tuned(scale, tune):
+        return spec
+    point = (selected or {}).get((dataset, "r2mr"))
     if point is None:
         return replace(spec, tuning="pending")
-    kind = dict(spec.overrides)["content"]
-    return replace(model_spec("r2mr", scale, role="control", label=CONTROLS[kind], content=kind, **point),
-                   tuning="tuned", point=tuple(sorted(point.items())))
+    preset = quick_overrides("r2mr", scale)[1]
+    own = {k: v for k, v in spec.overrides if k not in preset or preset[k] != v}  # the row's own switches
+    return replace(spec, overrides=tuple(sorted({**preset, **point, **own}.items())), tuning="tuned",
+                   point=tuple(sorted(point.items())))
 
 
 def select_points(items: Any, metric: str = "recall@20") -> dict[tuple[str, str], dict[str, Any]]:
@@ -196,16 +209,23 @@ def notebook_grid(notebook: str, datasets: Sequence[str], seeds: Sequence[int] |
     tune_n = getattr(tune, "seeds", 2)
     out: list[PlannedRun] = []
     for d in datasets:
+        tune_d = tune if scale != "converged" or d in TUNED_DATASETS else None
+        # converged, R2MR tuned here: 01 and 02 are R2MR at its selected point, so they list R2MR's grid (stage 1,
+        # the same runs as notebook 03's) and a plan of these notebooks alone can select it
+        r2mr_grid = [] if not _r2mr_tuned(scale, tune_d) else [
+            (s, seeds_for(seeds, d, "tune", tune_n, scale), tune_cap) for s in grid_specs("r2mr", scale, d, tune_d)]
         if notebook == "01_quality_statistics":
-            rows = [(s, seeds_for(seeds, d, "ablation"), cap) for s in quality_specs(scale, variant)]
+            rows = r2mr_grid + [(at_r2mr_point(s, d, scale, tune_d, selected), seeds_for(seeds, d, "ablation"), cap)
+                                for s in quality_specs(scale, variant)]
         elif notebook == "02_rewriter_ablations":
             specs = (ablation_specs(scale, variant) + sensitivity_specs(scale, variant)
                      + eta_specs(etas or ETAS[scale], scale, variant))
-            rows = [(s, seeds_for(seeds, d, "paper" if is_paper_ablation(s, scale) else "ablation", scale=scale),
-                     cap) for s in specs]
+            rows = r2mr_grid + [
+                (at_r2mr_point(s, d, scale, tune_d, selected),
+                 seeds_for(seeds, d, "paper" if is_paper_ablation(s, scale) else "ablation", scale=scale), cap)
+                for s in specs]
         elif notebook in ("03_main_results", "04_efficiency"):
             kind = "main" if notebook == "03_main_results" else "first"
-            tune_d = tune if scale != "converged" or d in TUNED_DATASETS else None
             grid = [] if tune_d is None else [  # 04 alone needs 03's grid too (merged when both run)
                 (s, seeds_for(seeds, d, "tune", tune_n, scale), tune_cap)
                 for m in [s.model for s in main_specs(models, scale, False, registered)]
