@@ -8,8 +8,8 @@ import datetime as _dt
 import json
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,11 +45,11 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     a one-line :class:`StorageError`.
     """
     path = Path(path)
-    tmp = ""
+    # the name is known before the file exists, so that a Ctrl-C at any point leaves nothing behind (finally)
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix or path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-        os.close(fd)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield Path(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
