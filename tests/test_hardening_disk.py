@@ -70,3 +70,20 @@ def test_train_on_a_disk_that_refuses_the_checkpoint(small_root: Path, tmp_path:
     assert len(err) == 1 and err[0].startswith(f"error: {run / 'checkpoint.pt'}: cannot write (File too large)")
     assert "Traceback" not in proc.stderr and "basic_ios" not in proc.stderr
     assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == ["key.json", "log.jsonl"]
+
+
+@pytest.mark.parametrize("handler", [True, False], ids=["worker-policy", "default"])
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path: Path, handler: bool) -> None:
+    """A pool worker stopped by SIGTERM mid-write (Ctrl-C on --jobs N) removes its temporary file and still dies
+    of the signal; without the policy the file is left behind (what the policy is for)."""
+    code = (f"import os, signal, sys; from r2mr.core import atomic_io\n"
+            f"{'atomic_io.remove_temporaries_on_sigterm()' if handler else ''}\n"
+            f"with atomic_io.atomic_path(sys.argv[1]) as tmp:\n"
+            f"    tmp.write_text('half')\n"
+            f"    os.kill(os.getpid(), signal.SIGTERM)\n"
+            f"    signal.pause()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.json")], cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    left = [p.name for p in tmp_path.iterdir()]
+    assert left == ([] if handler else left) and not (tmp_path / "out.json").exists()
+    assert handler or len(left) == 1  # the default action skips ``finally``: the temporary file stays

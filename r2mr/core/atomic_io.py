@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,8 +46,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     a one-line :class:`StorageError`.
     """
     path = Path(path)
-    # the name is known before the file exists, so that a Ctrl-C at any point leaves nothing behind (finally)
+    # the name is known before the file exists, so that a Ctrl-C at any point leaves nothing behind (finally),
+    # and is registered, so that a worker stopped by SIGTERM removes it too (remove_temporaries_on_sigterm)
     tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix or path.suffix}")
+    _IN_FLIGHT.add(tmp)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -56,8 +59,30 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     except OSError as exc:
         raise write_failed(path, exc) from None
     finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
+        _IN_FLIGHT.discard(tmp)
+
+
+_IN_FLIGHT: set[str] = set()  # temporary files being written by this process (atomic_path)
+
+
+def _remove(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Remove this process's temporary files, then die of the signal as before (the exit code stays -SIGTERM)."""
+    for tmp in list(_IN_FLIGHT):
+        _remove(tmp)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def remove_temporaries_on_sigterm() -> None:
+    """In a worker process that its parent stops with SIGTERM (the process pool on Ctrl-C): a write under way
+    leaves no temporary file behind. SIGTERM's default action ends the process without running ``finally``."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def write_text(path: str | Path, text: str) -> Path:

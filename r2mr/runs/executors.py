@@ -27,6 +27,7 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
+from ..core.atomic_io import remove_temporaries_on_sigterm
 from ..core.errors import ConfigError
 from ..core.threads import threads_per_run, worker_env
 from .outcome import RETRIES, OnEpoch, Outcome, execute_one, one_line, runs_dir
@@ -97,6 +98,7 @@ def _worker_start(store: str, threads: int, started: Any) -> None:
 
     global _STARTED
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    remove_temporaries_on_sigterm()
     tqdm.set_lock(threading.RLock())
     _STARTED = started
     _init_process(store, threads)
