@@ -1,10 +1,9 @@
 """Robustness analyses and plan: drops from clean with paired intervals and the 'degrades less' comparison,
 the Reviewer's AUC on corrupted items per feature treatment and state, where corrupted items end, an R2MR
-run on a corrupted variant read back from the archive, and the plan-only robustness grid."""
+run on a corrupted variant read back from the archive, notebook 05's robustness grid, and the tables built
+from the notebook's runs."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -108,17 +107,21 @@ def test_r2mr_on_a_corrupted_variant_through_the_archive(small_root, tmp_path, m
         robustness.auc_table(by, robustness.corruption_masks(name, 150))
 
 
-def test_robustness_grid_is_plan_only_and_uses_the_clean_selection():
+def test_robustness_grid_is_notebook_05_and_uses_the_clean_selection():
     tune, reg = tuning.load(), list(MODELS)
     default = plan.build_plan(["synthetic", "tiktok"], None, "converged", tune=tune, registered=reg)
-    assert not any(corrupt.SEP in r.dataset for r in default)
+    main = plan.build_plan(["synthetic", "tiktok"], None, "converged", tune=tune, registered=reg,
+                           notebooks=[n for n in plan.NOTEBOOKS if n != plan.ROBUSTNESS])
     only = plan.build_plan(["synthetic", "tiktok"], None, "converged", notebooks=[plan.ROBUSTNESS], tune=tune,
                            registered=reg)
     variants = [r for r in only if corrupt.SEP in r.dataset]
+    assert [r for r in default if corrupt.SEP in r.dataset] == variants and not any(
+        corrupt.SEP in r.dataset for r in main)  # the default plan holds notebook 05's runs, and only it
     per_variant = len(plan.ROBUST_MODELS) + 1  # the models and R2MR's frozen control
-    assert len(variants) == 4 * per_variant * plan.ROBUSTNESS_SEEDS
-    assert {r.dataset for r in variants} == {f"tiktok~{v}" for v in plan.ROBUSTNESS_VARIANTS["tiktok"]}
-    assert {r.spec.tuning for r in variants if r.spec.role == "model"} == {"pending"}  # until tiktok's grid is stored
+    declared = {f"{d}~{v}" for d, vs in plan.ROBUSTNESS_VARIANTS.items() for v in vs}
+    assert len(variants) == len(declared) * per_variant * plan.ROBUSTNESS_SEEDS
+    assert {r.dataset for r in variants} == declared and "synthetic~image-swap40" in declared
+    assert {r.spec.tuning for r in variants if r.spec.role == "model"} == {"pending"}  # until the grids are stored
     assert {r.model for r in only if r.dataset == "synthetic"} <= set(plan.ROBUST_MODELS)
     selected = {("tiktok", m): {"lr": 0.01} for m in plan.ROBUST_MODELS}
     tuned = plan.build_plan(["tiktok"], None, "converged", notebooks=[plan.ROBUSTNESS], tune=tune, registered=reg,
@@ -133,23 +136,14 @@ def test_robustness_grid_is_plan_only_and_uses_the_clean_selection():
     both = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results", plan.ROBUSTNESS], tune=tune,
                            registered=reg)
     main = plan.build_plan(["tiktok"], None, "converged", notebooks=["03_main_results"], tune=tune, registered=reg)
-    assert len(both) == len(main) + len(variants)  # the clean rows merge with 03's
+    n_tiktok = len([r for r in variants if r.dataset.startswith("tiktok~")])
+    assert len(both) == len(main) + n_tiktok  # the clean rows merge with 03's
 
 
-def test_notebook_selection_takes_plan_only_grids():
-    assert plan_cli.notebook_selection("05") == [Path(plan.ROBUSTNESS)]
-    picked = plan_cli.notebook_selection("03,05")
-    assert [p.name for p in picked] == ["03_main_results.ipynb", plan.ROBUSTNESS]
-    assert plan.ROBUSTNESS not in [p.name for p in plan_cli.notebook_selection(None)]
-
-
-def test_run_all_refuses_a_plan_only_grid_without_train_only(capsys):
-    from r2mr.cli import main as cli
-
-    status = cli.main(["run-all", "--notebooks", "05", "--datasets", "synthetic", "--device", "cpu"])
-    err = capsys.readouterr().err
-    assert status == 2 and "05_robustness is a plan of runs without a notebook" in err and "--train-only" in err
-    assert len(err.strip().splitlines()) == 1
+def test_notebook_selection_finds_notebook_05():
+    assert [p.name for p in plan_cli.notebook_selection("05")] == [f"{plan.ROBUSTNESS}.ipynb"]
+    assert [p.name for p in plan_cli.notebook_selection("03,05")] == ["03_main_results.ipynb",
+                                                                       f"{plan.ROBUSTNESS}.ipynb"]
 
 
 def test_drop_tables_from_the_archive_match_clean_and_corrupted_runs(small_root, tmp_path, monkeypatch):
@@ -171,3 +165,42 @@ def test_drop_tables_from_the_archive_match_clean_and_corrupted_runs(small_root,
     clean = np.mean([results[("small", "vbpr", s)]["test"]["recall@20"] for s in (1, 2)])
     assert t.loc["VBPR", "mean clean"] == pytest.approx(clean)
     assert np.isfinite(t.loc["VBPR", "rel drop − ref"])
+
+
+def _run(model: str, dataset: str, seed: int, value: float, content: str = "real"):
+    from r2mr.runs.notebook_runs import Run
+    from r2mr.runs.plan_specs import Spec
+
+    spec = Spec(plan.label(model), model)
+    return Run(spec, dataset, seed, "cached", {"model": model, "config": {"content": content},
+                                               "test": {"recall@20": value}})
+
+
+def test_drop_tables_from_notebook_runs_pair_each_variant_with_its_clean_set():
+    from r2mr.report import robustness_runs
+
+    runs = [_run("vbpr", "tiktok", s, 0.10 + s / 100) for s in (1, 2, 3)]
+    runs += [_run("vbpr", "tiktok~image-swap20", s, (0.10 + s / 100) * 0.9) for s in (1, 2)]
+    runs += [_run("r2mr", d, s, v, c) for d, v in (("tiktok", 0.2), ("tiktok~image-swap20", 0.19))
+             for s in (1, 2) for c in ("real", "frozen")]
+    runs += [_run("vbpr", "tiktok~audio-swap20", 1, 0.05)]  # no clean R2MR: still a table, without the reference
+    sets = robustness_runs.run_sets(runs)
+    assert set(sets["tiktok"]) == {"VBPR", "R2MR", "R2MR (frozen features)"} and sets["tiktok"]["VBPR"].seeds[3] == 0.13
+    tables = robustness_runs.drop_tables(runs)
+    assert list(tables) == ["tiktok~audio-swap20", "tiktok~image-swap20"]
+    t = tables["tiktok~image-swap20"]
+    assert t.loc["VBPR", "seeds paired"] == 2 and t.loc["VBPR", "rel drop"] == pytest.approx(-0.1)
+    assert t.loc["R2MR", "rel drop"] == pytest.approx(-0.05)
+    assert t.loc["VBPR", "rel drop − ref"] == pytest.approx(-0.05)  # VBPR loses 5 points more than R2MR
+    assert "rel drop − ref" not in tables["tiktok~audio-swap20"]
+    fig = robustness_runs.drop_figure(tables)
+    assert len(fig.axes) == 2
+
+
+def test_ground_truth_of_a_variant_and_of_the_planted_set(small_root):
+    from r2mr.report import robustness_runs
+
+    n_items = load_dataset("small", small_root, features=False).n_items
+    swapped = robustness_runs.ground_truth("small~image-swap40", small_root)
+    assert list(swapped) == ["image"] and swapped["image"].sum() == round(0.4 * n_items)
+    assert set(robustness_runs.ground_truth("small", small_root)) == {"text", "image"}  # its quality.csv

@@ -71,14 +71,8 @@ def invocation(args: argparse.Namespace) -> Invocation:
 
 
 def notebook_selection(select: str | None) -> list[Path]:
-    """:func:`r2mr.pipeline.notebook_paths`, plus each plan-only grid (:data:`r2mr.plan.PLAN_ONLY`, e.g. ``05``
-    for the robustness runs) that a prefix names and no notebook file matches, as a bare ``Path(name)``: its
-    runs enter the plan; ``run-all`` needs ``--train-only`` for it (there is no notebook to execute)."""
-    wanted = planmod.parse_list(select)
-    files = [p.stem for p in notebook_paths()]
-    grids = [n for n in planmod.PLAN_ONLY if n not in files and any(n.startswith(w) for w in wanted)]
-    rest = [w for w in wanted if any(f.startswith(w) for f in files) or not any(g.startswith(w) for g in grids)]
-    return (notebook_paths(rest) if rest or not grids else []) + [Path(g) for g in grids]
+    """:func:`r2mr.pipeline.notebook_paths` of the ``--notebooks`` prefixes (every notebook for none)."""
+    return notebook_paths(planmod.parse_list(select))
 
 
 def tuning_plan(inv: Invocation) -> Any:
@@ -95,7 +89,7 @@ def run_plan(inv: Invocation, models: str | Sequence[str] = "all",
     rows use ``selected`` (:func:`r2mr.runs.plan.select_points`), pending where it has no entry."""
     names = [p.stem for p in inv.notebooks]
     return planmod.build_plan(inv.datasets, inv.seeds, inv.scale, inv.epochs,
-                              notebooks=[n for n in (*planmod.NOTEBOOKS, *planmod.PLAN_ONLY) if n in names],
+                              notebooks=[n for n in planmod.NOTEBOOKS if n in names],
                               table_datasets=table_datasets(inv.datasets, inv.data_dir), models=models,
                               tune=tuning_plan(inv), selected=selected)
 
@@ -250,10 +244,6 @@ def run_all_main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
 
     stream = stream or sys.stdout
     inv = invocation(args)
-    grids = [p.name for p in inv.notebooks if p.name in planmod.PLAN_ONLY and not p.is_file()]
-    if grids and not getattr(args, "train_only", False):
-        raise ConfigError(f"--notebooks: {', '.join(grids)} is a plan of runs without a notebook; fix: add "
-                          f"--train-only (train its runs, then archive them), or drop it from --notebooks")
     if not inv.train and (getattr(args, "train_only", False) or inv.force_since):
         raise ConfigError("--no-train with --train-only or --retrain/--restart: they ask to train; fix: drop one")
     print(describe(inv), file=stream, flush=True)

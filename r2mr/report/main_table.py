@@ -28,9 +28,11 @@ TUNED_METRICS = PER_USER_METRICS  # the per-user metrics the significance tests 
 
 
 def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, epochs: int | None,
-             models: str | Sequence[str] = "all", tune: Any = True, **kwargs: Any) -> tuple[list[Run], list[Run]]:
-    """(stage-1 grid runs, stage-2 main runs) of notebook 03, trained or read back in order by the two-stage
-    driver (:func:`r2mr.runs.two_stage.run_two_stages`) with the sequential executor; ``tune`` True:
+             models: str | Sequence[str] = "all", tune: Any = True, notebook: str = "03_main_results",
+             **kwargs: Any) -> tuple[list[Run], list[Run]]:
+    """(stage-1 grid runs, stage-2 runs) of notebook 03 (or another: ``notebook``, e.g. 05's robustness grid),
+    trained or read back in order by the two-stage driver (:func:`r2mr.runs.two_stage.run_two_stages`) with the
+    sequential executor; ``tune`` True:
     the declared grids (``r2mr/configs/tuning.yaml``), a :class:`r2mr.runs.tuning.TuningPlan`: those, False: no grids
     (rows labelled untuned). ``kwargs`` go to :func:`r2mr.runs.run_one` (data_dir, device,
     force_since). A row whose grid is incomplete is a ``not run`` Run, never trained at the defaults."""
@@ -40,7 +42,7 @@ def run_main(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str, e
     from ..runs.two_stage import run_two_stages
 
     tp = tuning.load() if tune is True else (tune or None)
-    args = dict(notebooks=["03_main_results"], models=models, tune=tp)
+    args = dict(notebooks=[notebook], models=models, tune=tp)
     runs: dict[tuple[Any, ...], Run] = {}
 
     def execute(stage: int, plan: list[planmod.PlannedRun], todo: list[planmod.PlannedRun]) -> dict:

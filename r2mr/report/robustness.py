@@ -164,10 +164,10 @@ def auc_table(by_features: Mapping[str, Mapping[int, Mapping[str, Mapping[str, A
 # ---- (c) where the corrupted items end ----------------------------------------------------------------------
 
 def area_counts(view: Mapping[str, Any], masks: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Per corrupted modality and item group (corrupted / clean; index): items, how many lie in each quality
-    area (:data:`r2mr.report.quality.STATES`, the view's η, s ≥ η as the code) and how many had that modality
-    rewritten (``rewritten``: accepted rewrites, from the view's masks). Two modalities are needed for the
-    areas (with one more, the areas column is left out)."""
+    """Per corrupted modality and item group (index: ``modality``, ``group`` corrupted / clean): items, how many
+    lie in each quality area (:data:`r2mr.report.quality.STATES`, the view's η, s ≥ η as the code) and how many
+    had that modality rewritten (``rewritten``: accepted rewrites, from the view's masks). Two modalities are
+    needed for the areas (with one more, the areas column is left out)."""
     scores = analysis.scores_of(view)
     areas = analysis.area_labels(scores, float(view["eta"])) if len(scores) == 2 else None
     rewritten = {m: np.asarray(v, bool) for m, v in (view.get("rewritten") or {}).items()}
@@ -180,7 +180,7 @@ def area_counts(view: Mapping[str, Any], masks: Mapping[str, np.ndarray]) -> pd.
                 row.update({a: int(np.sum(areas[sel] == a)) for a in analysis.STATES})
             row["rewritten"] = int(rewritten[m][sel].sum()) if m in rewritten else 0
             rows[(m, group)] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["modality", "items"])
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["modality", "group"])
 
 
 def area_counts_over_seeds(views: Mapping[int, Mapping[str, Any]], masks: Mapping[str, np.ndarray]) -> pd.DataFrame:

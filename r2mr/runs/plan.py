@@ -69,7 +69,7 @@ from .plan_specs import (
 )
 
 __all__ = [  # the plan's names and, re-exported for the notebooks and callers, those of r2mr.runs.plan_specs
-    "NOTEBOOKS", "PLAN_ONLY", "ROBUSTNESS", "UNTUNED", "PlannedRun", "robustness_grid", "build_plan", "grid_specs",
+    "NOTEBOOKS", "ROBUSTNESS", "UNTUNED", "PlannedRun", "robustness_grid", "build_plan", "grid_specs",
     "notebook_grid", "notebook_prefixes",
     "select_points", "tuned_specs",
     "ABLATION_SEEDS", "ABLATIONS", "AUTO", "CODEBOOKS", "CONTROLS", "DEFAULT_SEEDS", "EPOCH_CAPS", "ETAS", "LABELS",
@@ -83,9 +83,8 @@ __all__ = [  # the plan's names and, re-exported for the notebooks and callers, 
 UNTUNED = " — untuned (defaults)"  # label suffix of main rows trained without the tuning stage
 # converged plan, data sets outside TUNED_DATASETS: the models' published (MMRec) configurations
 NOT_TUNED_HERE = " — MMRec's configuration, not tuned here"
-NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency")
 ROBUSTNESS = "05_robustness"
-PLAN_ONLY = (ROBUSTNESS,)  # grids declared without a notebook (yet): selected by name, never in the default plan
+NOTEBOOKS = ("01_quality_statistics", "02_rewriter_ablations", "03_main_results", "04_efficiency", ROBUSTNESS)
 
 
 # ---- stage 1 and 2: the tuning grid and the tuned main rows -------------------------------------------------
@@ -276,7 +275,7 @@ def build_plan(datasets: Sequence[str], seeds: Sequence[int] | None, scale: str 
     :func:`notebook_grid` (variant, models, etas, registered, tune, selected)."""
     merged: dict[tuple[Any, ...], PlannedRun] = {}
     for nb in notebooks:
-        if nb not in NOTEBOOKS and nb not in PLAN_ONLY:
+        if nb not in NOTEBOOKS:
             continue  # 00_data trains nothing
         main = nb in ("03_main_results", "04_efficiency")
         names = table_datasets if main and table_datasets is not None else datasets

@@ -239,17 +239,17 @@ def main_specs(models: str | Sequence[str] = "all", scale: str = "full", control
     return specs
 
 
-# Robustness to corrupted modalities (issue 18; a plan-only grid, ``--notebooks 05``, not in the default plan):
-# these models at their configuration selected on the clean set, on each corrupted variant of a data set
-# (r2mr.data.corrupt: a seeded swap of one modality's rows among a share of the items). The synthetic set's
-# corruption is planted (quality.csv), so it has no variants: its clean rows are the robustness runs.
+# Robustness to corrupted modalities (issue 18; notebook 05): these models at their configuration selected on
+# the clean set, on each corrupted variant of a data set (r2mr.data.corrupt: a seeded swap of one modality's rows
+# among a share of the items). The synthetic set also has its planted corruption (quality.csv): its clean runs
+# give the Reviewer's AUC on it; its one swap variant (image, 40%) is the drop test where the truth is known.
 ROBUST_MODELS = ("vbpr", "freedom", "bm3", "mgcn", "r2mr")
 ROBUSTNESS_VARIANTS: dict[str, tuple[str, ...]] = {
-    "tiktok": ("image-swap20", "image-swap40", "audio-swap20", "audio-swap40")}
-# seeds per variant row: 3 (the clean rows keep the main table's 5), the issue's budget of about 6 CPU-hours:
-# 4 variants x 6 rows x 3 seeds = 72 runs, which `python -m r2mr plan` estimates at 7.6 CPU-hours from its
-# declared seconds per epoch (MGCN 4.0 of them; stored timings replace the estimate once runs exist); the
-# tables state the minimum detectable drop that 3 seeds afford
+    "tiktok": ("image-swap20", "image-swap40", "audio-swap20", "audio-swap40"), "synthetic": ("image-swap40",)}
+# seeds per variant row: 3 (the clean rows keep the main table's 5), the issue's budget of about 6 CPU-hours on
+# TikTok: 4 variants x 6 rows x 3 seeds = 72 runs, which `python -m r2mr plan` estimates at 6.5 CPU-hours from its
+# declared seconds per epoch (MGCN most of them; stored timings replace the estimate once runs exist), plus 18
+# small synthetic runs; the tables state the minimum detectable drop that 3 seeds afford
 ROBUSTNESS_SEEDS = 3
 
 

@@ -1,0 +1,124 @@
+"""Notebook 05's tables and figure from its runs (:func:`r2mr.report.main_table.run_main` of the robustness grid:
+the store or the evidence archive, trained where absent).
+
+* :func:`run_sets`: ``{data set: {row: RunSet}}`` of the finished runs (the row: the model's printed name, R2MR's
+  frozen-feature control apart, :func:`r2mr.report.robustness.row_label`).
+* :func:`drop_tables`: ``{variant: drop table}`` (:func:`r2mr.report.robustness.drop_table`): each corrupted
+  variant against its clean set, paired by seed.
+* :func:`reviewer_states`: ``{data set: {"trained" | "frozen": {seed: {state: view}}}}`` of the R2MR runs on the
+  sets with a known corruption (a variant, or the synthetic set's planted one), with its ground truth
+  (:func:`ground_truth`); :func:`auc_tables` and :func:`area_tables` read them.
+* :func:`drop_figure`: one panel per variant, each model's relative drop with its 95% interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..data import corrupt
+from ..runs.notebook_runs import Run
+from . import robustness
+from .significance import RunSet
+
+FROZEN = " (frozen features)"  # the suffix of R2MR's frozen-feature control (robustness.row_label)
+States = dict[str, dict[int, dict[str, Mapping[str, Any]]]]  # {"trained" | "frozen": {seed: {state: view}}}
+
+
+def run_sets(runs: Sequence[Run], metric: str = "recall@20") -> dict[str, dict[str, RunSet]]:
+    """``{data set: {row: RunSet}}``: each finished run's test ``metric`` at its best-validation epoch, by seed
+    (no per-user metrics: the drop is a seed-level comparison)."""
+    out: dict[str, dict[str, RunSet]] = {}
+    for r in runs:
+        if r.ok:
+            row = robustness.row_label(r.result)
+            sets = out.setdefault(r.dataset, {})
+            sets.setdefault(row, RunSet({}, pd.Series(dtype=float), r.spec.model)).seeds[r.seed] = float(
+                r.result["test"][metric])
+    return out
+
+
+def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str = "R2MR") -> dict[str, pd.DataFrame]:
+    """``{variant: drop table}`` for every corrupted variant among ``runs`` whose clean set is there too."""
+    sets = run_sets(runs, metric)
+    out = {}
+    for name in sorted(sets):
+        c = corrupt.parse(name)
+        if c is not None and c.base in sets:
+            out[name] = robustness.drop_table(sets[c.base], sets[name], reference)
+    return out
+
+
+def ground_truth(dataset: str, data_dir: Any = None) -> dict[str, np.ndarray]:
+    """:func:`r2mr.report.robustness.corruption_masks` of ``dataset`` (a variant: its swapped items; the
+    synthetic set: its planted corruption; else none), sized from the clean set's item count."""
+    from ..data.discovery import find_dataset_root, load_dataset_named
+
+    base = corrupt.base_name(dataset)
+    root = find_dataset_root(base, data_dir)
+    n_items = load_dataset_named(base, data_dir, features=False).n_items
+    return robustness.corruption_masks(dataset, n_items, root / base if root is not None else None)
+
+
+def reviewer_states(runs: Sequence[Run], data_dir: Any = None) -> dict[str, tuple[States, dict[str, np.ndarray]]]:
+    """``{data set: (states, ground truth)}`` of the finished R2MR runs (trained and frozen feature tables) on
+    every data set with a known corruption; the states are :func:`r2mr.report.reviewer_tables.states_of`."""
+    from .reviewer_tables import states_of
+
+    out: dict[str, tuple[States, dict[str, np.ndarray]]] = {}
+    truth: dict[str, dict[str, np.ndarray]] = {}
+    for r in runs:
+        if not (r.ok and r.spec.model == "r2mr"):
+            continue
+        if r.dataset not in truth:
+            truth[r.dataset] = ground_truth(r.dataset, data_dir)
+        if not truth[r.dataset]:
+            continue
+        treatment = "frozen" if robustness.row_label(r.result).endswith(FROZEN) else "trained"
+        states = out.setdefault(r.dataset, ({}, truth[r.dataset]))[0]
+        states.setdefault(treatment, {})[r.seed] = states_of(r)
+    return out
+
+
+def auc_tables(states: Mapping[str, tuple[States, dict[str, np.ndarray]]]) -> dict[str, pd.DataFrame]:
+    """``{data set: AUC table}`` (:func:`r2mr.report.robustness.auc_table`) of :func:`reviewer_states`."""
+    return {ds: robustness.auc_table(by, masks) for ds, (by, masks) in states.items()}
+
+
+def area_tables(states: Mapping[str, tuple[States, dict[str, np.ndarray]]],
+                state: str = "best valid") -> dict[str, pd.DataFrame]:
+    """``{data set: mean over seeds of where the corrupted and clean items lie}`` (quality areas and accepted
+    rewrites, :func:`r2mr.report.robustness.area_counts_over_seeds`) for R2MR with trained feature tables, at
+    ``state`` (default: the best-validation checkpoint, the model the metrics come from)."""
+    out = {}
+    for ds, (by, masks) in states.items():
+        views = {seed: st[state] for seed, st in by.get("trained", {}).items() if state in st}
+        if views:
+            out[ds] = robustness.area_counts_over_seeds(views, masks)
+    return out
+
+
+def drop_figure(tables: Mapping[str, pd.DataFrame], reference: str = "R2MR") -> plt.Figure | None:
+    """One panel per variant: each row's relative drop of the metric from clean (mean(corrupted) / mean(clean)
+    − 1) with its 95% interval, the reference (R2MR) highlighted; None without a table."""
+    tables = {k: t for k, t in tables.items() if len(t)}
+    if not tables:
+        return None
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables), 0.45 * max(map(len, tables.values())) + 1.4),
+                             squeeze=False, sharey=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        y = np.arange(len(t))
+        rel, lo, hi = (100 * t[c].to_numpy(float) for c in ("rel drop", "rel drop lo", "rel drop hi"))
+        colours = ["tab:red" if row == reference else "tab:blue" for row in t.index]
+        ax.errorbar(rel, y, xerr=[rel - lo, hi - rel], fmt="none", ecolor="grey", capsize=3)
+        ax.scatter(rel, y, c=colours, zorder=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"{row} (n={int(n)})" for row, n in zip(t.index, t["seeds paired"])])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("change from clean, % (95% CI)")
+    fig.tight_layout()
+    return fig
