@@ -186,7 +186,7 @@ def test_drop_tables_from_notebook_runs_pair_each_variant_with_its_clean_set():
     runs += [_run("vbpr", "tiktok~audio-swap20", 1, 0.05)]  # no clean R2MR: still a table, without the reference
     sets = robustness_runs.run_sets(runs)
     assert set(sets["tiktok"]) == {"VBPR", "R2MR", "R2MR (frozen features)"} and sets["tiktok"]["VBPR"].seeds[3] == 0.13
-    tables = robustness_runs.drop_tables(runs)
+    tables = robustness_runs.drop_tables(runs, provenance=False)
     assert list(tables) == ["tiktok~audio-swap20", "tiktok~image-swap20"]
     t = tables["tiktok~image-swap20"]
     assert t.loc["VBPR", "seeds paired"] == 2 and t.loc["VBPR", "rel drop"] == pytest.approx(-0.1)

@@ -42,14 +42,28 @@ def run_sets(runs: Sequence[Run], metric: str = "recall@20") -> dict[str, dict[s
     return out
 
 
-def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str = "R2MR") -> dict[str, pd.DataFrame]:
-    """``{variant: drop table}`` for every corrupted variant among ``runs`` whose clean set is there too."""
+def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str = "R2MR",
+                provenance: bool = True) -> dict[str, pd.DataFrame]:
+    """``{variant: drop table}`` for every corrupted variant among ``runs`` whose clean set is there too; with
+    ``provenance`` each row also says its variant, size, stop rule, selected epochs, seeds, device and commit
+    (:func:`r2mr.report.main_table.row_provenance` of the row's runs on the corrupted set)."""
+    from .main_table import row_provenance
+
     sets = run_sets(runs, metric)
     out = {}
     for name in sorted(sets):
         c = corrupt.parse(name)
-        if c is not None and c.base in sets:
-            out[name] = robustness.drop_table(sets[c.base], sets[name], reference)
+        if c is None or c.base not in sets:
+            continue
+        table = robustness.drop_table(sets[c.base], sets[name], reference)
+        if provenance and len(table):
+            groups: dict[str, list[Run]] = {}
+            for r in runs:
+                if r.ok and r.dataset == name:
+                    groups.setdefault(robustness.row_label(r.result), []).append(r)
+            extra = pd.DataFrame({row: row_provenance(groups[row]) for row in table.index}).T
+            table = table.join(extra.add_prefix("corrupted: "))
+        out[name] = table
     return out
 
 
@@ -108,9 +122,13 @@ def drop_figure(tables: Mapping[str, pd.DataFrame], reference: str = "R2MR") -> 
     tables = {k: t for k, t in tables.items() if len(t)}
     if not tables:
         return None
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables), 0.45 * max(map(len, tables.values())) + 1.4),
-                             squeeze=False, sharey=False)
-    for ax, (name, t) in zip(axes[0], tables.items()):
+    cols = min(2, len(tables))
+    rows = -(-len(tables) // cols)
+    height = 0.45 * max(map(len, tables.values())) + 1.4
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, height * rows), squeeze=False)
+    for ax in axes.flat[len(tables):]:
+        ax.set_visible(False)
+    for ax, (name, t) in zip(axes.flat, tables.items()):
         y = np.arange(len(t))
         rel, lo, hi = (100 * t[c].to_numpy(float) for c in ("rel drop", "rel drop lo", "rel drop hi"))
         colours = ["tab:red" if row == reference else "tab:blue" for row in t.index]
@@ -118,6 +136,7 @@ def drop_figure(tables: Mapping[str, pd.DataFrame], reference: str = "R2MR") -> 
         ax.scatter(rel, y, c=colours, zorder=3)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, [f"{row} (n={int(n)})" for row, n in zip(t.index, t["seeds paired"])])
+        ax.invert_yaxis()  # the table's order, top down
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("change from clean, % (95% CI)")
     fig.tight_layout()
