@@ -310,3 +310,20 @@ def test_seed_test_pairs_without_r2mr_compare_the_controls_with_the_baselines() 
     assert seed_tests.pairs_of(groups) == [("random", "BPR"), ("random", "LightGCN")]  # Baby: no R2MR row
     groups["R2MR"] = group("R2MR", "r2mr", "model")
     assert seed_tests.pairs_of(groups) == [("R2MR", "BPR"), ("R2MR", "LightGCN"), ("random", "R2MR")]
+
+
+def test_sensitivity_rows_are_paired_with_their_family_default() -> None:
+    from r2mr.report import seed_tests
+    from r2mr.runs.notebook_runs import Run
+
+    full = {"lr": 0.00025, "eta": 0.5, "n_perspectives": 1}
+
+    def group(label: str, change: dict) -> list[Run]:  # the explicit K = 1 of its spec resolves to the default
+        spec = plan.Spec(label, "r2mr", tuple(sorted(change.items())), "sensitivity")
+        return [Run(spec, "tiktok", s, "cached", {"config": {**full, **change, "seed": s}}) for s in (1, 2)]
+
+    groups = {"η = 0.4": group("η = 0.4", {"eta": 0.4}), "K = 1": group("K = 1", {"n_perspectives": 1}),
+              "K = 2": group("K = 2", {"n_perspectives": 2})}
+    rule = seed_tests.against_config({**full, "seed": 999})
+    assert rule(groups) == [("η = 0.4", "K = 1"), ("K = 2", "K = 1")]  # the default need not come first
+    assert seed_tests.against_config({**full, "lr": 0.001})(groups) == []  # no row at that configuration

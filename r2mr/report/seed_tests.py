@@ -11,7 +11,7 @@ selected-epoch table) and :mod:`r2mr.report.curve_plots` (the learning curves).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,36 @@ def against_first(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
     return [(lab, labels[0]) for lab in labels[1:]]
 
 
+def _resolved(run: Run) -> dict[str, Any]:
+    """A finished run's resolved configuration without its seed (what makes two rows the same model)."""
+    return {k: v for k, v in (run.result or {}).get("config", {}).items() if k != "seed"}
+
+
+def against_config(config: Mapping[str, Any]) -> Callable[[dict[str, list[Run]]], list[tuple[str, str]]]:
+    """Pair rule for a sensitivity family (η, K, codebook size): every row against the row whose resolved
+    configuration (seed aside) is ``config`` (the full model's: the family's default setting); none where no
+    row has it."""
+    wanted = {k: v for k, v in config.items() if k != "seed"}
+
+    def rule(groups: dict[str, list[Run]]) -> list[tuple[str, str]]:
+        base = [lab for lab, g in groups.items() if _resolved(g[0]) == wanted]
+        return [(lab, base[0]) for lab in groups if lab != base[0]] if base else []
+
+    return rule
+
+
+def family_tests(families: dict[str, Sequence[Run]], config: Mapping[str, Any],
+                 metrics: Sequence[str] = PER_USER_METRICS) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(``<family>_<data set>``, metric): seed table}: each family's rows against its default setting
+    (:func:`against_config` of the full model's resolved ``config``), paired by seed, Holm within the family,
+    with the minimum detectable effects."""
+    out = {}
+    for family, runs in families.items():
+        for (dataset, metric), table in seed_tests(runs, metrics, against_config(config)).items():
+            out[(f"{family}_{dataset}", metric)] = table
+    return out
+
+
 def seed_tests(runs: Sequence[Run], metrics: Sequence[str] = PER_USER_METRICS,
                pair_rule: Callable[[dict[str, list[Run]]], list[tuple[str, str]]] = pairs_of
                ) -> dict[tuple[str, str], pd.DataFrame]:
@@ -74,9 +104,11 @@ def file_name(dataset: str, metric: str) -> str:
     return f"seed_tests_{dataset}_{metric.replace('@', '')}"
 
 
-def write(tables: dict[tuple[str, str], pd.DataFrame], folder: Path) -> list[Path]:
-    """Write each table as ``<folder>/<file_name>.csv`` (full precision, atomically); return the paths."""
-    return [recompute.write_table(t, Path(folder) / f"{file_name(d, m)}.csv") for (d, m), t in tables.items()]
+def write(tables: dict[tuple[str, str], pd.DataFrame], folder: Path, prefix: str = "seed_tests") -> list[Path]:
+    """Write each table as ``<folder>/<file_name>.csv`` (``prefix`` in place of ``seed_tests``; full precision,
+    atomically); return the paths."""
+    return [recompute.write_table(t, Path(folder) / f"{prefix}{file_name(d, m).removeprefix('seed_tests')}.csv")
+            for (d, m), t in tables.items()]
 
 
 def readable(table: pd.DataFrame, columns: Sequence[str] = recompute.PRINTED) -> pd.DataFrame:
