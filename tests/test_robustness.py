@@ -204,3 +204,19 @@ def test_ground_truth_of_a_variant_and_of_the_planted_set(small_root):
     swapped = robustness_runs.ground_truth("small~image-swap40", small_root)
     assert list(swapped) == ["image"] and swapped["image"].sum() == round(0.4 * n_items)
     assert set(robustness_runs.ground_truth("small", small_root)) == {"text", "image"}  # its quality.csv
+
+
+def test_area_and_rewrite_tables_read_the_trained_runs_at_their_states():
+    from r2mr.report import robustness_runs
+
+    mask = {"image": np.array([True, True, False, False, False, False])}
+    rounds = [{"directions": {"image": {"candidates": 4, "accepted": 1}, "text": {"candidates": 2, "accepted": 2}}}]
+    best = _view(np.column_stack([np.full(6, 0.9), [0.1, 0.2, 0.6, 0.7, 0.8, 0.9]]),
+                 {"image": np.array([True, False, False, False, False, False])})
+    final = {**best, "rewrite_rounds": rounds * 2}
+    states = {"x~image-swap40": ({"trained": {1: {"best valid": best, "after training": final}},
+                                  "frozen": {1: {"best valid": final, "after training": final}}}, mask)}
+    areas = robustness_runs.area_tables(states)["x~image-swap40"]
+    assert areas.loc[("image", "corrupted"), "disparity"] == 2 and areas.loc[("image", "corrupted"), "rewritten"] == 1
+    rewrites = robustness_runs.rewrite_tables(states)["x~image-swap40"]
+    assert rewrites.loc[1].to_dict() == {"rounds": 2, "candidates": 12, "accepted": 6, "rows rewritten": 1}

@@ -7,7 +7,7 @@ the store or the evidence archive, trained where absent).
   variant against its clean set, paired by seed.
 * :func:`reviewer_states`: ``{data set: {"trained" | "frozen": {seed: {state: view}}}}`` of the R2MR runs on the
   sets with a known corruption (a variant, or the synthetic set's planted one), with its ground truth
-  (:func:`ground_truth`); :func:`auc_tables` and :func:`area_tables` read them.
+  (:func:`ground_truth`); :func:`auc_tables`, :func:`area_tables` and :func:`rewrite_tables` read them.
 * :func:`drop_figure`: one panel per variant, each model's relative drop with its 95% interval.
 """
 
@@ -113,6 +113,18 @@ def area_tables(states: Mapping[str, tuple[States, dict[str, np.ndarray]]],
         views = {seed: st[state] for seed, st in by.get("trained", {}).items() if state in st}
         if views:
             out[ds] = robustness.area_counts_over_seeds(views, masks)
+    return out
+
+
+def rewrite_tables(states: Mapping[str, tuple[States, dict[str, np.ndarray]]]) -> dict[str, pd.DataFrame]:
+    """``{data set: per seed (index), R2MR with trained feature tables: rewrite rounds, candidates, accepted
+    rewrites and rows rewritten over the whole run}`` (:func:`r2mr.report.robustness.rewrite_totals` of the
+    final state)."""
+    out = {}
+    for ds, (by, _) in states.items():
+        seeds = {seed: st["after training"] for seed, st in by.get("trained", {}).items() if "after training" in st}
+        if seeds:
+            out[ds] = robustness.rewrite_totals(list(seeds.values())).set_axis(list(seeds)).rename_axis("seed")
     return out
 
 
