@@ -53,7 +53,7 @@
 # Resumable: every training run is stored in runs/ (or $R2MR_RUNS_DIR), keyed by model, resolved
 # config, data fingerprint and seed. A second invocation reuses finished runs; an interrupted one
 # resumes from the last finished epoch. Exit status: 0 done, 2 bad option or data (one line),
-# 3 a run or a notebook failed, 130 interrupted (Ctrl-C).
+# 3 a run or a notebook failed, 130 interrupted (Ctrl-C, or SIGTERM: `kill PID`).
 set -euo pipefail
 
 for arg in "$@"; do

@@ -53,22 +53,28 @@ def drive(tiny_root: Path, store: Path, hook: list[str], *extra: str, seeds: str
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def interrupt_after_first_run(proc: subprocess.Popen) -> tuple[float, str, str]:
-    """Wait for the first run's progress line, send SIGINT to the process group; (seconds until the child
-    exited, its stdout, its stderr)."""
+def wait_for_first_run(proc: subprocess.Popen) -> list[str]:
+    """Read the child's stdout in a thread until its first run's progress line; the lines read so far (the
+    list keeps growing)."""
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
     deadline = time.time() + 240
     while time.time() < deadline and not any(ln.startswith("[1/8]") for ln in lines) and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()
+    return lines
+
+
+def interrupt_after_first_run(proc: subprocess.Popen) -> tuple[float, str, str]:
+    """Wait for the first run's progress line, send SIGINT to the process group; (seconds until the child
+    exited, its stdout, its stderr)."""
+    lines = wait_for_first_run(proc)
     t0 = time.time()
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
     seconds = time.time() - t0
-    reader.join(timeout=10)
-    return seconds, "".join(lines), proc.stderr.read()
+    err = proc.stderr.read()
+    return seconds, "".join(lines), err
 
 
 @pytest.mark.parametrize("extra", [[], ["--jobs", "2"], ["--ray", "local", "--cpus-per-run", "1"]],
@@ -94,6 +100,32 @@ def test_ctrl_c_stops_at_once_and_keeps_finished_runs(tiny_root: Path, tmp_path:
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     assert stored(store) == 8 and out.count(": trained in") == 8 - kept  # only what the store did not keep
+
+
+def test_sigterm_to_run_all_stops_its_workers_like_ctrl_c(tiny_root: Path, tmp_path: Path) -> None:
+    """``kill PID`` on run-all with --jobs 2: the parent alone gets SIGTERM; it stops and joins its workers
+    (none is left orphaned, training on), keeps what finished and says how to resume, like Ctrl-C."""
+    store = tmp_path / "runs"
+    proc = drive(tiny_root, store, ["Slow", "0.4"], "--epochs", "10", "--jobs", "2", seeds="1,2,3,4")
+    wait_for_first_run(proc)
+    t0 = time.time()
+    os.kill(proc.pid, signal.SIGTERM)  # the parent alone, as `kill PID` does
+    proc.wait(timeout=120)
+    seconds, orphans = time.time() - t0, True
+    while orphans and time.time() - t0 < 30:
+        try:
+            os.killpg(proc.pid, 0)  # a process of its session (a worker) is still alive
+            time.sleep(0.1)
+        except ProcessLookupError:
+            orphans = False
+    if orphans:
+        os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read()
+    assert not orphans, f"run-all's workers outlived it after SIGTERM: {err}"
+    assert proc.returncode == 130 and seconds < 10, err
+    assert re.fullmatch(r"interrupted: \d of 8 runs finished \(kept in the store.*\); resume with the same command",
+                        err.strip().splitlines()[-1]) and "Traceback" not in err, err
+    assert not [p for p in store.rglob(".*") if p.is_file() and p.name != ".lock"]  # no half-written file
 
 
 def test_dead_worker_is_retried_once_and_resumes(tiny_root: Path, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ import errno
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
@@ -237,10 +239,27 @@ def exit_status(exc: BaseException) -> int:
     return EXIT_BAD_INPUT
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> NoReturn:
+    """``kill PID`` stops like Ctrl-C: the plan's workers are stopped and joined, finished runs are kept, and the
+    same command resumes (SIGTERM's default action would end this process alone and orphan the workers)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     threads.passive_wait()  # before any torch import: idle OpenMP threads must not spin (r2mr.core.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _run(args)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; an error is one line and an exit status (:func:`exit_status`)."""
     try:
         return args.run(args)
     except R2MRError as exc:
