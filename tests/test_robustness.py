@@ -193,6 +193,9 @@ def test_drop_tables_from_notebook_runs_pair_each_variant_with_its_clean_set():
     assert t.loc["R2MR", "rel drop"] == pytest.approx(-0.05)
     assert t.loc["VBPR", "rel drop − ref"] == pytest.approx(-0.05)  # VBPR loses 5 points more than R2MR
     assert "rel drop − ref" not in tables["tiktok~audio-swap20"]
+    alone = robustness_runs.drop_tables([r for r in runs if r.spec.model == "r2mr" and r.result["config"]["content"]
+                                         == "real"], provenance=False)["tiktok~image-swap20"]
+    assert list(alone.index) == ["R2MR"] and "p vs ref" not in alone  # the reference alone: its drop, no comparison
     fig = robustness_runs.drop_figure(tables)
     assert len(fig.axes) == 2
 

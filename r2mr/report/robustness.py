@@ -75,7 +75,7 @@ def drop_table(clean: Mapping[str, RunSet], corrupted: Mapping[str, RunSet], ref
                        "drop lo": d["lo"], "drop hi": d["hi"], "p drop": d["p"],
                        "rel drop": mb / mc - 1 if mc else math.nan, "rel drop lo": lo, "rel drop hi": hi}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
-    if reference not in drops or table.empty:
+    if reference not in drops or len(table) < 2:  # no reference, or nothing to compare it with
         return table
     for label in table.index.drop(reference):
         d = inference.seed_difference(drops[label], drops[reference], paired=False, alpha=alpha)
