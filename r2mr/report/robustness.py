@@ -34,6 +34,8 @@ from . import inference
 from . import quality as analysis
 from .significance import RunSet, holm, marker
 
+FROZEN = " (frozen features)"  # the row suffix of R2MR's frozen-feature control (row_label)
+
 
 def corruption_masks(dataset: str, n_items: int, folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """``{modality: bool (n_items,)}`` of the corrupted items: a variant's swapped modality (from its name
@@ -105,7 +107,7 @@ def row_label(record: Mapping[str, Any]) -> str:
     from ..runs.plan_specs import label
 
     frozen = record.get("config", {}).get("content") == "frozen"
-    return label(record["model"]) + (" (frozen features)" if frozen else "")
+    return label(record["model"]) + (FROZEN if frozen else "")
 
 
 def drop_tables_from_archive(root: Path | None = None, metric: str = "recall@20", rule: str = "by_valid",

@@ -23,23 +23,31 @@ import pandas as pd
 from ..data import corrupt
 from ..runs.notebook_runs import Run
 from . import robustness
+from .robustness import FROZEN
 from .significance import RunSet
 
-FROZEN = " (frozen features)"  # the suffix of R2MR's frozen-feature control (robustness.row_label)
 States = dict[str, dict[int, dict[str, Mapping[str, Any]]]]  # {"trained" | "frozen": {seed: {state: view}}}
 
 
-def run_sets(runs: Sequence[Run], metric: str = "recall@20") -> dict[str, dict[str, RunSet]]:
-    """``{data set: {row: RunSet}}``: each finished run's test ``metric`` at its best-validation epoch, by seed
-    (no per-user metrics: the drop is a seed-level comparison)."""
-    out: dict[str, dict[str, RunSet]] = {}
+def _groups(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
+    """``{data set: {row: [finished runs]}}`` (the row: :func:`r2mr.report.robustness.row_label`)."""
+    out: dict[str, dict[str, list[Run]]] = {}
     for r in runs:
         if r.ok:
-            row = robustness.row_label(r.result)
-            sets = out.setdefault(r.dataset, {})
-            sets.setdefault(row, RunSet({}, pd.Series(dtype=float), r.spec.model)).seeds[r.seed] = float(
-                r.result["test"][metric])
+            out.setdefault(r.dataset, {}).setdefault(robustness.row_label(r.result), []).append(r)
     return out
+
+
+def _run_set(group: Sequence[Run], metric: str) -> RunSet:
+    """Each run's test ``metric`` at its best-validation epoch, by seed (no per-user metrics: the drop is a
+    seed-level comparison)."""
+    return RunSet({r.seed: float(r.result["test"][metric]) for r in group}, pd.Series(dtype=float),
+                  group[0].spec.model)
+
+
+def run_sets(runs: Sequence[Run], metric: str = "recall@20") -> dict[str, dict[str, RunSet]]:
+    """``{data set: {row: RunSet}}`` of the finished runs."""
+    return {ds: {row: _run_set(g, metric) for row, g in rows.items()} for ds, rows in _groups(runs).items()}
 
 
 def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str = "R2MR",
@@ -49,7 +57,8 @@ def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str =
     (:func:`r2mr.report.main_table.row_provenance` of the row's runs on the corrupted set)."""
     from .main_table import row_provenance
 
-    sets = run_sets(runs, metric)
+    groups = _groups(runs)
+    sets = {ds: {row: _run_set(g, metric) for row, g in rows.items()} for ds, rows in groups.items()}
     out = {}
     for name in sorted(sets):
         c = corrupt.parse(name)
@@ -57,11 +66,7 @@ def drop_tables(runs: Sequence[Run], metric: str = "recall@20", reference: str =
             continue
         table = robustness.drop_table(sets[c.base], sets[name], reference)
         if provenance and len(table):
-            groups: dict[str, list[Run]] = {}
-            for r in runs:
-                if r.ok and r.dataset == name:
-                    groups.setdefault(robustness.row_label(r.result), []).append(r)
-            extra = pd.DataFrame({row: row_provenance(groups[row]) for row in table.index}).T
+            extra = pd.DataFrame({row: row_provenance(groups[name][row]) for row in table.index}).T
             table = table.join(extra.add_prefix("corrupted: "))
         out[name] = table
     return out

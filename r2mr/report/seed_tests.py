@@ -99,16 +99,14 @@ def seed_tests(runs: Sequence[Run], metrics: Sequence[str] = PER_USER_METRICS,
     return out
 
 
-def file_name(dataset: str, metric: str) -> str:
-    """``seed_tests_tiktok_recall20``: the table's file stem."""
-    return f"seed_tests_{dataset}_{metric.replace('@', '')}"
+def file_name(dataset: str, metric: str, prefix: str = "seed_tests") -> str:
+    """``seed_tests_tiktok_recall20``: the table's file stem (``prefix`` first)."""
+    return f"{prefix}_{dataset}_{metric.replace('@', '')}"
 
 
 def write(tables: dict[tuple[str, str], pd.DataFrame], folder: Path, prefix: str = "seed_tests") -> list[Path]:
-    """Write each table as ``<folder>/<file_name>.csv`` (``prefix`` in place of ``seed_tests``; full precision,
-    atomically); return the paths."""
-    return [recompute.write_table(t, Path(folder) / f"{prefix}{file_name(d, m).removeprefix('seed_tests')}.csv")
-            for (d, m), t in tables.items()]
+    """Write each table as ``<folder>/<file_name>.csv`` (full precision, atomically); return the paths."""
+    return [recompute.write_table(t, Path(folder) / f"{file_name(d, m, prefix)}.csv") for (d, m), t in tables.items()]
 
 
 def readable(table: pd.DataFrame, columns: Sequence[str] = recompute.PRINTED) -> pd.DataFrame:
