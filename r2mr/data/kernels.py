@@ -8,7 +8,9 @@
 Summation order: each output row starts at 0.0 and adds ``A[i, k] * x[k]`` over the row's stored entries in
 their stored order, one product and one addition per term (no fused multiply-add) -- the order and rounding of
 ``torch.sparse.mm`` on a CPU, so both give the same bits (tests/test_kernels.py checks it). The output is
-allocated uninitialised and written once: no zero-fill and no copy.
+allocated uninitialised and written once: no zero-fill and no copy. The row is summed in a private buffer (which
+the compiler vectorises, the output's row it could not), two terms per pass, with the dense rows of the entries
+a few places ahead prefetched (:mod:`r2mr.data.prefetch`): about 1.5-2x the plain loop, same bits.
 
 Backends (``R2MR_SPMM`` selects one; default ``auto``):
 
@@ -31,10 +33,12 @@ import numpy as np
 import torch
 
 from ..core.errors import ConfigError
+from .prefetch import make_prefetch
 
 BACKEND_ENV = "R2MR_SPMM"
 BACKENDS = ("auto", "numba", "torch")
 _forced: list[str] = []  # use_backend's stack
+PREFETCH_AHEAD = 8  # stored entries ahead whose dense rows the product prefetches (4 passes of 2 terms)
 PLAIN, ADD_INTO_OTHER, ADD_OTHER = 0, 1, 2  # what csr_mm_add does with the product's rows besides storing them
 
 
@@ -44,28 +48,39 @@ def _compile() -> dict[str, Callable[..., None]] | None:
         import numba
     except ImportError:
         return None
-
-    @numba.njit(inline="always")
-    def axpy(v: Any, x: Any, y: Any) -> None:  # y += v * x over one row, in order of the columns
-        for j in range(x.shape[0]):
-            y[j] += v * x[j]
-
-    @numba.njit(inline="always")
-    def add_to(y: Any, x: Any) -> None:  # y += x over one row
-        for j in range(x.shape[0]):
-            y[j] += x[j]
+    prefetch_row = make_prefetch(numba)
+    ahead = PREFETCH_AHEAD
 
     @numba.njit(nogil=True)
     def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, mode: int) -> None:
+        d, nnz = x.shape[1], col.shape[0]
+        acc = np.empty(d, x.dtype)  # the row being summed: a private buffer, which the compiler vectorises
         for i in range(out.shape[0]):
-            row = out[i]
-            row[:] = 0.0
-            for k in range(crow[i], crow[i + 1]):
-                axpy(val[k], x[col[k]], row)
+            for j in range(d):
+                acc[j] = 0.0
+            k, end = crow[i], crow[i + 1]
+            while k + 1 < end:  # two terms per pass over the row, added in stored order: (acc + t_k) + t_k+1
+                if k + ahead + 1 < nnz:  # rows a few passes ahead, fetched while these are summed
+                    prefetch_row(x, col[k + ahead])
+                    prefetch_row(x, col[k + ahead + 1])
+                v0, c0, v1, c1 = val[k], col[k], val[k + 1], col[k + 1]
+                for j in range(d):
+                    acc[j] = (acc[j] + v0 * x[c0, j]) + v1 * x[c1, j]
+                k += 2
+            if k < end:
+                v0, c0 = val[k], col[k]
+                for j in range(d):
+                    acc[j] += v0 * x[c0, j]
             if mode == ADD_INTO_OTHER:  # other[i] += (A x)[i], the row still in cache
-                add_to(other[i], row)
+                for j in range(d):
+                    out[i, j] = acc[j]
+                    other[i, j] += acc[j]
             elif mode == ADD_OTHER:  # out[i] = (A x)[i] + other[i]
-                add_to(row, other[i])
+                for j in range(d):
+                    out[i, j] = acc[j] + other[i, j]
+            else:
+                for j in range(d):
+                    out[i, j] = acc[j]
 
     return {"csr_mm": csr_mm_kernel, "topk": _compile_topk(numba)}
 
