@@ -59,8 +59,8 @@ NEW_PROPAGATE = lightgcn.propagate
 
 
 def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
-                      adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """The layer mean as it was: stack the layers, then mean."""
+                      adj_t: torch.Tensor | None = None, last_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The layer mean as it was: stack the layers, then mean (every row, whatever ``last_rows`` says)."""
     from r2mr.data.graph import spmm
 
     layers = [ego]

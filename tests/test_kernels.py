@@ -159,6 +159,70 @@ def test_running_mean_same_bits_as_stack_then_mean(n_layers: int, backend: str) 
     assert got[0] == got[1]
 
 
+@needs_numba
+def test_product_at_some_rows_and_from_live_rows_keeps_the_full_products_bits() -> None:
+    """``rows``: only those output rows are written; ``live``: rows of x outside it are zero and skipped."""
+    a = random_csr(150, 120, 0.08, 3)
+    x = torch.randn(120, 24, generator=torch.Generator().manual_seed(3))
+    live = torch.zeros(120, dtype=torch.bool)
+    live[[0, 5, 6, 77, 119]] = True
+    x[~live] = 0.0
+    x[5, :3] = -0.0
+    other = torch.randn(150, 24, generator=torch.Generator().manual_seed(4))
+    out = torch.empty(150, 24)
+    kernels.csr_mm_add(a, x, other, out, into_other=False, live=live)
+    assert bits(out) == bits(torch.sparse.mm(a, x) + other)
+    rows = torch.tensor([1, 4, 149])
+    out, acc = torch.full((150, 24), 7.0), other.clone()
+    kernels.csr_mm_add(a, x, acc, out, into_other=True, rows=rows)
+    full = torch.sparse.mm(a, x)
+    assert bits(out[rows]) == bits(full[rows]) and bits(acc[rows]) == bits(other[rows] + full[rows])
+    rest = torch.ones(150, dtype=torch.bool)
+    rest[rows] = False
+    assert torch.equal(out[rest], torch.full((147, 24), 7.0)) and torch.equal(acc[rest], other[rest])
+
+
+@needs_numba
+def test_layer_mean_at_the_loss_rows_same_bits_as_stack_then_mean() -> None:
+    """LightGCN's training path: the last layer at the rows the loss reads, and a backward whose first product
+    reads only the rows with a gradient (fewer than half here), against stack-then-mean over every row."""
+    a = random_csr(200, 200, 0.03, 5)
+    a = to_torch(sp.csr_matrix((a.values().abs().numpy(), a.col_indices().numpy(), a.crow_indices().numpy()),
+                               shape=(200, 200)))
+    ego = torch.randn(200, 16, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    rows = torch.tensor([2, 3, 50, 51, 120, 199])
+    pick = torch.tensor([3, 50, 50, 199, 2, 120, 51])  # the loss reads rows with repeats, in its order
+    w = torch.randn(7, 16, generator=torch.Generator().manual_seed(6))
+    got = []
+    for f, name, kw in ((stacked_propagate, "torch", {}), (lightgcn.propagate, "numba", {"last_rows": rows})):
+        with kernels.use_backend(name):
+            y = f(a, ego, 3, None, **kw)
+            loss = (y.index_select(0, pick) * w).sum()
+            got.append((bits(y[rows]), bits(torch.autograd.grad(loss, ego)[0])))
+    assert got[0] == got[1]
+
+
+@needs_numba
+def test_product_without_the_prefetch_hint_keeps_its_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where llvm.prefetch cannot be built the kernel runs without the hint, same bits."""
+    from r2mr.data import prefetch
+
+    def broken(numba):
+        raise RuntimeError("no prefetch intrinsic here")
+
+    monkeypatch.setattr(prefetch, "_intrinsic", broken)
+    import numba
+
+    assert prefetch.make_prefetch(numba).__name__ == "no_prefetch"
+    monkeypatch.setattr(kernels, "make_prefetch", prefetch.make_prefetch)
+    plain = kernels._compile()["csr_mm"]
+    a, x = random_csr(90, 80, 0.1, 7), torch.randn(80, 16, generator=torch.Generator().manual_seed(7))
+    out = np.empty((90, 16), np.float32)
+    plain(a.crow_indices().numpy(), a.col_indices().numpy(), a.values().numpy(), x.numpy(), out, out,
+          kernels.PLAIN, np.empty(0, np.int64), np.empty(0, np.bool_))
+    assert out.tobytes() == bits(torch.sparse.mm(a, x)) == bits(kernels.csr_mm(a, x))
+
+
 # -- whole models: today's path against the new one ---------------------------------------------------------------
 PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)  # modules that import lightgcn.propagate
 MODELS = {"lightgcn": {}, "lattice": {}, "freedom": {}, "bm3": {}, "mgcn": {},

@@ -56,37 +56,51 @@ class _LayerMean(torch.autograd.Function):
     """mean(E^0, A E^0, ..., A^L E^0) as one operation: L fused products forward (each adds its rows into the
     running sum while they are in cache), L backward, two (N, d) buffers in turn, nothing saved but A^T.
 
+    ``last_rows`` (sorted, unique): the last layer is computed at these rows only; the other rows of the output
+    then hold the first L layers' share and must not be read (their gradient must be zero).
+
     Backward: with g_t = g / (L + 1), the gradient of layer L is g_t and that of layer l < L is
     g_t + A^T (gradient of layer l + 1): the two terms autograd adds for the running sum's graph (an addition of
-    two floats is the same either way round), so the bits equal the composed operations'."""
+    two floats is the same either way round), so the bits equal the composed operations'. With ``last_rows``
+    the first product reads only those rows of g (the others are zero, as they are not read): the others' terms
+    are zeros."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, at: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
-        ctx.at, ctx.n_layers = at, n_layers
+    def forward(ctx, a: torch.Tensor, at: torch.Tensor, ego: torch.Tensor, n_layers: int,
+                last_rows: torch.Tensor | None) -> torch.Tensor:
+        ctx.at, ctx.n_layers, ctx.live = at, n_layers, None
+        if last_rows is not None:
+            ctx.live = torch.zeros(len(ego), dtype=torch.bool).index_fill_(0, last_rows, True)
         total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
         h, spare = ego, torch.empty_like(total)
-        for _ in range(n_layers):
-            csr_mm_add(a, h, total, spare, into_other=True)  # spare = A h; total += spare
+        for layer in range(n_layers):
+            rows = last_rows if layer == n_layers - 1 else None
+            csr_mm_add(a, h, total, spare, into_other=True, rows=rows)  # spare = A h; total += spare
             h, spare = spare, (h if h is not ego else torch.empty_like(total))
         return total.div_(n_layers + 1)
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor, None]:
+    def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor, None, None]:
         g_t = g.contiguous() / (ctx.n_layers + 1)  # (N, d), the gradient of every layer's share of the sum
+        live = ctx.live  # (N,) bool: the rows that may have a gradient (last_rows), or None: all
         cur, spare = g_t, torch.empty_like(g_t)
         for _ in range(ctx.n_layers):
-            csr_mm_add(ctx.at, cur, g_t, spare, into_other=False)  # spare = A^T cur + g_t
-            cur, spare = spare, (cur if cur is not g_t else torch.empty_like(g_t))
-        return None, None, cur, None
+            csr_mm_add(ctx.at, cur, g_t, spare, into_other=False, live=live)  # spare = A^T cur + g_t
+            cur, spare, live = spare, (cur if cur is not g_t else torch.empty_like(g_t)), None
+        return None, None, cur, None, None
 
 
-def layer_mean(a: torch.Tensor, ego: torch.Tensor, n_layers: int, at: torch.Tensor | None = None) -> torch.Tensor:
+def layer_mean(a: torch.Tensor, ego: torch.Tensor, n_layers: int, at: torch.Tensor | None = None,
+               last_rows: torch.Tensor | None = None) -> torch.Tensor:
     """mean(E^0, A E^0, ..., A^L E^0) for CSR ``a`` (N, N) and ``ego`` (N, d) -> (N, d), differentiable in
     ``ego``; ``at`` = A^T (default: A is symmetric). The fused numba path where :func:`kernels.fused_applies`,
-    else products and in-place additions composed by autograd: the same bits (tests/test_kernels.py)."""
+    else products and in-place additions composed by autograd: the same bits (tests/test_kernels.py).
+
+    ``last_rows`` (r,) sorted unique int64: the rows a loss reads; the fused path computes the last layer there
+    only (same values there), and the output's other rows are then not the mean: read only ``last_rows``."""
     at = a if at is None else at
     if fused_applies(a, ego) and fused_applies(at, ego):
-        return _LayerMean.apply(a, at, ego, n_layers)
+        return _LayerMean.apply(a, at, ego, n_layers, last_rows)
     h = ego
     total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
     for _ in range(n_layers):

@@ -34,6 +34,7 @@ import torch
 
 from ..core.errors import ConfigError
 from .prefetch import make_prefetch
+from .topk_kernel import compile_topk
 
 BACKEND_ENV = "R2MR_SPMM"
 BACKENDS = ("auto", "numba", "torch")
@@ -51,26 +52,49 @@ def _compile() -> dict[str, Callable[..., None]] | None:
     prefetch_row = make_prefetch(numba)
     ahead = PREFETCH_AHEAD
 
-    @numba.njit(nogil=True)
-    def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, mode: int) -> None:
+    @numba.njit(inline="always")
+    def row_sum(crow: Any, col: Any, val: Any, x: Any, i: int, acc: Any) -> None:  # acc = (A x)[i]
         d, nnz = x.shape[1], col.shape[0]
-        acc = np.empty(d, x.dtype)  # the row being summed: a private buffer, which the compiler vectorises
-        for i in range(out.shape[0]):
+        for j in range(d):
+            acc[j] = 0.0
+        k, end = crow[i], crow[i + 1]
+        while k + 1 < end:  # two terms per pass over the row, added in stored order: (acc + t_k) + t_k+1
+            if k + ahead + 1 < nnz:  # rows a few passes ahead, fetched while these are summed
+                prefetch_row(x, col[k + ahead])
+                prefetch_row(x, col[k + ahead + 1])
+            v0, c0, v1, c1 = val[k], col[k], val[k + 1], col[k + 1]
             for j in range(d):
-                acc[j] = 0.0
-            k, end = crow[i], crow[i + 1]
-            while k + 1 < end:  # two terms per pass over the row, added in stored order: (acc + t_k) + t_k+1
-                if k + ahead + 1 < nnz:  # rows a few passes ahead, fetched while these are summed
-                    prefetch_row(x, col[k + ahead])
-                    prefetch_row(x, col[k + ahead + 1])
-                v0, c0, v1, c1 = val[k], col[k], val[k + 1], col[k + 1]
-                for j in range(d):
-                    acc[j] = (acc[j] + v0 * x[c0, j]) + v1 * x[c1, j]
-                k += 2
-            if k < end:
-                v0, c0 = val[k], col[k]
-                for j in range(d):
-                    acc[j] += v0 * x[c0, j]
+                acc[j] = (acc[j] + v0 * x[c0, j]) + v1 * x[c1, j]
+            k += 2
+        if k < end:
+            v0, c0 = val[k], col[k]
+            for j in range(d):
+                acc[j] += v0 * x[c0, j]
+
+    @numba.njit(inline="always")
+    def row_sum_live(crow: Any, col: Any, val: Any, x: Any, i: int, acc: Any, live: Any) -> None:
+        # acc = (A x)[i] where the rows of x outside ``live`` are zero: their terms (+0.0 each) are skipped
+        for j in range(x.shape[1]):
+            acc[j] = 0.0
+        for k in range(crow[i], crow[i + 1]):
+            c = col[k]
+            if live[c]:
+                v = val[k]
+                for j in range(x.shape[1]):
+                    acc[j] += v * x[c, j]
+
+    @numba.njit(nogil=True)
+    def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, mode: int, rows: Any,
+                      live: Any) -> None:
+        d = x.shape[1]
+        acc = np.empty(d, x.dtype)  # the row being summed: a private buffer, which the compiler vectorises
+        n_out = rows.shape[0] if rows.shape[0] else out.shape[0]
+        for r in range(n_out):
+            i = rows[r] if rows.shape[0] else r
+            if live.shape[0]:
+                row_sum_live(crow, col, val, x, i, acc, live)
+            else:
+                row_sum(crow, col, val, x, i, acc)
             if mode == ADD_INTO_OTHER:  # other[i] += (A x)[i], the row still in cache
                 for j in range(d):
                     out[i, j] = acc[j]
@@ -82,86 +106,7 @@ def _compile() -> dict[str, Callable[..., None]] | None:
                 for j in range(d):
                     out[i, j] = acc[j]
 
-    return {"csr_mm": csr_mm_kernel, "topk": _compile_topk(numba)}
-
-
-def _compile_topk(numba: Any) -> Callable[..., None]:
-    """The top-k kernel ``(s (B, n), k, by_columns, out (B, k) int64) -> None``: per row, the selection of
-    ``torch.topk(largest=True, sorted=True)`` on a CPU where k * 64 <= n, step by step -- a heap of the first k
-    (value, index) pairs ordered by "NaN first, then greater", each later entry that comes before the heap's top
-    replacing it, then the heap sorted (the partial sort of the C++ library torch is built with) -- so that
-    tied values come out in the same order. ``by_columns`` walks the items in the outer loop (for scores stored
-    item-major, ``s`` a transposed view), else the users."""
-    njit = numba.njit
-
-    @njit(inline="always")
-    def before(a: Any, b: Any) -> bool:  # torch.topk's order (largest): NaN first, then greater
-        return (a != a and b == b) or a > b
-
-    @njit
-    def adjust(hv: Any, hi: Any, hole: int, length: int, v: Any, vi: int) -> None:  # sift the hole down, push v
-        top, child = hole, hole
-        while child < (length - 1) // 2:
-            child = 2 * (child + 1)
-            if before(hv[child], hv[child - 1]):
-                child -= 1
-            hv[hole], hi[hole] = hv[child], hi[child]
-            hole = child
-        if length % 2 == 0 and child == (length - 2) // 2:
-            child = 2 * (child + 1)
-            hv[hole], hi[hole] = hv[child - 1], hi[child - 1]
-            hole = child - 1
-        while hole > top and before(hv[(hole - 1) // 2], v):
-            parent = (hole - 1) // 2
-            hv[hole], hi[hole] = hv[parent], hi[parent]
-            hole = parent
-        hv[hole], hi[hole] = v, vi
-
-    @njit
-    def make_heap(hv: Any, hi: Any, length: int) -> None:
-        parent = (length - 2) // 2
-        while length >= 2:
-            adjust(hv, hi, parent, length, hv[parent], hi[parent])
-            if parent == 0:
-                return
-            parent -= 1
-
-    @njit
-    def sort_heap(hv: Any, hi: Any, length: int) -> None:
-        last = length
-        while last > 1:
-            last -= 1
-            v, vi = hv[last], hi[last]
-            hv[last], hi[last] = hv[0], hi[0]
-            adjust(hv, hi, 0, last, v, vi)
-
-    @njit(nogil=True)
-    def topk_kernel(s: Any, k: int, by_columns: bool, out: Any) -> None:
-        n_rows, n = s.shape
-        hv, hi, top = np.empty((n_rows, k), s.dtype), np.empty((n_rows, k), np.int64), np.empty(n_rows, s.dtype)
-        for j in range(k):
-            for i in range(n_rows):
-                hv[i, j], hi[i, j] = s[i, j], j
-        for i in range(n_rows):
-            make_heap(hv[i], hi[i], k)
-            top[i] = hv[i, 0]
-        if by_columns:
-            for j in range(k, n):
-                for i in range(n_rows):
-                    if before(s[i, j], top[i]):
-                        adjust(hv[i], hi[i], 0, k, s[i, j], j)
-                        top[i] = hv[i, 0]
-        else:
-            for i in range(n_rows):
-                for j in range(k, n):
-                    if before(s[i, j], top[i]):
-                        adjust(hv[i], hi[i], 0, k, s[i, j], j)
-                        top[i] = hv[i, 0]
-        for i in range(n_rows):
-            sort_heap(hv[i], hi[i], k)
-            out[i] = hi[i]
-
-    return topk_kernel
+    return {"csr_mm": csr_mm_kernel, "topk": compile_topk(numba)}
 
 
 _kernels: dict[str, Callable[..., None]] | None = None
@@ -221,23 +166,35 @@ def csr_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _run_csr_mm(a: torch.Tensor, x: torch.Tensor, out: torch.Tensor, other: torch.Tensor, mode: int) -> None:
+_ALL_ROWS, _ALL_LIVE = np.empty(0, np.int64), np.empty(0, np.bool_)  # the kernel's "every row" markers
+
+
+def _run_csr_mm(a: torch.Tensor, x: torch.Tensor, out: torch.Tensor, other: torch.Tensor, mode: int,
+                rows: torch.Tensor | None = None, live: torch.Tensor | None = None) -> None:
     x = x.detach().contiguous()
     assert _kernels is not None
     _kernels["csr_mm"](a.crow_indices().numpy(), a.col_indices().numpy(), a.values().detach().numpy(), x.numpy(),
-                       out.numpy(), other.numpy(), mode)
+                       out.numpy(), other.numpy(), mode,
+                       _ALL_ROWS if rows is None else rows.to(torch.int64).contiguous().numpy(),
+                       _ALL_LIVE if live is None else live.to(torch.bool).contiguous().numpy())
 
 
-def csr_mm_add(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, into_other: bool) -> None:
+def csr_mm_add(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, into_other: bool,
+               rows: torch.Tensor | None = None, live: torch.Tensor | None = None) -> None:
     """``out = A x`` (n, d) for CSR ``a`` (n, m) and ``x`` (m, d), fused with one addition per element while each
     row is in cache: ``other += out`` where ``into_other``, else ``out += other``; ``other`` and ``out`` (n, d)
     contiguous float32, written in place. The product's bits are :func:`csr_mm`'s, and one addition of two floats
     is the same either way round, so the result equals the separate product and ``add_``. Numba only: callers
-    check :func:`fused_applies` and otherwise compose :func:`csr_mm` and ``add_``."""
+    check :func:`fused_applies` and otherwise compose :func:`csr_mm` and ``add_``.
+
+    ``rows`` (r,) int64: compute only these output rows (the others of ``out`` and ``other`` are left as they
+    are). ``live`` (m,) bool: the rows of ``x`` that may be non-zero; the others are taken as zero and their terms
+    skipped. A skipped term is ``a * 0.0 = ±0.0``, and a sum that starts at +0.0 is unchanged by adding one, so
+    the bits are those of the full product wherever ``x`` is zero outside ``live``."""
     if not (other.is_contiguous() and out.is_contiguous() and other.shape == out.shape == (a.shape[0], x.shape[1])):
         raise ValueError(f"csr_mm_add: shapes {tuple(a.shape)}, {tuple(x.shape)}, {tuple(other.shape)} and "
                          f"{tuple(out.shape)} do not fit, or an output is not contiguous")
-    _run_csr_mm(a, x, out, other, ADD_INTO_OTHER if into_other else ADD_OTHER)
+    _run_csr_mm(a, x, out, other, ADD_INTO_OTHER if into_other else ADD_OTHER, rows, live)
 
 
 def fused_applies(a: torch.Tensor, x: torch.Tensor) -> bool:
@@ -247,8 +204,9 @@ def fused_applies(a: torch.Tensor, x: torch.Tensor) -> bool:
 
 def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     """``scores.topk(k, dim=1).indices`` (B, k) for scores (B, n), the same indices in the same order, ties
-    included (see :func:`_compile_topk`). Scores stored item-major (``scores`` a transposed view of an (n, B)
-    tensor, the fast orientation of the score product) are read in that order, without a copy. Falls back to
+    included (see :func:`r2mr.data.topk_kernel.compile_topk`). Scores stored item-major (``scores`` a transposed
+    view of an (n, B) tensor, the fast orientation of the score product) are read in that order, without a copy.
+    Falls back to
     ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then selects with
     another algorithm)."""
     if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not _numba_applies(scores):

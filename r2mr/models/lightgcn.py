@@ -27,13 +27,15 @@ class LightGCNConfig(Validated):
     reg_weight: float = 1e-4  # lambda on EmbLoss of the ego embeddings; best on Baby valid
 
 
-def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric).
+def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None,
+              last_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric);
+    ``last_rows``: the only rows the caller reads (see :func:`r2mr.data.graph.layer_mean`).
 
     A running sum, no stacked copy of the layers: ((0 + E^0) + E^1) + ... then / (L + 1), the additions and
     the division of ``torch.stack(layers).mean(0)`` in its order (its sum starts at +0.0), so values and
     gradients are the same bits (tests/test_kernels.py); see :func:`r2mr.data.graph.layer_mean`."""
-    return layer_mean(adj, ego, n_layers, adj_t)
+    return layer_mean(adj, ego, n_layers, adj_t, last_rows)
 
 
 class LightGCN(Recommender):
@@ -46,13 +48,17 @@ class LightGCN(Recommender):
         adj = sym_adj(ds.train.users, ds.train.items, ds.n_users, ds.n_items)
         self.register_buffer("adj", to_torch(adj), persistent=False)  # (U+I, U+I)
 
-    def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def final_embeddings(self, last_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users (U, d), items (I, d)); with ``last_rows`` (graph rows, sorted unique) only those rows are
+        computed in full: read no others."""
         ego = torch.cat([self.user_emb, self.item_emb])  # (U+I, d)
-        out = propagate(self.adj, ego, self.cfg.n_layers)
+        out = propagate(self.adj, ego, self.cfg.n_layers, last_rows=last_rows)
         return out[: self.n_users], out[self.n_users:]
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        users, items = self.final_embeddings()
+        # the last layer at the batch's graph rows only (the loss reads no others): the same values there
+        rows = torch.unique(torch.cat([batch.users, batch.pos + self.n_users, batch.neg + self.n_users]))
+        users, items = self.final_embeddings(rows)
         # index_select, not [idx]: its backward (index_add) is deterministic on multi-threaded CPU
         u, i, j = users.index_select(0, batch.users), items.index_select(0, batch.pos), items.index_select(0, batch.neg)
         rank = bpr((u * i).sum(1), (u * j).sum(1), eps=1e-10)
