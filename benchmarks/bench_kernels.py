@@ -94,7 +94,15 @@ def counted() -> Iterator[dict[str, float]]:
         return original(a, x)
 
     def counting_fused(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, *args, **kw) -> None:
-        work["sparse_bytes"] += product_bytes(a, x) + 2 * other.numel() * 4  # + the running sum read and written
+        rows, live, d = kw.get("rows"), kw.get("live"), x.shape[1]
+        if rows is None and live is None:
+            work["sparse_bytes"] += product_bytes(a, x) + 2 * other.numel() * 4  # + the running sum read, written
+        else:  # the work done: the computed rows' entries (index and value), the live rows gathered
+            crow, col = a.crow_indices(), a.col_indices()
+            rows = torch.arange(a.shape[0]) if rows is None else rows
+            counts = crow[rows + 1] - crow[rows]
+            gathered = int(counts.sum()) if live is None else int(live[col].sum())  # live: every row's entries
+            work["sparse_bytes"] += (12 * int(counts.sum()) + 4 * d * gathered + 3 * 4 * d * len(rows))
         return fused(a, x, other, *args, **kw)
 
     import r2mr.data.graph
