@@ -206,9 +206,8 @@ def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     """``scores.topk(k, dim=1).indices`` (B, k) for scores (B, n), the same indices in the same order, ties
     included (see :func:`r2mr.data.topk_kernel.compile_topk`). Scores stored item-major (``scores`` a transposed
     view of an (n, B) tensor, the fast orientation of the score product) are read in that order, without a copy.
-    Falls back to
-    ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then selects with
-    another algorithm)."""
+    Falls back to ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then
+    selects with another algorithm)."""
     if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not _numba_applies(scores):
         return scores.topk(k, dim=1).indices
     out = torch.empty(scores.shape[0], k, dtype=torch.int64)
