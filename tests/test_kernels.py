@@ -207,8 +207,8 @@ def test_product_without_the_prefetch_hint_keeps_its_bits(monkeypatch: pytest.Mo
     """Where llvm.prefetch cannot be built the kernel runs without the hint, same bits."""
     from r2mr.data import prefetch
 
-    def broken(numba):
-        raise RuntimeError("no prefetch intrinsic here")
+    def broken(numba, name):
+        raise RuntimeError(f"no intrinsic {name} here")
 
     monkeypatch.setattr(prefetch, "_intrinsic", broken)
     import numba

@@ -16,13 +16,14 @@ import numpy as np
 LINE_FLOATS = 16  # float32 values per 64-byte cache line
 
 
-def _intrinsic(numba: Any) -> Callable[..., None]:
+NAMES = ("llvm.prefetch.p0", "llvm.prefetch.p0i8")  # the intrinsic's name with opaque / typed pointers
+
+
+def _intrinsic(numba: Any, name: str) -> Callable[..., None]:
     """The numba intrinsic ``prefetch_at(x, i, j)``: prefetch the line holding ``x[i, j]`` (read, keep in cache)."""
-    from llvmlite import binding, ir
+    from llvmlite import ir
     from numba.core import cgutils
     from numba.extending import intrinsic
-
-    name = "llvm.prefetch.p0" if binding.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
 
     @intrinsic
     def prefetch_at(typingctx: Any, arr: Any, row: Any, col: Any) -> Any:
@@ -39,21 +40,29 @@ def _intrinsic(numba: Any) -> Callable[..., None]:
     return prefetch_at
 
 
+def _row_prefetch(numba: Any, name: str) -> Callable[..., None]:
+    """``prefetch_row(x, i)`` built on the intrinsic ``name``, compiled once here (raises where it cannot be)."""
+    prefetch_at = _intrinsic(numba, name)
+
+    @numba.njit(inline="always")
+    def prefetch_row(x: Any, i: int) -> None:
+        for j in range(0, x.shape[1], LINE_FLOATS):
+            prefetch_at(x, i, j)
+
+    numba.njit(lambda x: prefetch_row(x, 0))(np.zeros((1, 1), np.float32))  # compile now: fail here, not later
+    return prefetch_row
+
+
 def make_prefetch(numba: Any) -> Callable[..., None]:
-    """``prefetch_row(x, i)`` as an inlined numba function; a no-op where the intrinsic does not compile here."""
-    try:
-        prefetch_at = _intrinsic(numba)
+    """``prefetch_row(x, i)`` as an inlined numba function; a no-op where no name of the intrinsic compiles."""
+    for name in NAMES:
+        try:
+            return _row_prefetch(numba, name)
+        except Exception:  # noqa: BLE001 -- this LLVM does not build it under that name: try the next, or none
+            continue
 
-        @numba.njit(inline="always")
-        def prefetch_row(x: Any, i: int) -> None:
-            for j in range(0, x.shape[1], LINE_FLOATS):
-                prefetch_at(x, i, j)
+    @numba.njit(inline="always")
+    def no_prefetch(x: Any, i: int) -> None:
+        pass
 
-        numba.njit(lambda x: prefetch_row(x, 0))(np.zeros((1, 1), np.float32))  # compile now: fail here, not later
-        return prefetch_row
-    except Exception:  # noqa: BLE001 -- any failure to build the hint: run without it
-        @numba.njit(inline="always")
-        def no_prefetch(x: Any, i: int) -> None:
-            pass
-
-        return no_prefetch
+    return no_prefetch
