@@ -67,3 +67,35 @@ def test_every_result_number_is_in_the_tables_it_cites(page: str) -> None:
             missing += [(row.get("model"), n, files) for n in NUMBER.findall(cell)
                         if not any(re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", t) for t in texts)]
     assert not missing, f"{page}: numbers not in the tables they cite: {missing}"
+
+
+PROSE = {"README.md": "## Reproduction status", "docs/results.md": None,  # page -> its section (None: all of it)
+         "results/archive/1b986e0-quick-capped/README.md": None}
+
+
+def prose(page_text: str, heading: str | None) -> str:
+    """The lines under ``heading`` (up to the next ``## ``; the whole page if None) that are not table rows."""
+    section = page_text if heading is None else page_text.split("\n" + heading, 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if not line.startswith("|"))
+
+
+def committed_results_text() -> str:
+    """Every committed results table's text (CSV and Markdown under results/, the archived runs' tables too)."""
+    return "\n".join(p.read_text(errors="ignore") for p in sorted((REPO_ROOT / "results").rglob("*"))
+                     if p.suffix in (".csv", ".md") and p.is_file())
+
+
+def test_prose_finds_a_number_missing_from_the_tables() -> None:
+    text = "x\n## Results\n\nR2MR reads 0.0757 and MGCN 0.1037.\n| 0.9999 | `results/a.md` |\n## Next\n0.5555"
+    found = [n for n in NUMBER.findall(prose(text, "## Results")) if n not in "... 0.0757 ..."]
+    assert found == ["0.1037"]
+
+
+@pytest.mark.parametrize("page", sorted(PROSE))
+def test_every_result_number_in_the_prose_is_in_a_committed_table(page: str) -> None:
+    """The paragraphs around the tables state results too (e.g. "0.0823 ± 0.0018"): each decimal with three or more
+    digits after the point is written, with the same digits, in some committed results table."""
+    tables = committed_results_text()
+    numbers = NUMBER.findall(prose((REPO_ROOT / page).read_text(), PROSE[page]))
+    missing = [n for n in numbers if not re.search(rf"(?<![\d.]){re.escape(n)}", tables)]
+    assert numbers and not missing, f"{page}: numbers in the prose that no committed table holds: {missing}"
