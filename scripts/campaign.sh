@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/ensure_env.sh
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 1)}"
-steps=("tiktok 03" "synthetic 03" "tiktok 01,02" "tiktok 05" "synthetic 05" "synthetic 01,02" "baby,sports 03,02")
+steps=("tiktok 03" "synthetic 03" "tiktok 01,02" "tiktok 05" "synthetic 05" "baby,sports 03,02" "synthetic 01,02")
 for step in "${steps[@]}"; do
   read -r datasets notebooks <<<"$step"
   echo "[campaign] $(date -u +%FT%TZ) step: $datasets, notebooks $notebooks"
