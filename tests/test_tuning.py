@@ -76,3 +76,14 @@ def test_select_ties_go_to_the_first_point() -> None:
 def test_select_refuses_mixed_models() -> None:
     with pytest.raises(ConfigError, match="mix"):
         tuning.select([({"x": 1}, {**_res(0.1, 0.1), "model": "bpr"}), ({"x": 2}, {**_res(0.1, 0.1), "model": "vbpr"})])
+
+
+def test_selection_on_a_grid_edge_is_named() -> None:
+    grid = [{"lr": lr, "knn_hop": hop, "reg": reg} for lr in (1e-3, 5e-4, 2.5e-4) for hop in (True, False)
+            for reg in (0.0, 0.1)]
+    assert tuning.grid_edges(grid, {"lr": 2.5e-4, "knn_hop": False, "reg": 0.1}) == "lr=0.00025 (min of 3)"
+    assert tuning.grid_edges(grid, {"lr": 1e-3, "knn_hop": True, "reg": 0.0}) == "lr=0.001 (max of 3)"
+    assert tuning.grid_edges(grid, {"lr": 5e-4, "knn_hop": True, "reg": 0.0}) == ""  # inside; 2-value keys skipped
+    results = [({"lr": lr}, _res(v, 0.1)) for lr, v in ((1e-3, 0.1), (5e-4, 0.2), (2.5e-4, 0.3))]
+    table = tuning.select(results)[1]
+    assert table["selected at grid edge"].tolist() == ["", "", "lr=0.00025 (min of 3)"]

@@ -114,8 +114,9 @@ def select(results: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metri
 
     A point's score is the mean over its seeds of ``result["valid"][metric]`` (the best-valid epoch's value);
     the highest mean wins, ties go to the point listed first. The table has one row per point (in order of
-    first appearance): the overrides, n seeds, valid and test mean and sample std, ``selected`` (by valid) and
-    ``best test`` (the point a test-based grid search would pick; for the selection-bias table only)."""
+    first appearance): the overrides, n seeds, valid and test mean and sample std, ``selected`` (by valid),
+    ``best test`` (the point a test-based grid search would pick; for the selection-bias table only) and, on the
+    selected row, ``selected at grid edge`` (:func:`grid_edges`)."""
     if not results:
         raise ConfigError("tuning: no grid results to select from; fix: run the grid first")
     mixed = {(r.get("model"), r.get("dataset")) for _, r in results}
@@ -140,4 +141,20 @@ def select(results: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metri
     best = int(np.argmax(table[f"valid {metric}"].to_numpy()))  # first of equal maxima
     table["selected"] = np.arange(len(table)) == best
     table["best test"] = np.arange(len(table)) == int(np.argmax(table[f"test {metric}"].to_numpy()))
+    edges = grid_edges(list(overrides.values()), overrides[list(groups)[best]])
+    table["selected at grid edge"] = np.where(table["selected"], edges, "")
     return overrides[list(groups)[best]], table
+
+
+def grid_edges(points: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> str:
+    """The numeric grid keys (three or more distinct values) whose value in ``chosen`` is the grid's smallest
+    or largest, e.g. ``"lr=0.00025 (min of 3)"``, comma-separated; "" where every value is inside its range
+    (a selection on an edge says the optimum may lie outside the declared grid)."""
+    out = []
+    for key, value in chosen.items():
+        values = {p[key] for p in points if key in p}
+        if len(values) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        if value in (min(values), max(values)):
+            out.append(f"{key}={value:g} ({'min' if value == min(values) else 'max'} of {len(values)})")
+    return ", ".join(out)
