@@ -327,3 +327,24 @@ def test_sensitivity_rows_are_paired_with_their_family_default() -> None:
     rule = seed_tests.against_config({**full, "seed": 999})
     assert rule(groups) == [("η = 0.4", "K = 1"), ("K = 2", "K = 1")]  # the default need not come first
     assert seed_tests.against_config({**full, "lr": 0.001})(groups) == []  # no row at that configuration
+
+
+def test_sensitivity_tests_use_each_data_sets_own_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from r2mr.report import seed_tests
+    from r2mr.runs.notebook_runs import Run
+
+    def runs_at(dataset: str, label: str, config: dict) -> list[Run]:
+        spec = plan.Spec(label, "r2mr", tuple(sorted(config.items())), "sensitivity")
+        return [Run(spec, dataset, s, "cached", {"config": {**config, "seed": s}}, folder=Path("x")) for s in (1, 2)]
+
+    full = {"synthetic": {"lr": 0.001, "eta": 0.5}, "tiktok": {"lr": 0.00025, "eta": 0.5}}
+    reference = [r for ds, c in full.items() for r in runs_at(ds, "full", c)]
+    eta = [r for ds, c in full.items() for e in (0.4, 0.5) for r in runs_at(ds, f"η = {e}", {**c, "eta": e})]
+    configs = seed_tests.reference_configs(reference, "full")
+    assert {ds: {k: v for k, v in c.items() if k != "seed"} for ds, c in configs.items()} == full
+    called = []
+    monkeypatch.setattr(seed_tests.recompute, "table_from_runs",
+                        lambda arms, pairs, metric: called.append(pairs) or pd.DataFrame())
+    tables = seed_tests.family_tests({"eta": eta}, configs, metrics=("recall@20",))
+    assert sorted(tables) == [("eta_synthetic", "recall@20"), ("eta_tiktok", "recall@20")]
+    assert called == [[("η = 0.4", "η = 0.5")]] * 2  # each data set paired with its own default row

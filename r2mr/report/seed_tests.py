@@ -69,15 +69,28 @@ def against_config(config: Mapping[str, Any]) -> Callable[[dict[str, list[Run]]]
     return rule
 
 
-def family_tests(families: dict[str, Sequence[Run]], config: Mapping[str, Any],
+def reference_configs(runs: Sequence[Run], label: str) -> dict[str, dict[str, Any]]:
+    """{data set: resolved configuration of the first finished run labelled ``label``} (the full model's, which
+    differs between data sets: each selects its own point on validation)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r.spec.label == label and r.ok and r.dataset not in out:
+            out[r.dataset] = dict((r.result or {}).get("config", {}))
+    return out
+
+
+def family_tests(families: dict[str, Sequence[Run]], configs: Mapping[str, Mapping[str, Any]],
                  metrics: Sequence[str] = PER_USER_METRICS) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(``<family>_<data set>``, metric): seed table}: each family's rows against its default setting
-    (:func:`against_config` of the full model's resolved ``config``), paired by seed, Holm within the family,
-    with the minimum detectable effects."""
+    """{(``<family>_<data set>``, metric): seed table}: each family's rows on each data set against that data
+    set's default setting (:func:`against_config` of the full model's resolved configuration there,
+    ``configs[data set]``: :func:`reference_configs`), paired by seed, Holm within the family, with the minimum
+    detectable effects. A data set without an entry in ``configs`` gets no table."""
     out = {}
     for family, runs in families.items():
-        for (dataset, metric), table in seed_tests(runs, metrics, against_config(config)).items():
-            out[(f"{family}_{dataset}", metric)] = table
+        for dataset, config in configs.items():
+            own = [r for r in runs if r.dataset == dataset]
+            for (ds, metric), table in seed_tests(own, metrics, against_config(config)).items():
+                out[(f"{family}_{ds}", metric)] = table
     return out
 
 
