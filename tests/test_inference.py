@@ -184,3 +184,16 @@ def test_identical_arms_give_p_one():
     s = _sets()["R2MR"]
     row = inference.compare_seeds(s, s)
     assert row["p t-test"] == 1.0 and row["diff"] == 0.0 and row["MDE"] == 0.0
+
+
+def test_gap_to_published_is_the_t_interval_of_our_mean_over_the_published_number():
+    # three seeds 0.078, 0.080, 0.082: mean 0.080, sd 0.002, t(0.975, 2) = 4.3027 -> half width 0.0049683
+    vals = np.array([0.078, 0.080, 0.082])
+    gap, lo, hi = inference.gap_to_published(vals.mean(), vals.std(ddof=1), 3, 0.075)
+    assert gap == pytest.approx(0.080 / 0.075 - 1)
+    assert lo == pytest.approx((0.080 - 0.0049683) / 0.075 - 1, abs=1e-6)
+    assert hi == pytest.approx((0.080 + 0.0049683) / 0.075 - 1, abs=1e-6)
+    assert lo < gap < hi
+    one = inference.gap_to_published(0.08, float("nan"), 1, 0.075)  # one seed: no interval
+    assert one[0] == pytest.approx(0.080 / 0.075 - 1) and np.isnan(one[1]) and np.isnan(one[2])
+    assert all(np.isnan(inference.gap_to_published(0.08, 0.002, 3, float("nan"))))

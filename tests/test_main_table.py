@@ -141,6 +141,7 @@ def test_main_table_cells_published_rows_and_improvement(stages: tuple[list, lis
     baby_bpr = table[(table["data set"] == "baby") & (table.model == "BPR")]
     assert baby_bpr.row.iloc[0].startswith("not run") and baby_bpr.row.str.startswith("published: MMRec").any()
     assert set(baby_bpr.configuration) == {"–"}  # no grid ran there: no "after tuning" promise
+    assert set(baby_bpr[baby_bpr.row.str.startswith("published")][main_table.GAP_COLUMN]) == {"–"}  # nothing ran
     sig = main_table.significance(main)
     assert set(sig.index.get_level_values("metric")) == {"recall@20", "ndcg@20"}
     assert ((sig["p wilcoxon (Holm)"] >= sig["p wilcoxon"]) & (sig["p wilcoxon (Holm)"] <= 1)).all()
@@ -348,3 +349,15 @@ def test_sensitivity_tests_use_each_data_sets_own_default(monkeypatch: pytest.Mo
     tables = seed_tests.family_tests({"eta": eta}, configs, metrics=("recall@20",))
     assert sorted(tables) == [("eta_synthetic", "recall@20"), ("eta_tiktok", "recall@20")]
     assert called == [[("η = 0.4", "η = 0.5")]] * 2  # each data set paired with its own default row
+
+
+def test_published_rows_carry_our_gap_with_its_interval() -> None:
+    from r2mr.report import published as pub
+    from r2mr.runs.notebook_runs import Run
+
+    spec = plan.Spec.of("LightGCN", "lightgcn")
+    runs = [Run(spec, "baby", s, "cached", {"test": {"recall@20": v}}) for s, v in ((1, 0.078), (2, 0.080), (3, 0.082))]
+    ref = pub.Published(pub.Source("MMRec", "a test citation", "valid"), {"recall@20": 0.075})
+    cell = main_table._gap_cell(runs, ref, ("valid",))  # mean 0.080, t interval ± 0.0049683 over 3 seeds
+    assert cell == "+6.7% [+0.0, +13.3] (ours best-valid epoch, n=3)"
+    assert main_table._gap_cell(runs[:1], ref, ("valid",)) == "+4.0% (ours best-valid epoch, n=1)"

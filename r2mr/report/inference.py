@@ -139,6 +139,21 @@ def mde_approx(se: float, df: float, alpha: float = ALPHA, power: float = POWER)
 
 # ---- the relative difference ----------------------------------------------------------------------------------
 
+def gap_to_published(mean: float, std: float, n: int, published: float, level: float = 0.95
+                     ) -> tuple[float, float, float]:
+    """(relative gap, low, high) of our mean over ``n`` seeds against one published number: (mean − published) /
+    published with the t interval of our mean (ddof-1 ``std``, n − 1 degrees of freedom) divided by it. The
+    published number is taken as exact (one reported run, no spread given), so the interval covers only our
+    seeds' spread; NaN bounds for fewer than 2 seeds."""
+    if not (np.isfinite(mean) and np.isfinite(published)) or published == 0:
+        return math.nan, math.nan, math.nan
+    gap = (mean - published) / published
+    if n < 2 or not np.isfinite(std):
+        return gap, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return gap, (mean - half - published) / published, (mean + half - published) / published
+
+
 def relative_interval(a: Mapping[int, float], b: Mapping[int, float], paired: bool,
                       alpha: float = ALPHA) -> tuple[float, float]:
     """(1 − alpha) interval of mean(A) / mean(B) − 1 from the t distribution on the log scale (delta method):

@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.names import PER_USER_METRICS
 from ..runs import plan as planmod
 from ..runs.notebook_runs import METRICS, PENDING, SELECTIONS, Run, run_planned
-from . import curves
+from . import curves, inference
 from . import published as pub
 from .significance import format_cell, mean_std_n, table_from_results
 
@@ -109,8 +109,24 @@ def main_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS) -> pd.Data
         for ref in pub.published(dataset, spec.model) if spec.role == "model" else []:
             rows.append({**base, "row": f"published: {ref.source.key} ({SELECTIONS[ref.source.selection]})",
                          **{m: f"{ref.metrics[m]:.4f}" if m in ref.metrics else "–" for m in metrics}, "n": "",
-                         **dict.fromkeys(row_provenance([]), "")})
+                         GAP_COLUMN: _gap_cell(done, ref, spec.selections), **dict.fromkeys(row_provenance([]), "")})
     return pd.DataFrame(rows)
+
+
+GAP_COLUMN = "ours vs published, recall@20 [95% CI]"  # on each published row
+
+
+def _gap_cell(done: Sequence[Run], ref: pub.Published, selections: Sequence[str]) -> str:
+    """Our mean test Recall@20 (the published number's selection rule where we have it, else best-valid) relative
+    to the published one, with the t interval over our seeds (:func:`inference.gap_to_published`)."""
+    sel = ref.source.selection if ref.source.selection in selections else "valid"
+    vals = [r.result["test" if sel == "valid" else "test_selected_by_test"]["recall@20"] for r in done]
+    if not vals or "recall@20" not in ref.metrics:
+        return "–"
+    gap, lo, hi = inference.gap_to_published(float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1
+                                             else float("nan"), len(vals), ref.metrics["recall@20"])
+    interval = f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite(lo) else ""
+    return f"{100 * gap:+.1f}%{interval} (ours {SELECTIONS[sel]}, n={len(vals)})"
 
 
 def _means(runs: Sequence[Run], metric: str) -> dict[tuple[str, str], tuple[float, str]]:

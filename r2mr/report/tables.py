@@ -15,6 +15,7 @@ import pandas as pd
 from ..core.formatting import fmt_mean_std
 from ..data.discovery import load_dataset_named
 from ..runs.notebook_runs import METRICS, SELECTIONS, Run, artifacts, summarise
+from . import inference
 from . import published as pub
 from . import quality as analysis
 
@@ -27,12 +28,13 @@ def rel_diff(ours: float, published: float) -> float:
 
 
 def compare(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Add ``published``, ``source``, ``source_selection`` and ``rel_diff`` (first reference of each data set).
+    """Add ``published``, ``source``, ``source_selection``, ``rel_diff`` and its 95% interval ``rel_diff_lo`` /
+    ``rel_diff_hi`` (:func:`r2mr.report.inference.gap_to_published`; first reference of each data set).
 
     A published number sits on our row of the same selection protocol; if we have no such row for that model,
     on our best-valid row (``source_selection`` then tells the protocols differ)."""
     out = tidy.copy()
-    for col in ("published", "rel_diff"):
+    for col in ("published", "rel_diff", "rel_diff_lo", "rel_diff_hi"):
         out[col] = np.nan
     out["source"], out["source_selection"] = "", ""
     for idx, row in out.iterrows():
@@ -46,7 +48,8 @@ def compare(tidy: pd.DataFrame) -> pd.DataFrame:
             continue
         out.loc[idx, ["published", "source", "source_selection"]] = [ref.metrics[metric], ref.source.key,
                                                                      ref.source.selection]
-        out.loc[idx, "rel_diff"] = rel_diff(row["mean"], ref.metrics[metric])
+        out.loc[idx, ["rel_diff", "rel_diff_lo", "rel_diff_hi"]] = inference.gap_to_published(
+            row["mean"], row["std"], int(row["n_seeds"]), ref.metrics[metric])
     return out
 
 
