@@ -133,3 +133,43 @@ def test_per_user_file_round_trip(tmp_path) -> None:
     assert back["by_valid"]["test"]["users"].tolist() == [3, 5, 9]
     assert back["by_test"]["test"]["recall@20"].tolist() == [1.0, 0.5, 1.0]
     assert back["by_valid"]["test"]["recall@20"].tolist() == [0.0, 0.5, 1.0]
+
+
+def test_chunks_cover_the_batch_in_order_with_no_short_remainder() -> None:
+    from r2mr.data.kernels import FAST_ORIENTATION_MIN
+    from r2mr.evaluation.evaluator import chunks
+
+    users = torch.arange(1000)
+    parts = chunks(users, n_items=7050, chunk_bytes=4 * 7050 * 100)  # 100 users a chunk
+    assert [len(p) for p in parts] == [100] * 10 and torch.equal(torch.cat(parts), users)
+    parts = chunks(torch.arange(1005), n_items=7050, chunk_bytes=4 * 7050 * 100)  # a remainder of 5 joins the last
+    assert [len(p) for p in parts] == [100] * 9 + [105]
+    assert [len(p) for p in chunks(users, n_items=10**6)] == [FAST_ORIENTATION_MIN] * 61 + [24]  # the floor
+    assert [len(p) for p in chunks(users[:7], n_items=10**6)] == [7]  # a short batch stays whole
+
+
+@pytest.mark.parametrize("n_items,width", [(700, 16), (7050, 64), (2500, 256)])
+def test_chunked_ranking_equals_the_whole_batch_bit_for_bit(n_items: int, width: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import r2mr.evaluation.evaluator as ev
+    from r2mr.data.kernels import dot_scores
+
+    g = torch.Generator().manual_seed(n_items)
+    n_users = 37 * 29 + 10  # chunks of 37 below leave a remainder of 10, folded into the last
+    users_emb, items_emb = torch.randn(n_users, width, generator=g), torch.randn(n_items, width, generator=g)
+    items_emb[1] = items_emb[0]  # a tie on every row
+    rng = np.random.default_rng(0)
+    train = [(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, 3, replace=False)]
+    ds = make_ds(train, [(u, 2) for u in range(n_users)], [(u, 3) for u in range(n_users)], n_users, n_items)
+
+    def score(u: torch.Tensor) -> torch.Tensor:
+        return dot_scores(users_emb[u], items_emb)
+
+    users = torch.arange(n_users)
+    masked = score(users)  # the whole batch's scores, masked and ranked at once
+    masked[torch.repeat_interleave(users, 3), torch.tensor([i for _, i in train])] = -torch.inf
+    expected = masked.topk(50, dim=1).indices
+    assert torch.equal(Evaluator(ds, batch_size=4096).top_items(score, users), expected)  # default chunks
+    monkeypatch.setattr(ev, "SCORE_CHUNK_BYTES", 4 * n_items * 37)  # chunks of 37 users, remainder folded in
+    assert [len(c) for c in ev.chunks(users, n_items)] == [37] * 28 + [47]
+    assert torch.equal(Evaluator(ds, batch_size=4096).top_items(score, users), expected)
