@@ -5,9 +5,8 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
        [--rounds 3] [--competitors 0] [--out results/benchmarks/kernels_cpu_quiet.json]
 
 * old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
-  stacking the layers, ``users @ items.T`` and ``torch.topk`` on whole evaluation batches; new: the package as
-  it is (numba kernels, running layer sums, the item-major score product, the heap top-k, cache-sized score
-  chunks). Both run on the same model, alternating
+  stacking the layers, ``users @ items.T`` and ``torch.topk``; new: the package as it is (numba kernels, running
+  layer sums, the item-major score product, the heap top-k). Both run on the same model, alternating
   (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load hits both alike.
 * Training: process CPU seconds of the epoch's first step (LATTICE learns its graph there) plus ``--batches``
   later steps scaled to the epoch's batches (after one warm-up step); per-epoch hooks are not included.
@@ -45,7 +44,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
 from r2mr.core.paths import data_root  # noqa: E402
 from r2mr.data import kernels, load_dataset  # noqa: E402
-from r2mr.evaluation import evaluator  # noqa: E402
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn  # noqa: E402
 from r2mr.runs.experiment import _wants_cache_dir, make_configs  # noqa: E402
 from r2mr.runs.plan_specs import quick_overrides  # noqa: E402
@@ -58,7 +56,6 @@ CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vb
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
 PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)
 NEW_PROPAGATE = lightgcn.propagate
-NEW_CHUNK_BYTES = evaluator.SCORE_CHUNK_BYTES
 
 
 def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
@@ -74,16 +71,13 @@ def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
 
 @contextlib.contextmanager
 def path(name: str) -> Iterator[None]:
-    """``old``: torch products, stacked means, plain scores and torch.topk on whole batches; ``new``: the
-    package as it is (cache-sized score chunks)."""
+    """``old``: torch products, stacked means, plain scores and torch.topk; ``new``: the package as it is."""
     for module in PROPAGATE_USERS:
         module.propagate = stacked_propagate if name == "old" else NEW_PROPAGATE
-    evaluator.SCORE_CHUNK_BYTES = 2**62 if name == "old" else NEW_CHUNK_BYTES  # old: each batch scored whole
     with kernels.use_backend("torch" if name == "old" else "auto"):
         yield
     for module in PROPAGATE_USERS:
         module.propagate = NEW_PROPAGATE
-    evaluator.SCORE_CHUNK_BYTES = NEW_CHUNK_BYTES
 
 
 @contextlib.contextmanager

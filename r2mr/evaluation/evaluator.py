@@ -25,7 +25,7 @@ import torch
 from ..core.names import METRIC_NAMES, PER_USER_METRICS
 from ..data import Dataset
 from ..data.graph import csr_gather
-from ..data.kernels import FAST_ORIENTATION_MIN, topk_indices
+from ..data.kernels import topk_indices
 from ..data.sampler import contains, pair_keys
 
 METRICS = METRIC_NAMES
@@ -79,16 +79,14 @@ class Evaluator:
         return torch.nonzero(self.splits[split][1]).squeeze(1)
 
     def top_items(self, score_fn: ScoreFn, users: torch.Tensor) -> torch.Tensor:
-        """Top-maxK item ids (N, maxK) per user, training items masked, in batches (on a CPU, each batch in
-        cache-sized chunks: :func:`chunks`)."""
+        """Top-maxK item ids (N, maxK) per user, training items masked, in batches."""
         maxk, out = max(self.ks), []
         for s in range(0, len(users), self.batch_size):
-            batch = users[s:s + self.batch_size]
-            for u in chunks(batch, self.n_items) if self.device.type == "cpu" else (batch,):
-                scores = score_fn(u).to(self.device, torch.float32)  # (B, n_items), fresh (masked in place)
-                rows, cols = csr_gather(self.indptr, self.indices, u)
-                scores[rows, cols] = -torch.inf
-                out.append(topk_indices(scores, maxk))  # (B, maxK): scores.topk(maxK).indices, ties in its order
+            u = users[s:s + self.batch_size]
+            scores = score_fn(u).to(self.device, torch.float32)  # (B, n_items), a fresh tensor (masked in place)
+            rows, cols = csr_gather(self.indptr, self.indices, u)
+            scores[rows, cols] = -torch.inf
+            out.append(topk_indices(scores, maxk))  # (B, maxK): scores.topk(maxK).indices, ties in its order
         return torch.cat(out) if out else torch.empty(0, maxk, dtype=torch.long, device=self.device)
 
     def split_metrics(self, users: torch.Tensor, top: torch.Tensor, split: str) -> dict[str, torch.Tensor]:
@@ -122,23 +120,6 @@ class Evaluator:
     def __call__(self, score_fn: ScoreFn, split: str) -> dict[str, float]:
         """Mean of every metric over the split's users, e.g. ``{"recall@20": 0.0754, ...}``."""
         return self.evaluate(score_fn, (split,))[split]
-
-
-SCORE_CHUNK_BYTES = 4 * 2**20  # a chunk's scores (float32) stay in this CPU's cache between product and top-k
-
-
-def chunks(users: torch.Tensor, n_items: int, chunk_bytes: int | None = None) -> list[torch.Tensor]:
-    """``users`` (B,) cut into consecutive chunks of about ``chunk_bytes`` (default :data:`SCORE_CHUNK_BYTES`)
-    of scores each (at least
-    :data:`r2mr.data.kernels.FAST_ORIENTATION_MIN` users; a shorter remainder joins the chunk before it), so
-    the scores are written, masked and selected while in cache (about 1.1-1.25x on this CPU). Each score is the
-    same dot product in every chunk of at least that many users (:func:`r2mr.data.kernels.dot_scores`), so the
-    rankings equal those of the whole batch, bit for bit (tests/test_evaluate.py)."""
-    size = max(FAST_ORIENTATION_MIN, (chunk_bytes or SCORE_CHUNK_BYTES) // (4 * max(n_items, 1)))
-    parts = list(users.split(size))
-    if len(parts) > 1 and len(parts[-1]) < FAST_ORIENTATION_MIN:
-        parts[-2:] = [torch.cat(parts[-2:])]
-    return parts
 
 
 def _metric_order(key: str) -> tuple[int, int]:
