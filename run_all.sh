@@ -5,8 +5,8 @@
 #
 #   --smoke            CI-sized run: synthetic data, 2 epochs, seed 999, quick scale; outputs go to
 #                      scratch/smoke/ (git-ignored), so the committed results are left alone
-#   --datasets a,b     data sets to run (default: every <name>/ under the data root; if there is none,
-#                      the embedded synthetic set, generated into the repository's data/synthetic). A named set that
+#   --datasets a,b     data sets to run (default: every <name>/ under the data root and the embedded
+#                      synthetic set, generated into the repository's data/synthetic when absent). A named set that
 #                      is not there is an error before anything runs
 #   --data-dir DIR     data root (default: $R2MR_DATA_DIR, else the repository's data/; relative paths are read from
 #                      the directory you call run_all.sh from)

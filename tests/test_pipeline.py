@@ -51,7 +51,7 @@ def test_invocation_detects_data_sets_and_applies_smoke_defaults(tmp_path: Path,
     write_inter(tmp_path / "data" / "baby", TOY_ROWS)
     write_inter(tmp_path / "data" / "tiktok", TOY_ROWS)
     inv = plan_cli.invocation(_args(data_dir="data", notebooks="00"))
-    assert inv.datasets == ["baby", "tiktok"] and inv.seeds is None and inv.epochs is None  # auto
+    assert inv.datasets == ["baby", "synthetic", "tiktok"] and inv.seeds is None and inv.epochs is None  # auto
     assert inv.scale == "converged" and inv.output_root == "." and inv.force_since == 0.0  # the evidence
     assert inv.data_dir == str(tmp_path / "data")  # relative to the working directory, made absolute
     assert inv.parameters()["seeds"] == "auto"  # the notebooks apply r2mr.runs.plan.seeds_for

@@ -47,6 +47,9 @@ def test_locate_present_and_reasons(tmp_path: Path) -> None:
     write_inter(tmp_path / "tiktok", TOY_ROWS)
     np.save(tmp_path / "tiktok" / "image_feat.npy", np.ones((5, 2), np.float32))
     assert discovery.datasets_present(tmp_path) == ["baby", "tiktok"]
+    assert discovery.resolve_datasets("auto", tmp_path) == ["baby", "synthetic", "tiktok"]  # + the embedded set
+    assert discovery.requested_datasets(None, tmp_path) == ["baby", "synthetic", "tiktok"]
+    assert discovery.resolve_datasets("tiktok", tmp_path) == ["tiktok"]  # a named list is taken as it is
     assert discovery.find_dataset_root("baby", tmp_path) == tmp_path
     assert discovery.missing_data_reason("baby", tmp_path) is None
     assert discovery.missing_data_reason("baby", tmp_path, needs_features=True) == (

@@ -142,8 +142,8 @@ PLAN_DESCRIPTION = ("Print the training runs that run-all needs (data set, model
 
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``plan`` and ``run-all``."""
-    p.add_argument("--datasets", help="comma-separated data sets, or auto (default: every set under the data root; "
-                                      "the embedded synthetic set if there is none)")
+    p.add_argument("--datasets", help="comma-separated data sets, or auto (default: every set under the data root and "
+                                      "the embedded synthetic set)")
     arguments.add_data_dir(p)
     arguments.add_device(p)
     p.add_argument("--seeds", help="comma-separated seeds, 0 <= seed < 2^32, or auto (default auto: "

@@ -60,12 +60,18 @@ def ensure_synthetic(data_dir: str | Path | None = None) -> Path:
     return DEFAULT_DATA
 
 
+def auto_datasets(data_dir: str | Path | None = None) -> list[str]:
+    """What ``auto`` names: every data set under the data root and the embedded synthetic set (generated when
+    absent), sorted: the sets of the committed tables wherever their data is present."""
+    return sorted({*datasets_present(data_dir), SYNTHETIC})
+
+
 def resolve_datasets(spec: str | Sequence[str], data_dir: str | Path | None = None) -> list[str]:
-    """``"auto"``: every data set under the data root (the synthetic one if there is none); else the list."""
+    """``"auto"``: :func:`auto_datasets`; else the list."""
     from ..core.config import parse_list
 
     names = parse_list(spec)
-    return (datasets_present(data_dir) or [SYNTHETIC]) if names == ["auto"] else names
+    return auto_datasets(data_dir) if names == ["auto"] else names
 
 
 def table_datasets(names: Sequence[str], data_dir: str | Path | None = None) -> list[str]:
@@ -113,12 +119,12 @@ def load_dataset_named(name: str, data_dir: str | Path | None = None, features: 
 
 
 def requested_datasets(spec: str | None, data_dir: str | Path | None = None, key: str = "--datasets") -> list[str]:
-    """The data sets ``spec`` names (comma-separated; ``auto`` or none: every set under the data root, else the
-    synthetic one), each present under the data root (``synthetic`` may still have to be generated). A missing one
+    """The data sets ``spec`` names (comma-separated; ``auto`` or none: :func:`auto_datasets`), each present
+    under the data root (``synthetic`` may still have to be generated). A missing one
     is one ConfigError naming ``key``, the data root, what was found and the fix. Nothing is written."""
     present = datasets_present(data_dir)
     names = parse_list(spec) if spec else []
-    names = (present or [SYNTHETIC]) if names in ([], ["auto"]) else names
+    names = auto_datasets(data_dir) if names in ([], ["auto"]) else names
     for name in names:
         if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
             reason = missing_data_reason(name, data_dir) or ""

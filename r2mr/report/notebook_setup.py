@@ -113,8 +113,8 @@ def run_summary(runs: Sequence[Any]) -> str:
 
 
 def check_datasets(spec: str, data_dir: str | Path | None = None) -> list[str]:
-    """The data sets a notebook's ``datasets`` parameter names (``auto``: every set under the data root, else
-    the synthetic one), each present under the data root; the embedded synthetic set is generated when
+    """The data sets a notebook's ``datasets`` parameter names (``auto``: every set under the data root and
+    the embedded synthetic set), each present under the data root; the embedded synthetic set is generated when
     absent. A missing one raises one ConfigError naming it and the fix, as ``run-all --datasets`` does."""
     from ..data.discovery import SYNTHETIC, ensure_synthetic, requested_datasets
 
