@@ -60,10 +60,11 @@ def ensure_synthetic(data_dir: str | Path | None = None) -> Path:
     return DEFAULT_DATA
 
 
-def auto_datasets(data_dir: str | Path | None = None) -> list[str]:
-    """What ``auto`` names: every data set under the data root and the embedded synthetic set (generated when
-    absent), sorted: the sets of the committed tables wherever their data is present."""
-    return sorted({*datasets_present(data_dir), SYNTHETIC})
+def auto_datasets(data_dir: str | Path | None = None, present: Sequence[str] | None = None) -> list[str]:
+    """What ``auto`` names: every data set under the data root (``present`` where the caller listed them
+    already) and the embedded synthetic set (generated when absent), sorted: the sets of the committed tables
+    wherever their data is present."""
+    return sorted({*(datasets_present(data_dir) if present is None else present), SYNTHETIC})
 
 
 def resolve_datasets(spec: str | Sequence[str], data_dir: str | Path | None = None) -> list[str]:
@@ -124,7 +125,7 @@ def requested_datasets(spec: str | None, data_dir: str | Path | None = None, key
     is one ConfigError naming ``key``, the data root, what was found and the fix. Nothing is written."""
     present = datasets_present(data_dir)
     names = parse_list(spec) if spec else []
-    names = auto_datasets(data_dir) if names in ([], ["auto"]) else names
+    names = auto_datasets(data_dir, present) if names in ([], ["auto"]) else names
     for name in names:
         if name != SYNTHETIC and find_dataset_root(name, data_dir) is None:
             reason = missing_data_reason(name, data_dir) or ""
