@@ -13,9 +13,9 @@ instead of writing into results/.
 
 Without ``--publish``: each notebook's default run (its ``parameters`` cell: the embedded synthetic set, one
 seed, quick size), executed under the conditions of the replay in tests/test_notebooks.py (a fresh run cache,
-one torch thread, R2MR_DATA_DIR ignored, outputs to scratch/). The outputs of the cells marked
-``# NBVAL_CHECK_OUTPUT`` go to ``tests/fixtures/notebook_checks/NN_*.json``; the replay compares against them.
-Run it after a change that alters such an output.
+one torch thread, CPU kernels pinned to one code path, R2MR_DATA_DIR ignored, outputs to scratch/). The
+outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` go to ``tests/fixtures/notebook_checks/NN_*.json``; the
+replay compares against them. Run it after a change that alters such an output.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from r2mr.cli.pipeline import checked_outputs, clean_notebook, default_run, notebook_paths  # noqa: E402
+from r2mr.cli.staging import replay_environment  # noqa: E402
 from r2mr.core.atomic_io import write_text  # noqa: E402
 from r2mr.core.paths import REPO_ROOT, RESULTS  # noqa: E402
 from r2mr.report.notebook_setup import committed_note  # noqa: E402
@@ -42,11 +43,9 @@ def refresh_checks(prefixes: list[str]) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    runs = tempfile.mkdtemp(prefix="r2mr-refresh-runs-")
-    os.environ.pop("R2MR_DATA_DIR", None)
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend, as in the replay
-    os.environ.update(R2MR_RUNS_DIR=runs, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                      PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    env = replay_environment(Path(tempfile.mkdtemp(prefix="r2mr-refresh-runs-")), os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernels nbclient starts inherit it
     for path in notebook_paths(prefixes or None):
         t0 = time.time()
         nb = nbformat.from_dict(default_run(nbformat.read(str(path), as_version=4)))

@@ -1,9 +1,10 @@
 """Archived evidence reproduces: three cheap archived runs (BPR, LightGCN, VBPR, on any data set found under the
 data root) are retrained here for their first epochs with their archived resolved configuration and thread count,
-and every loss and every valid and test metric equals the archived history bit for bit (the first epochs of a
-run do not depend on its epoch limit). The embedded synthetic set is generated when absent (as ``run_all.sh``
-does); a run on another data set is skipped where that set is not under the data root (``$R2MR_DATA_DIR`` or
-the repository's ``data/``)."""
+and every loss and every valid and test metric equals the archived history (the first epochs of a run do not
+depend on its epoch limit): bit for bit where the archived run names this machine's processor model and kernel
+path (its ``cpu`` field), within a stated tolerance elsewhere. The embedded synthetic set is generated when
+absent (as ``run_all.sh`` does); a run on another data set is skipped where that set is not under the data root
+(``$R2MR_DATA_DIR`` or the repository's ``data/``)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from r2mr.core.processor import processor_id
 from r2mr.data.discovery import SYNTHETIC, ensure_synthetic, find_dataset_root, load_dataset_named
 from r2mr.runs import archive, experiment
 
 CHEAP = ("bpr", "lightgcn", "vbpr")
 EPOCHS = 2
+# Another processor model (or a record made before runs stored ``cpu``): MKL's kernels sum in another order
+# (r2mr.core.processor). Measured on two AMD EPYC models: 2e-8 relative on VBPR's second-epoch loss, metrics
+# equal. The bounds leave room for that drift, and none for a changed model, sampler or metric.
+LOSS_RTOL, METRIC_ATOL = 1e-5, 1e-3
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +58,12 @@ def test_archived_run_retrains_bit_for_bit(index: int, tmp_path: Path, monkeypat
                                max_epochs=EPOCHS, device="cpu", run_dir=tmp_path / "run", progress=False)
     finally:
         torch.set_num_threads(threads)
+    same_processor = rec.get("cpu") == processor_id()
     for mine, archived in zip(res["history"], rec["history"][:EPOCHS], strict=True):
-        assert mine["loss"] == archived["loss"]
-        assert mine["valid"] == archived["valid"] and mine["test"] == archived["test"]
+        if same_processor:
+            assert mine["loss"] == archived["loss"]
+            assert mine["valid"] == archived["valid"] and mine["test"] == archived["test"]
+        else:
+            assert mine["loss"] == pytest.approx(archived["loss"], rel=LOSS_RTOL)
+            for split in ("valid", "test"):
+                assert mine[split] == pytest.approx(archived[split], abs=METRIC_ATOL), split

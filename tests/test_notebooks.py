@@ -10,7 +10,8 @@ change that alters a result fails here.
 
 Time budget: each notebook's default (quick) run stays under 3 minutes on 2 CPU cores; all of them together
 a few minutes. The replay uses a run cache that is fresh for the session (a cached run would hide a changed
-result), one torch thread (the expected outputs were made that way; ``scripts/refresh_notebooks.py``
+result), one torch thread and CPU kernels pinned to one code path on any x86 processor (the expected outputs
+were made that way, r2mr.cli.staging.replay_environment; ``scripts/refresh_notebooks.py``
 regenerates them) and the embedded synthetic set, whatever ``R2MR_DATA_DIR`` says.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from r2mr.cli.pipeline import CHECK_MARK, checked_outputs, default_run, missing_models, notebook_paths
+from r2mr.cli.staging import replay_environment
 from r2mr.core.paths import REPO_ROOT, RESULTS
 from r2mr.report.notebook_setup import committed_parameters
 
@@ -45,13 +47,6 @@ def test_notebooks_are_found() -> None:
 
 def nb_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def replay_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("R2MR_DATA_DIR", "MPLBACKEND")}  # kernel: inline plots
-    env.update(R2MR_RUNS_DIR=str(tmp_path / "runs"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    return env
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -165,7 +160,8 @@ def test_nbval_replay(path: Path, replay_root: Path, tmp_path: Path) -> None:
     replay.write_text(json.dumps(nb))
     cmd = [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
            "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "900", str(replay)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=replay_env(replay_root), capture_output=True, text=True, timeout=1800)
+    env = replay_environment(replay_root / "runs", os.environ)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"nbval failed for {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
 
 

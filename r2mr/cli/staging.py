@@ -10,10 +10,12 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..core.errors import ConfigError
+from ..core.paths import DATA_ENV, REPO_ROOT
+from ..core.processor import PORTABLE_KERNELS
 
 KERNEL = "r2mr"  # the kernel scripts/ensure_env.sh installs into the environment (--sys-prefix)
 SCRATCH_STAGING = "scratch/staging"  # an invocation's outputs wait here until every notebook has succeeded
@@ -60,3 +62,15 @@ def _move(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
         src.unlink()
+
+
+def replay_environment(runs: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a notebook's default run whose checked outputs are compared (the replay in
+    tests/test_notebooks.py and ``scripts/refresh_notebooks.py``, which writes what it expects): a fresh run
+    cache ``runs``, the embedded synthetic set whatever ``R2MR_DATA_DIR`` says, the kernel's inline plots, one
+    torch thread, and CPU kernels pinned to one code path on any x86 processor
+    (:data:`r2mr.core.processor.PORTABLE_KERNELS`), so the expected numbers do not depend on the machine."""
+    env = {k: v for k, v in base.items() if k not in (DATA_ENV, "MPLBACKEND")}
+    env.update(R2MR_RUNS_DIR=str(runs), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **PORTABLE_KERNELS,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), base.get("PYTHONPATH")])))
+    return env

@@ -223,8 +223,12 @@ def versions() -> dict[str, str]:
 
 
 def run_metadata(device: Any) -> dict[str, Any]:
+    """What a run record stores about the machine and code that made it (recorded, never keyed)."""
     import torch
 
-    return {"commit": git_commit(), "device_name": device_name(device), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "versions": versions(), "python": platform.python_version(),
+    from .processor import processor_id
+
+    return {"commit": git_commit(), "device_name": device_name(device), "cpu": processor_id(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "versions": versions(),
+            "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -16,8 +16,9 @@ when the folder is created), ``result.json`` (the record), ``checkpoint.pt``, ``
   digest catches accidental or partial edits (a hand-edited metric, a truncated copy); it is no signature:
   someone who edits a record and recomputes the digest is not detected.
 * Paths inside a record are relative to its folder (``"artifacts": "artifacts.pt"``), so a store can move.
-* Recorded, not keyed: ``device``, ``device_name``, ``torch``, ``commit`` and ``wall_seconds`` (the wall time of
-  the call that finished the run: building the model and training; a resumed run counts its last part only).
+* Recorded, not keyed: ``device``, ``device_name``, ``cpu``, ``torch``, ``commit`` and ``wall_seconds`` (the
+  wall time of the call that finished the run: building the model and training; a resumed run counts its last
+  part only).
 """
 
 from __future__ import annotations
