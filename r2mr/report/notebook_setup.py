@@ -35,7 +35,7 @@ class _WorkOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         return (record.levelno >= logging.WARNING or record.name.startswith("r2mr.train")
-                or ": trained in " in msg or msg.startswith("benchmarking") or msg.startswith("generating"))
+                or ": trained in " in msg or msg.startswith("benchmark") or msg.startswith("generating"))
 
 
 LOGS = REPO_ROOT / "scratch" / "logs"  # git-ignored
