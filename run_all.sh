@@ -31,7 +31,8 @@
 #   --retrain          the same as --restart: also the runs of the evidence archive (results/evidence/)
 #   --train-only       train the plan's missing runs, then stop (no notebooks): how a campaign is run
 #   --no-train         train nothing: every run comes from the store or the evidence archive; a run in
-#                      neither is a "not run" row (regenerates the committed tables from the archive)
+#                      neither is a "not run" row (regenerates the committed tables from the archive); notebook
+#                      04 reads its committed R2MR benchmark back instead of measuring it
 #   --jobs N           train N runs at once on this machine (processes, cores/N torch threads each; default:
 #                      one run per core on a CPU, so one thread per run; 1 on a GPU). Idle OpenMP threads
 #                      wait passively (OMP_WAIT_POLICY=PASSIVE unless set): they never spin on a busy machine
