@@ -2,7 +2,7 @@
 one evaluation (valid + test), the machine's bound for each, and measured ÷ bound.
 
 Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:baby,...] [--batches 12]
-       [--rounds 3] [--competitors 0] [--out results/benchmarks/kernels_cpu_quiet.json]
+       [--rounds 3] [--competitors 0] [--reference-rates] [--out results/benchmarks/kernels_cpu_quiet.json]
 
 * old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
   stacking the layers, ``users @ items.T`` and ``torch.topk``; new: the package as it is (numba kernels, running
@@ -12,9 +12,11 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
   later steps scaled to the epoch's batches (after one warm-up step); per-epoch hooks are not included.
   Evaluation: CPU seconds of one ``Trainer.evaluate``. One torch thread.
 * Bound: the step's (or the evaluation's) work at this machine's measured rates: every sparse product's bytes
-  (nnz x (12 + 4 d) + rows x 4 d) at the cache bandwidth ``CACHE_GBS``, dense products' FLOPs (torch's
-  FlopCounterMode) at ``GEMM_GFLOPS``, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
-  A floor, not a prediction; rates measured on the 2-core AMD EPYC machine this was written on.
+  (nnz x (12 + 4 d) + rows x 4 d) at the cache bandwidth, dense products' FLOPs (torch's
+  FlopCounterMode) at the dense rate, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
+  A floor, not a prediction. Both rates are this machine's, measured at the start (``benchmarks/machine_rates.py``,
+  before any competing process starts); ``--reference-rates`` uses those of the AMD EPYC the benchmark was
+  written on (``REFERENCE_RATES``) instead.
 * ``--competitors N`` starts N spinning processes of this benchmark's own for the whole run (a loaded
   machine); they are ended by their process ids.
 
@@ -41,6 +43,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from benchmarks.machine_rates import cache_gbs, gemm_gflops  # noqa: E402
 from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
 from r2mr.core.paths import data_root  # noqa: E402
 from r2mr.data import kernels, load_dataset  # noqa: E402
@@ -50,7 +53,8 @@ from r2mr.runs.plan_specs import quick_overrides  # noqa: E402
 from r2mr.training.runtime import seed_everything  # noqa: E402
 from r2mr.training.trainer import Trainer  # noqa: E402
 
-CACHE_GBS, GEMM_GFLOPS = 96.0, 82.0  # measured floor: cache-resident reads, dense float32 products (1 thread)
+REFERENCE_RATES = (96.0, 82.0)  # GB/s of cache-resident reads, GFLOP/s of dense float32 products (1 thread), as
+# measured on the processor this benchmark was written on (an earlier AMD EPYC; the first committed files used it)
 CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vbpr:tiktok,lattice:tiktok,"
          "freedom:tiktok,bm3:tiktok,mgcn:tiktok,r2mr:tiktok")
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
@@ -129,7 +133,9 @@ def cpu_seconds(fn) -> float:
     return time.process_time() - t0
 
 
-def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -> dict:
+def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int,
+               rates: tuple[float, float] = REFERENCE_RATES) -> dict:
+    """One model on one data set, old and new alternating; ``rates`` = (cache GB/s, dense GFLOP/s) for the bound."""
     _, quick = quick_overrides(model, "quick")
     quick.pop("max_epochs", None)
     cls, mcfg, tcfg = make_configs(model, quick, dataset=dataset, max_epochs=1)
@@ -151,8 +157,8 @@ def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -
     n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
 
     def bound(work: dict[str, float], adam: bool = True) -> float:
-        return ((work["sparse_bytes"] + (28 * n_params if adam else 0)) / (CACHE_GBS * 1e9)
-                + work["flops"] / (GEMM_GFLOPS * 1e9))
+        return ((work["sparse_bytes"] + (28 * n_params if adam else 0)) / (rates[0] * 1e9)
+                + work["flops"] / (rates[1] * 1e9))
 
     with path("new"), counted() as ework:
         trainer.evaluate()
@@ -194,19 +200,24 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=12)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--competitors", type=int, default=0, help="spinning processes for a loaded machine")
+    p.add_argument("--reference-rates", action="store_true",
+                   help="bounds at the rates of the processor this was written on, not this machine's")
     p.add_argument("--out")
     args = p.parse_args()
     torch.set_num_threads(1)
     if not kernels.numba_available():
         raise SystemExit("numba is not installed: the new path would be the old one; fix: pip install numba")
     label = "loaded" if args.competitors else "quiet"
+    rates = REFERENCE_RATES if args.reference_rates else (cache_gbs(), gemm_gflops())  # before any competitor
+    print(f"bounds at {rates[0]:.1f} GB/s and {rates[1]:.1f} GFLOP/s "
+          f"({'reference' if args.reference_rates else 'measured here'})", flush=True)
     out = args.out or ROOT / "results" / "benchmarks" / f"kernels_cpu_{label}.json"
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.competitors)]
     rows, load = [], [os.getloadavg()[0]]
     try:
         for case in args.cases.split(","):
             model, dataset = case.split(":")
-            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds))
+            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds, rates))
             load.append(os.getloadavg()[0])
             print(f"[{len(rows)}] {model} on {dataset} done (load {load[-1]:.1f})", flush=True)
     finally:
@@ -217,7 +228,8 @@ def main() -> int:
           f"load average {min(load):.1f}-{max(load):.1f} from all work on it); x = old / new")
     print_rows(rows)
     write_json(out, {"rows": rows, "machine": label, "competitors": args.competitors, "loadavg": load,
-                     "cache_gbs": CACHE_GBS, "gemm_gflops": GEMM_GFLOPS, **run_metadata("cpu")})
+                     "cache_gbs": rates[0], "gemm_gflops": rates[1],
+                     "rates": "reference" if args.reference_rates else "measured", **run_metadata("cpu")})
     print(f"wrote {out}")
     return 0
 

@@ -28,6 +28,9 @@ OLD_SECONDS_PER_EPOCH = {"bpr": 1.1, "lightgcn": 2.8, "vbpr": 1.7, "lattice": 5.
 # Goals of the work (seconds, one thread): LightGCN's training epoch and the evaluation of both splits.
 TRAIN_GOALS = {("lightgcn", "baby"): 1.5, ("lightgcn", "sports"): 5.0, ("lightgcn", "tiktok"): 0.5}
 EVAL_GOALS = {"baby": 0.45, "sports": 2.0, "tiktok": 0.2}
+EARLIER_PROCESSOR = "the AMD EPYC of the first sessions (model not recorded)"
+RATES = {"measured": "this processor's rates, measured by the benchmark: benchmarks/machine_rates.py",
+         "reference": "the rates measured on the AMD EPYC the benchmark was written on"}
 INTERACTIONS = {"synthetic": 25_000, "tiktok": None, "baby": None, "sports": None}  # None: counted from the data
 
 
@@ -69,6 +72,9 @@ def kernel_table(doc: dict) -> list[str]:
 
 def goal_lines(doc: dict) -> list[str]:
     out = ["Goals (one thread, set for an idle machine; the seconds here carry the load stated above):"]
+    if doc.get("rates") == "measured":
+        out[0] = (f"Goals (one thread, idle machine; set in seconds on the earlier processor, whose cache reads ran "
+                  f"at 96 GB/s, against {doc['cache_gbs']:.0f} GB/s here: read new ÷ bound beside them):")
     for r in doc["rows"]:
         goal = TRAIN_GOALS.get((r["model"], r["dataset"]))
         if goal:
@@ -141,9 +147,10 @@ def render(interactions: dict[str, int]) -> str:
             out.append(f"(no results/benchmarks/kernels_cpu_{label}.json)")
             continue
         out += [f"CPU seconds, one thread; {doc['competitors']} competing process(es) of the benchmark's own; "
-                f"load average {min(doc['loadavg']):.1f}-{max(doc['loadavg']):.1f}; commit {doc['commit']}. "
-                f"Bounds: sparse bytes at {doc['cache_gbs']:.0f} GB/s, dense FLOPs at {doc['gemm_gflops']:.0f} "
-                "GFLOP/s, the Adam update's bytes.", "", *kernel_table(doc), "", *goal_lines(doc)]
+                f"load average {min(doc['loadavg']):.1f}-{max(doc['loadavg']):.1f}; commit {doc['commit']}; "
+                f"processor: {doc.get('cpu', EARLIER_PROCESSOR)}. Bounds: sparse bytes at {doc['cache_gbs']:.0f} "
+                f"GB/s, dense FLOPs at {doc['gemm_gflops']:.0f} GFLOP/s ({RATES[doc.get('rates', 'reference')]}), "
+                "the Adam update's bytes.", "", *kernel_table(doc), "", *goal_lines(doc)]
     if quiet:
         table = new_table(quiet["rows"])
         old_h, new_h = cpu_hours(OLD_SECONDS_PER_EPOCH, interactions), cpu_hours(table, interactions)
