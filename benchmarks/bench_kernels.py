@@ -14,8 +14,9 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
 * Bound: the step's (or the evaluation's) work at this machine's measured rates: every sparse product's bytes
   (nnz x (12 + 4 d) + rows x 4 d) at the cache bandwidth, dense products' FLOPs (torch's
   FlopCounterMode) at the dense rate, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
-  A floor, not a prediction. Both rates are this machine's, measured at the start (``benchmarks/machine_rates.py``,
-  before any competing process starts); ``--reference-rates`` uses those of the AMD EPYC the benchmark was
+  A floor, not a prediction. Both rates are this machine's (``benchmarks/machine_rates.py``), measured before any
+  competing process starts and again after they end, the faster of the two kept (the rates of this virtual
+  machine drift by up to 2x over minutes); ``--reference-rates`` uses those of the AMD EPYC the benchmark was
   written on (``REFERENCE_RATES``) instead.
 * ``--competitors N`` starts N spinning processes of this benchmark's own for the whole run (a loaded
   machine); they are ended by their process ids.
@@ -133,9 +134,9 @@ def cpu_seconds(fn) -> float:
     return time.process_time() - t0
 
 
-def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int,
-               rates: tuple[float, float] = REFERENCE_RATES) -> dict:
-    """One model on one data set, old and new alternating; ``rates`` = (cache GB/s, dense GFLOP/s) for the bound."""
+def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -> dict:
+    """One model on one data set, old and new alternating: seconds, and the work of the epoch and of one
+    evaluation (``*_bytes`` read at cache speed, ``*_flops`` of dense products) for :func:`add_bounds`."""
     _, quick = quick_overrides(model, "quick")
     quick.pop("max_epochs", None)
     cls, mcfg, tcfg = make_configs(model, quick, dataset=dataset, max_epochs=1)
@@ -156,9 +157,6 @@ def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int,
         step(trainer, pool[1])
     n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
 
-    def bound(work: dict[str, float], adam: bool = True) -> float:
-        return ((work["sparse_bytes"] + (28 * n_params if adam else 0)) / (rates[0] * 1e9)
-                + work["flops"] / (rates[1] * 1e9))
 
     with path("new"), counted() as ework:
         trainer.evaluate()
@@ -175,11 +173,25 @@ def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int,
                 evals[name].append(cpu_seconds(trainer.evaluate))
     row = {"model": model, "dataset": dataset, "n_users": ds.n_users, "n_items": ds.n_items,
            "train_edges": len(ds.train), "batches": n_batches, "timed_batches": batches, "rounds": rounds,
-           "train_bound_s": bound(first) + bound(later) * (n_batches - 1), "eval_bound_s": bound(ework, False)}
+           "train_bytes": first["sparse_bytes"] + later["sparse_bytes"] * (n_batches - 1) + 28 * n_params * n_batches,
+           "train_flops": first["flops"] + later["flops"] * (n_batches - 1),
+           "eval_bytes": ework["sparse_bytes"], "eval_flops": ework["flops"]}
     for name in ("old", "new"):
         row[f"train_{name}_s"] = statistics.median(train[name])
         row[f"eval_{name}_s"] = statistics.median(evals[name])
     return row
+
+
+def add_bounds(rows: list[dict], rates: tuple[float, float]) -> None:
+    """Each row's ``train_bound_s`` and ``eval_bound_s``: its work at ``rates`` (cache GB/s, dense GFLOP/s)."""
+    for r in rows:
+        for part in ("train", "eval"):
+            r[f"{part}_bound_s"] = r[f"{part}_bytes"] / (rates[0] * 1e9) + r[f"{part}_flops"] / (rates[1] * 1e9)
+
+
+def measured_rates() -> tuple[float, float]:
+    """(cache GB/s, dense GFLOP/s) of this machine now (benchmarks/machine_rates.py)."""
+    return cache_gbs(), gemm_gflops()
 
 
 def print_rows(rows: list[dict]) -> None:
@@ -208,28 +220,37 @@ def main() -> int:
     if not kernels.numba_available():
         raise SystemExit("numba is not installed: the new path would be the old one; fix: pip install numba")
     label = "loaded" if args.competitors else "quiet"
-    rates = REFERENCE_RATES if args.reference_rates else (cache_gbs(), gemm_gflops())  # before any competitor
-    print(f"bounds at {rates[0]:.1f} GB/s and {rates[1]:.1f} GFLOP/s "
-          f"({'reference' if args.reference_rates else 'measured here'})", flush=True)
+    start_rates = None if args.reference_rates else measured_rates()  # before any competitor starts
     out = args.out or ROOT / "results" / "benchmarks" / f"kernels_cpu_{label}.json"
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.competitors)]
     rows, load = [], [os.getloadavg()[0]]
     try:
         for case in args.cases.split(","):
             model, dataset = case.split(":")
-            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds, rates))
+            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds))
             load.append(os.getloadavg()[0])
             print(f"[{len(rows)}] {model} on {dataset} done (load {load[-1]:.1f})", flush=True)
     finally:
         for proc in spinners:  # only the processes started here, by id
             proc.kill()
             proc.wait()
+    measured = {}
+    if args.reference_rates:
+        rates = REFERENCE_RATES
+    else:  # the faster of the rates before and after (competitors ended): this VM's speed drifts by minutes
+        end_rates = measured_rates()
+        rates = (max(start_rates[0], end_rates[0]), max(start_rates[1], end_rates[1]))
+        measured = {"rates_start": start_rates, "rates_end": end_rates}
+        print(f"rates (GB/s, GFLOP/s): {start_rates[0]:.1f}, {start_rates[1]:.1f} at the start; {end_rates[0]:.1f}, "
+              f"{end_rates[1]:.1f} at the end; the bounds take the faster", flush=True)
+    add_bounds(rows, rates)
     print(f"CPU seconds, 1 thread, {label} machine ({args.competitors} competing processes of this benchmark; "
           f"load average {min(load):.1f}-{max(load):.1f} from all work on it); x = old / new")
     print_rows(rows)
     write_json(out, {"rows": rows, "machine": label, "competitors": args.competitors, "loadavg": load,
                      "cache_gbs": rates[0], "gemm_gflops": rates[1],
-                     "rates": "reference" if args.reference_rates else "measured", **run_metadata("cpu")})
+                     "rates": "reference" if args.reference_rates else "measured", **measured,
+                     **run_metadata("cpu")})
     print(f"wrote {out}")
     return 0
 
