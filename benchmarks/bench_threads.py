@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from r2mr.core.atomic_io import write_json  # noqa: E402
+from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
 from r2mr.core.threads import WAIT_POLICY_ENV, cores_available, worker_env  # noqa: E402
 
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
@@ -119,7 +119,8 @@ def main() -> int:
         print(f"{name:<28} x{value:.2f}")
     write_json(args.out, {"model": args.model, "dataset": args.dataset, "batches": args.batches,
                           "competitors": args.competitors, "cores": cores_available(), "rows": rows,
-                          "ratios": ratios, "goal": "new loaded / alone <= 1.5"})
+                          "ratios": ratios, "goal": "new loaded / alone <= 1.5",
+                          **{k: v for k, v in run_metadata("cpu").items() if k != "threads"}})  # threads: per row
     print(f"wrote {args.out}")
     return 0
 

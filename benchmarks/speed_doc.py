@@ -92,7 +92,8 @@ def threads_section(doc: dict | None) -> list[str]:
         return ["(no results/benchmarks/threads_cpu.json: run benchmarks/bench_threads.py)"]
     lines = [f"{doc['model']} on {doc['dataset']}, {doc['batches']} training steps per measurement, "
              f"{doc['cores']} cores; loaded = {doc['competitors']} spinning process(es) of the benchmark's own. "
-             "Milliseconds per step (medians of fresh worker processes); load = the machine's load average.", "",
+             "Milliseconds per step (medians of fresh worker processes); load = the machine's load average; "
+             f"commit {doc.get('commit', 'not recorded')}; processor: {doc.get('cpu', EARLIER_PROCESSOR)}.", "",
              "| policy | machine | threads | wall ms | CPU ms | load |", "|---|---|---:|---:|---:|---:|"]
     for r in doc["rows"]:
         lines.append(f"| {r['policy']} | {'loaded' if r['loaded'] else 'alone'} | {r['threads']} | "
