@@ -31,6 +31,9 @@ def test_committed_row_needs_same_sizes_and_device(committed):
     assert bench.committed_row("clothing", None, "cuda", committed)["train_s_per_epoch"] == 0.4
     assert bench.committed_row("other", SIZES, "cpu", committed) is None
     assert bench.committed_row("tiny", SIZES, "cpu", committed.with_name("absent.csv")) is None
+    other = committed.with_name("other.csv")
+    other.write_text("scale,seconds\ntiny,1.0\n")  # a table without the benchmark's columns: not read back
+    assert bench.committed_row("tiny", SIZES, "cpu", other) is None
 
 
 def test_read_back_only_under_no_train(committed, monkeypatch, caplog):

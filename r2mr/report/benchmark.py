@@ -31,7 +31,9 @@ def committed_row(scale: str, sizes: dict[str, int] | None, device: str, path: P
     if not path.is_file():
         return None
     table = pd.read_csv(path)
-    rows = table[(table["scale"] == scale) & table["device"].str.startswith(device)]
+    if not {"scale", "device", *SIZE_COLUMNS} <= set(table.columns):  # not a benchmark table: measure instead
+        return None
+    rows = table[(table["scale"] == scale) & table["device"].astype(str).str.startswith(device)]
     if sizes is not None:
         for column in SIZE_COLUMNS:
             rows = rows[rows[column] == sizes[column]]
