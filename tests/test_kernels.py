@@ -19,6 +19,7 @@ from r2mr.data.graph import csr_rows, spmm, to_torch
 from r2mr.evaluation.evaluator import Evaluator
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn
 from r2mr.runs.experiment import _wants_cache_dir, make_configs
+from r2mr.training import adam
 from r2mr.training.runtime import seed_everything
 from r2mr.training.trainer import Trainer
 from tests.conftest import write_inter
@@ -223,9 +224,9 @@ def test_product_without_the_prefetch_hint_keeps_its_bits(monkeypatch: pytest.Mo
     assert out.tobytes() == bits(torch.sparse.mm(a, x)) == bits(kernels.csr_mm(a, x))
 
 
-# -- whole models: today's path against the new one ---------------------------------------------------------------
+# -- whole models: today's path (torch's products and Adam) against the new one ----------------------------------
 PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)  # modules that import lightgcn.propagate
-MODELS = {"lightgcn": {}, "lattice": {}, "freedom": {}, "bm3": {}, "mgcn": {},
+MODELS = {"bpr": {}, "vbpr": {}, "lightgcn": {}, "lattice": {}, "freedom": {}, "bm3": {}, "mgcn": {},
           "r2mr": {"rewrite_every": 1, "max_rounds": 2, "dim": 32}}
 
 
@@ -252,8 +253,12 @@ def test_model_same_numbers_as_torch_path(name: str, small_root: Path, tmp_path:
         for module in PROPAGATE_USERS:
             m.setattr(module, "propagate", stacked_propagate)
         old, old_sha = fit(name, small_root, tmp_path, MODELS[name])
+    fast = []  # parameters the compiled Adam stepped
+    step_fast = adam.Adam._step_fast
+    monkeypatch.setattr(adam.Adam, "_step_fast", lambda self, p, group: (fast.append(1), step_fast(self, p, group)))
     with kernels.use_backend("numba"):
         new, new_sha = fit(name, small_root, tmp_path, MODELS[name])
+    assert fast or name == "r2mr", "the compiled Adam did not run"  # R2MR trains with torch's AdamW
     assert strip_timing(new["history"]) == strip_timing(old["history"])  # losses and every metric, float for float
     assert (new["best_epoch"], new["selected_by_test_epoch"]) == (old["best_epoch"], old["selected_by_test_epoch"])
     assert new_sha == old_sha and len(old["history"]) == 3
