@@ -65,6 +65,14 @@ def test_falls_back_to_torch(why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(torch.equal(a, b) for a, b in zip(ours[0], ref[0]))
 
 
+def test_a_parameter_off_the_cpu_leaves_the_group_to_torch() -> None:
+    group = {"params": [torch.nn.Parameter(torch.zeros(8, device="meta"))], "lr": 1e-3, "eps": 1e-8,
+             "weight_decay": 0.0, "betas": (0.9, 0.999)}
+    assert not adam._group_applies(group)
+    group["params"] = [torch.nn.Parameter(torch.zeros(8))]
+    assert adam._group_applies(group)
+
+
 @needs_numba
 def test_a_torch_checkpoint_resumes_with_the_same_bits() -> None:
     """Two torch steps equal one torch step, its state saved and loaded into :class:`adam.Adam`, and one step."""
