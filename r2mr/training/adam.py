@@ -142,51 +142,50 @@ class Adam(torch.optim.Adam):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if _param_applies(p):
-                    self._step_fast(p, group)
-                else:
-                    self._step_torch(p, group)
+                state, bias = self._advance(p, group)
+                start = self._step_fast(p, group, state, bias) if _param_applies(p) else 0
+                if start < p.numel():
+                    self._step_torch(p, group, state, bias, start)
 
-    def _state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The parameter's state as torch creates it: ``step`` (a float scalar tensor), ``exp_avg``, ``exp_avg_sq``."""
+    def _advance(self, p: torch.Tensor, group: dict[str, Any]) -> tuple[dict[str, torch.Tensor], tuple[float, float]]:
+        """Count the step in ``p``'s state (created as torch creates it: ``step`` a float scalar tensor,
+        ``exp_avg``, ``exp_avg_sq``) and return it with torch's bias terms (sqrt(1 - b2^t), -lr / (1 - b1^t))."""
         state = self.state[p]
         if not state:
             dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
             state["step"] = torch.tensor(0.0, dtype=dtype)
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        return state
-
-    def _step_torch(self, p: torch.Tensor, group: dict[str, Any], start: int = 0) -> None:
-        """torch's single-tensor step for ``p`` (elements from ``start`` on; the state's step already counted
-        where ``start`` > 0)."""
-        state = self._state(p)
-        if start == 0:
-            state["step"] += 1
+        state["step"] += 1
         beta1, beta2 = group["betas"]
         step = state["step"].item()
+        return state, ((1 - beta2 ** step) ** 0.5, -(group["lr"] / (1 - beta1 ** step)))
+
+    @staticmethod
+    def _step_torch(p: torch.Tensor, group: dict[str, Any], state: dict[str, torch.Tensor],
+                    bias: tuple[float, float], start: int) -> None:
+        """torch's single-tensor step, operation by operation, on the elements of ``p`` from ``start`` on."""
+        beta1, beta2 = group["betas"]
         param, m, v = (t.view(-1)[start:] for t in (p, state["exp_avg"], state["exp_avg_sq"]))
         grad = p.grad.reshape(-1)[start:]
         if group["weight_decay"] != 0:
             grad = grad.add(param, alpha=group["weight_decay"])
         m.lerp_(grad, 1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-        denom = (v.sqrt() / bias_correction2_sqrt).add_(group["eps"])
-        param.addcdiv_(m, denom, value=-(group["lr"] / (1 - beta1 ** step)))
+        denom = (v.sqrt() / bias[0]).add_(group["eps"])
+        param.addcdiv_(m, denom, value=bias[1])
 
-    def _step_fast(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        """The compiled passes over the whole blocks of ``p``, torch's step over the rest."""
-        state = self._state(p)
-        state["step"] += 1
+    @staticmethod
+    def _step_fast(p: torch.Tensor, group: dict[str, Any], state: dict[str, torch.Tensor],
+                   bias: tuple[float, float]) -> int:
+        """The compiled passes over the whole blocks of ``p``; returns where they stopped (torch's step does the
+        rest)."""
         beta1, beta2 = group["betas"]
-        step, wd, f32 = state["step"].item(), group["weight_decay"], np.float32
+        wd, f32 = group["weight_decay"], np.float32
         n = p.numel() - p.numel() % BLOCK
         arrays = [t.view(-1).numpy() for t in (p, p.grad, state["exp_avg"], state["exp_avg_sq"])]
         k = _kernels()
         k["moments"](*arrays, n, f32(wd), wd != 0, f32(1 - beta1), f32(beta2), f32(1 - beta2))
         root = torch.sqrt(state["exp_avg_sq"].view(-1)[:n])  # torch's own square root (see the module)
-        k["update"](arrays[0], arrays[2], root.numpy(), n, f32((1 - beta2 ** step) ** 0.5), f32(group["eps"]),
-                    f32(-(group["lr"] / (1 - beta1 ** step))))
-        if n < p.numel():
-            self._step_torch(p, group, start=n)
+        k["update"](arrays[0], arrays[2], root.numpy(), n, f32(bias[0]), f32(group["eps"]), f32(bias[1]))
+        return n
