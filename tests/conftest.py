@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from r2mr.data.synth import SynthConfig, write
 
@@ -38,6 +40,17 @@ def toy_root(tmp_path: Path) -> Path:
     np.save(folder / "image_feat.npy", rng.normal(size=(5, 2)).astype(np.float32))
     np.save(folder / "text_feat.npy", rng.normal(size=(5, 3)).astype(np.float16))
     return tmp_path
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch at one thread for the test (as in a run's worker), whatever the machine's default; restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

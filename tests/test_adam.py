@@ -10,6 +10,7 @@ import torch
 from r2mr.data import kernels
 from r2mr.training import adam
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the compiled step runs at one thread only
 needs_numba = pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
 SHAPES = [(1000, 64), (333, 64), (4099,), (5000, 3), (37,), (8, 8), (4096,)]
 
