@@ -18,6 +18,7 @@ from r2mr.data import kernels, load_dataset
 from r2mr.data.graph import csr_rows, spmm, to_torch
 from r2mr.evaluation.evaluator import Evaluator
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn
+from r2mr.models import dropout as drop
 from r2mr.runs.experiment import _wants_cache_dir, make_configs
 from r2mr.training import adam
 from r2mr.training.runtime import seed_everything
@@ -253,12 +254,15 @@ def test_model_same_numbers_as_torch_path(name: str, small_root: Path, tmp_path:
         for module in PROPAGATE_USERS:
             m.setattr(module, "propagate", stacked_propagate)
         old, old_sha = fit(name, small_root, tmp_path, MODELS[name])
-    fast = []  # parameters the compiled Adam stepped
-    step_fast = adam.Adam._step_fast
+    fast, drawn = [], []  # parameters the compiled Adam stepped; dropout masks the compiled generator drew
+    step_fast, draw = adam.Adam._step_fast, drop.draw_
     monkeypatch.setattr(adam.Adam, "_step_fast", staticmethod(lambda *args: (fast.append(1), step_fast(*args))[1]))
+    drop.agrees_with_torch()  # its self-check draws too
+    monkeypatch.setattr(drop, "draw_", lambda *args: (drawn.append(1), draw(*args))[1])
     with kernels.use_backend("numba"):
         new, new_sha = fit(name, small_root, tmp_path, MODELS[name])
     assert fast or name == "r2mr", "the compiled Adam did not run"  # R2MR trains with torch's AdamW
+    assert bool(drawn) == (name in ("bm3", "r2mr")), "the compiled dropout did not run where expected"
     assert strip_timing(new["history"]) == strip_timing(old["history"])  # losses and every metric, float for float
     assert (new["best_epoch"], new["selected_by_test_epoch"]) == (old["best_epoch"], old["selected_by_test_epoch"])
     assert new_sha == old_sha and len(old["history"]) == 3

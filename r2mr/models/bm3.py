@@ -34,6 +34,7 @@ from ..data import Dataset
 from ..data.graph import sym_adj, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
+from .dropout import dropout
 from .lightgcn import propagate
 from .losses import emb_loss
 
@@ -88,8 +89,8 @@ class BM3(Recommender):
         users, items = self.encode()  # (U, d), (I, d)
         p = self.cfg.dropout
         with torch.no_grad():
-            u_bar = F.dropout(users, p, training=True).index_select(0, batch.users)  # (B, d)
-            i_bar = F.dropout(items, p, training=True).index_select(0, batch.pos)  # (B, d)
+            u_bar = dropout(users, p, training=True).index_select(0, batch.users)  # (B, d)
+            i_bar = dropout(items, p, training=True).index_select(0, batch.pos)  # (B, d)
         u_on = self.predictor(users.index_select(0, batch.users))  # (B, d)
         i_on = self.predictor(items.index_select(0, batch.pos))  # (B, d)
         rec = cosine_loss(u_on, i_bar) + cosine_loss(i_on, u_bar)
@@ -98,6 +99,6 @@ class BM3(Recommender):
             m_o = self.proj[m](table.index_select(0, batch.pos))  # (B, d)
             m_on = self.predictor(m_o)  # (B, d)
             align = align + cosine_loss(m_on, i_bar)
-            mask = mask + cosine_loss(m_on, F.dropout(m_o.detach(), p, training=True))
+            mask = mask + cosine_loss(m_on, dropout(m_o.detach(), p, training=True))
         reg = emb_loss(users, items)
         return rec + self.cfg.reg_weight * reg + self.cfg.cl_weight * (align + mask)

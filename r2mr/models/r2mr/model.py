@@ -52,6 +52,7 @@ from ...data import Dataset
 from ...data.graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
 from ...data.sampler import Batch
 from ..base import Recommender, xavier_normal_table
+from ..dropout import Dropout
 from ..losses import bpr, half_l2
 from .features import content_control, preprocess
 from .ops import gate, knn_weights, layer0, maybe_compile, row_normalise
@@ -145,7 +146,7 @@ class R2MR(Recommender):
                                  cfg.n_perspectives, cfg.perspective_split, cfg.dropout, cfg.review_init)
         if cfg.h_source == "item_id":
             self.item_id = xavier_normal_table(ds.n_items, d)  # (I, d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         adj = ui_norm(ds.train.users, ds.train.items, ds.n_users, ds.n_items, eps=1e-8)
         self.register_buffer("adj", to_torch(adj), persistent=False)  # (U, I)
         self.register_buffer("adj_t", to_torch(adj.T.tocsr()), persistent=False)  # (I, U)

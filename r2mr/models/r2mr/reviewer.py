@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ...data.graph import csr_gather
+from ..dropout import Dropout
 
 LOW, DISPARITY, HIGH = 0, 1, 2
 STATE_NAMES = ("low", "disparity", "high")
@@ -158,7 +159,7 @@ class Reviewer(nn.Module):
                 nn.init.uniform_(lin.weight, -1.0, 1.0)  # official; biases keep PyTorch's default
             else:
                 nn.init.xavier_uniform_(lin.weight)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         pat = EdgePattern.build(torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long),
                                 n_users, n_items)
         self.n_users = n_users
