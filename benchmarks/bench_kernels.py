@@ -5,9 +5,10 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
        [--rounds 3] [--competitors 0] [--reference-rates] [--out results/benchmarks/kernels_cpu_quiet.json]
 
 * old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
-  stacking the layers, ``users @ items.T``, ``torch.topk`` and ``torch.optim.Adam``'s step; new: the package as it
-  is (numba kernels, running layer sums, the item-major score product, the heap top-k, the compiled Adam step of
-  :mod:`r2mr.training.adam`, which the ``torch`` backend turns off). Both run on the same model, alternating
+  stacking the layers, ``users @ items.T``, ``torch.topk``, ``torch.optim.Adam``'s step and ``F.dropout``; new: the
+  package as it is (numba kernels, running layer sums, the item-major score product, the heap top-k, the compiled
+  Adam step of :mod:`r2mr.training.adam` and the compiled dropout mask of :mod:`r2mr.models.dropout`, both of
+  which the ``torch`` backend turns off). Both run on the same model, alternating
   (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load hits both alike.
 * Training: process CPU seconds of the epoch's first step (LATTICE learns its graph there) plus ``--batches``
   later steps scaled to the epoch's batches (after one warm-up step); per-epoch hooks are not included.
