@@ -142,8 +142,9 @@ def use_backend(name: str) -> Iterator[None]:
         _forced.pop()
 
 
-def _numba_applies(*tensors: torch.Tensor) -> bool:
-    """Whether the numba backend computes an operation on ``tensors``: CPU float32, numba asked for or available."""
+def numba_applies(*tensors: torch.Tensor) -> bool:
+    """Whether the numba backend computes an operation on ``tensors``: CPU float32, numba asked for or available
+    (``R2MR_SPMM`` not ``torch``). Every compiled path of the package asks here (also Adam's step and dropout)."""
     name = backend()
     if name == "torch" or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
@@ -157,7 +158,7 @@ def _numba_applies(*tensors: torch.Tensor) -> bool:
 
 def csr_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``A x`` for CSR ``a`` (n, m) and dense ``x`` (m, d) -> (n, d), no gradient (see :func:`r2mr.graph.spmm`)."""
-    if a.layout != torch.sparse_csr or not _numba_applies(a, x):
+    if a.layout != torch.sparse_csr or not numba_applies(a, x):
         return torch.sparse.mm(a, x)
     if x.dim() != 2 or a.shape[1] != x.shape[0]:
         raise ValueError(f"csr_mm: shapes {tuple(a.shape)} and {tuple(x.shape)} do not multiply")
@@ -199,7 +200,7 @@ def csr_mm_add(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, out: torch
 
 def fused_applies(a: torch.Tensor, x: torch.Tensor) -> bool:
     """Whether :func:`csr_mm_add` computes ``A x`` for these tensors (CSR ``a``, CPU float32, numba)."""
-    return a.layout == torch.sparse_csr and _numba_applies(a, x)
+    return a.layout == torch.sparse_csr and numba_applies(a, x)
 
 
 def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -208,7 +209,7 @@ def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     view of an (n, B) tensor, the fast orientation of the score product) are read in that order, without a copy.
     Falls back to ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then
     selects with another algorithm)."""
-    if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not _numba_applies(scores):
+    if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not numba_applies(scores):
         return scores.topk(k, dim=1).indices
     out = torch.empty(scores.shape[0], k, dtype=torch.int64)
     by_columns = scores.stride(0) < scores.stride(1)  # item-major storage

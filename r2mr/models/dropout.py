@@ -12,6 +12,7 @@ own generator state, so the output, its gradient and every later random draw are
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -19,17 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import kernels
-from ..data.bernoulli_kernel import CHUNK, N, compile_bernoulli, draw_
+from ..data.bernoulli_kernel import CHUNK, STATE_BYTES, N, compile_bernoulli, draw_
 
-_compiled: list[Callable[..., None]] = []
 _agreement: list[bool] = []  # the self-check's answer, once per process
 
 
+@functools.cache
 def _kernel() -> Callable[..., None]:
-    if not _compiled:
-        import numba
-        _compiled.append(compile_bernoulli(numba))
-    return _compiled[0]
+    import numba
+
+    return compile_bernoulli(numba)
 
 
 def agrees_with_torch() -> bool:
@@ -37,9 +37,10 @@ def agrees_with_torch() -> bool:
     the twister's regeneration and the kernel's chunk, from the generator's current state (restored after);
     checked once per process. Where they differ (MKL's generator on Intel processors), ``F.dropout`` is used."""
     if not _agreement:
-        saved, ok = torch.get_rng_state(), True
+        saved = torch.get_rng_state()
+        ok = saved.numel() == STATE_BYTES  # the serialised layout the kernel reads (another torch: torch's draw)
         try:
-            for n in (1, 7, N - 1, 2 * N + 3, CHUNK + 5):
+            for n in (1, 7, N - 1, 2 * N + 3, CHUNK + 5) if ok else ():
                 for q in (0.7, 0.5):
                     start = torch.get_rng_state()
                     ref = (torch.empty(n).bernoulli_(q), torch.rand(3))
@@ -54,8 +55,7 @@ def agrees_with_torch() -> bool:
 
 def fast_path_applies(x: torch.Tensor) -> bool:
     """A contiguous CPU float32 tensor, numba importable, ``R2MR_SPMM`` not ``torch``, the self-check passed."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous() and x.numel() > 0
-            and kernels.backend() != "torch" and kernels.numba_available() and agrees_with_torch())
+    return x.is_contiguous() and x.numel() > 0 and kernels.numba_applies(x) and agrees_with_torch()
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

@@ -93,8 +93,7 @@ def _param_applies(p: torch.Tensor) -> bool:
 
 def fast_path_applies() -> bool:
     """One torch thread, numba importable, ``R2MR_SPMM`` not ``torch``, and :func:`agrees_with_torch` here."""
-    return (torch.get_num_threads() == 1 and kernels.backend() != "torch" and kernels.numba_available()
-            and agrees_with_torch())
+    return torch.get_num_threads() == 1 and kernels.numba_applies() and agrees_with_torch()
 
 
 _agreement: list[bool] = []  # the self-check's answer, once per process
