@@ -67,6 +67,12 @@ def test_kernel_same_bits_as_torch_forward_and_backward(d: int) -> None:
         new = (bits(kernels.csr_mm(a, xt)), bits(kernels.csr_mm(sub, xt)), bits(kernels.csr_mm(sub_t, g[:5])))
     ref = (bits(torch.sparse.mm(a, xt)), bits(torch.sparse.mm(sub, xt)), bits(torch.sparse.mm(sub_t, g[:5])))
     assert new == ref
+    # signed zeros: every row's sum starts at +0.0, so a row of terms -0.0 sums to +0.0, as in torch
+    z = to_torch(sp.csr_matrix(np.array([[2.0, 0, 0], [0, -1.0, 0], [0, 1.0, -3.0]], np.float32)))
+    xz = torch.zeros(3, d)
+    xz[0] = -0.0
+    with kernels.use_backend("numba"):
+        assert bits(kernels.csr_mm(z, xz)) == bits(torch.sparse.mm(z, xz)) == bits(torch.zeros(3, d))
 
 
 def test_fallback_selected_automatically_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,39 +168,41 @@ def test_running_mean_same_bits_as_stack_then_mean(n_layers: int, backend: str) 
 
 
 @needs_numba
-def test_product_at_some_rows_and_from_live_rows_keeps_the_full_products_bits() -> None:
+@pytest.mark.parametrize("d", [24, kernels.PANEL])  # a kernel of any width, and the width-PANEL kernels
+def test_product_at_some_rows_and_from_live_rows_keeps_the_full_products_bits(d: int) -> None:
     """``rows``: only those output rows are written; ``live``: rows of x outside it are zero and skipped."""
     a = random_csr(150, 120, 0.08, 3)
-    x = torch.randn(120, 24, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(120, d, generator=torch.Generator().manual_seed(3))
     live = torch.zeros(120, dtype=torch.bool)
     live[[0, 5, 6, 77, 119]] = True
     x[~live] = 0.0
     x[5, :3] = -0.0
-    other = torch.randn(150, 24, generator=torch.Generator().manual_seed(4))
-    out = torch.empty(150, 24)
+    other = torch.randn(150, d, generator=torch.Generator().manual_seed(4))
+    out = torch.empty(150, d)
     kernels.csr_mm_add(a, x, other, out, into_other=False, live=live)
     assert bits(out) == bits(torch.sparse.mm(a, x) + other)
     rows = torch.tensor([1, 4, 149])
-    out, acc = torch.full((150, 24), 7.0), other.clone()
+    out, acc = torch.full((150, d), 7.0), other.clone()
     kernels.csr_mm_add(a, x, acc, out, into_other=True, rows=rows)
     full = torch.sparse.mm(a, x)
     assert bits(out[rows]) == bits(full[rows]) and bits(acc[rows]) == bits(other[rows] + full[rows])
     rest = torch.ones(150, dtype=torch.bool)
     rest[rows] = False
-    assert torch.equal(out[rest], torch.full((147, 24), 7.0)) and torch.equal(acc[rest], other[rest])
+    assert torch.equal(out[rest], torch.full((147, d), 7.0)) and torch.equal(acc[rest], other[rest])
 
 
 @needs_numba
-def test_layer_mean_at_the_loss_rows_same_bits_as_stack_then_mean() -> None:
+@pytest.mark.parametrize("d", [16, kernels.PANEL])
+def test_layer_mean_at_the_loss_rows_same_bits_as_stack_then_mean(d: int) -> None:
     """LightGCN's training path: the last layer at the rows the loss reads, and a backward whose first product
     reads only the rows with a gradient (fewer than half here), against stack-then-mean over every row."""
     a = random_csr(200, 200, 0.03, 5)
     a = to_torch(sp.csr_matrix((a.values().abs().numpy(), a.col_indices().numpy(), a.crow_indices().numpy()),
                                shape=(200, 200)))
-    ego = torch.randn(200, 16, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    ego = torch.randn(200, d, generator=torch.Generator().manual_seed(5)).requires_grad_()
     rows = torch.tensor([2, 3, 50, 51, 120, 199])
     pick = torch.tensor([3, 50, 50, 199, 2, 120, 51])  # the loss reads rows with repeats, in its order
-    w = torch.randn(7, 16, generator=torch.Generator().manual_seed(6))
+    w = torch.randn(7, d, generator=torch.Generator().manual_seed(6))
     got = []
     for f, name, kw in ((stacked_propagate, "torch", {}), (lightgcn.propagate, "numba", {"last_rows": rows})):
         with kernels.use_backend(name):
@@ -205,24 +213,35 @@ def test_layer_mean_at_the_loss_rows_same_bits_as_stack_then_mean() -> None:
 
 
 @needs_numba
-def test_product_without_the_prefetch_hint_keeps_its_bits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where llvm.prefetch cannot be built the kernel runs without the hint, same bits."""
-    from r2mr.data import prefetch
-
-    def broken(numba, name):
-        raise RuntimeError(f"no intrinsic {name} here")
-
-    monkeypatch.setattr(prefetch, "_intrinsic", broken)
+@pytest.mark.parametrize("broken_part", ["prefetch", "stack_buffer"])
+def test_product_without_its_compiler_hints_keeps_its_bits(monkeypatch: pytest.MonkeyPatch, broken_part: str) -> None:
+    """Where llvm.prefetch or the stack buffer cannot be built the kernels run without the hint (a heap buffer),
+    same bits: the width-PANEL kernels and the others, with and without ``rows`` and ``live``."""
     import numba
 
-    assert prefetch.make_prefetch(numba).__name__ == "no_prefetch"
+    from r2mr.data import prefetch, stack_buffer
+
+    def broken(numba, *args):
+        raise RuntimeError(f"no intrinsic {args} here")
+
+    module = {"prefetch": prefetch, "stack_buffer": stack_buffer}[broken_part]
+    monkeypatch.setattr(module, "_intrinsic", broken)
+    names = (prefetch.make_prefetch(numba).__name__, stack_buffer.make_stack_buffer(numba, 4).__name__)
+    assert names == {"prefetch": ("no_prefetch", "stack_buffer"), "stack_buffer": ("prefetch_row", "heap_buffer")}[
+        broken_part]
     monkeypatch.setattr(kernels, "make_prefetch", prefetch.make_prefetch)
-    plain = kernels._compile()["csr_mm"]
-    a, x = random_csr(90, 80, 0.1, 7), torch.randn(80, 16, generator=torch.Generator().manual_seed(7))
-    out = np.empty((90, 16), np.float32)
-    plain(a.crow_indices().numpy(), a.col_indices().numpy(), a.values().numpy(), x.numpy(), out, out,
-          kernels.PLAIN, np.empty(0, np.int64), np.empty(0, np.bool_))
-    assert out.tobytes() == bits(torch.sparse.mm(a, x)) == bits(kernels.csr_mm(a, x))
+    monkeypatch.setattr(kernels, "make_stack_buffer", stack_buffer.make_stack_buffer)
+    monkeypatch.setattr(kernels, "_kernels", kernels._compile())  # compiled without that part
+    for d in (16, kernels.PANEL):
+        a, x = random_csr(90, 80, 0.1, d), torch.randn(80, d, generator=torch.Generator().manual_seed(7))
+        assert bits(kernels.csr_mm(a, x)) == bits(torch.sparse.mm(a, x))
+        live, other, out = torch.arange(80) % 3 == 0, torch.randn(90, d), torch.empty(90, d)
+        x[~live] = 0.0
+        kernels.csr_mm_add(a, x, other, out, into_other=False, live=live)
+        assert bits(out) == bits(torch.sparse.mm(a, x) + other)
+        rows, total = torch.tensor([0, 3, 89]), other.clone()
+        kernels.csr_mm_add(a, x, total, out, into_other=True, rows=rows)
+        assert bits(total[rows]) == bits(other[rows] + torch.sparse.mm(a, x)[rows])
 
 
 # -- whole models: today's path (torch's products and Adam) against the new one ----------------------------------
