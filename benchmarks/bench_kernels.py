@@ -62,7 +62,7 @@ CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vb
          "freedom:tiktok,bm3:tiktok,mgcn:tiktok,r2mr:tiktok")
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
 PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)
-NEW_PROPAGATE = lightgcn.propagate
+NEW_PROPAGATE, NEW_PROPAGATE_PARTS = lightgcn.propagate, lightgcn.propagate_parts
 
 
 def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
@@ -76,15 +76,34 @@ def stacked_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int,
     return torch.stack(layers).mean(0)
 
 
+def stacked_propagate_parts(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], n_layers: int,
+                            adj_t: torch.Tensor | None = None, last_rows: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, ...]:
+    """The parts' layer mean as it was: concatenate, stack-then-mean, slice."""
+    out, start, pieces = stacked_propagate(adj, torch.cat(list(parts)), n_layers, adj_t), 0, []
+    for part in parts:
+        pieces.append(out[start:start + len(part)])
+        start += len(part)
+    return tuple(pieces)
+
+
 @contextlib.contextmanager
 def path(name: str) -> Iterator[None]:
     """``old``: torch products, stacked means, plain scores and torch.topk; ``new``: the package as it is."""
     for module in PROPAGATE_USERS:
-        module.propagate = stacked_propagate if name == "old" else NEW_PROPAGATE
+        _set_propagation(module, old=name == "old")
     with kernels.use_backend("torch" if name == "old" else "auto"):
         yield
     for module in PROPAGATE_USERS:
-        module.propagate = NEW_PROPAGATE
+        _set_propagation(module, old=False)
+
+
+def _set_propagation(module: object, old: bool) -> None:
+    """The module's layer mean(s) as they were (``old``) or as they are: those it imports of the two."""
+    if hasattr(module, "propagate"):
+        module.propagate = stacked_propagate if old else NEW_PROPAGATE  # type: ignore[attr-defined]
+    if hasattr(module, "propagate_parts"):
+        module.propagate_parts = stacked_propagate_parts if old else NEW_PROPAGATE_PARTS  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -112,15 +131,15 @@ def counted() -> Iterator[dict[str, float]]:
             work["sparse_bytes"] += (12 * int(counts.sum()) + 4 * d * gathered + 3 * 4 * d * len(rows))
         return fused(a, x, other, *args, **kw)
 
-    import r2mr.data.graph
+    import r2mr.data.propagation as propagation
 
-    r2mr.data.graph.csr_mm, r2mr.data.graph.csr_mm_add = counting, counting_fused
+    propagation.csr_mm, propagation.csr_mm_add = counting, counting_fused
     try:
         with FlopCounterMode(display=False) as fc:
             yield work
         work["flops"] = float(fc.get_total_flops())
     finally:
-        r2mr.data.graph.csr_mm, r2mr.data.graph.csr_mm_add = original, fused
+        propagation.csr_mm, propagation.csr_mm_add = original, fused
 
 
 def step(trainer: Trainer, batch) -> None:

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmarks.bench_kernels import stacked_propagate  # the layer mean as it was: stack, then mean
+from benchmarks.bench_kernels import stacked_propagate, stacked_propagate_parts  # the layer mean as it was
 from r2mr.core.errors import ConfigError
 from r2mr.data import kernels, load_dataset
 from r2mr.data.graph import csr_rows, spmm, to_torch
@@ -212,6 +212,27 @@ def test_layer_mean_at_the_loss_rows_same_bits_as_stack_then_mean(d: int) -> Non
     assert got[0] == got[1]
 
 
+@pytest.mark.parametrize("backend", ["torch", pytest.param("numba", marks=needs_numba)])
+@pytest.mark.parametrize("used", ["both", "first", "second"])
+@pytest.mark.parametrize("n_layers", [0, 2])  # 0: the joined gradient is the parts' gradient, its zeros' signs seen
+def test_layer_mean_of_parts_same_bits_as_concatenate_then_slice(used: str, backend: str, n_layers: int) -> None:
+    """Two tables stacked, propagated and split in one operation: values and gradients equal to concatenating,
+    stack-then-mean and slicing, with signed zeros in the gradients and one part's gradient missing."""
+    a = random_csr(130, 130, 0.05, 9)
+    parts = [torch.randn(n, 16, generator=torch.Generator().manual_seed(n)).requires_grad_() for n in (50, 80)]
+    g = [torch.randn(n, 16, generator=torch.Generator().manual_seed(n + 1)) for n in (50, 80)]
+    g[0][:5] = -0.0  # autograd's padded sum makes these +0.0 where both parts have a gradient
+    g[1][7] = -0.0
+    pick = {"both": (0, 1), "first": (0,), "second": (1,)}[used]
+    got = []
+    for f, name in ((stacked_propagate_parts, "torch"), (lightgcn.propagate_parts, backend)):
+        with kernels.use_backend(name):
+            out = f(a, tuple(parts), n_layers)
+            grads = torch.autograd.grad([out[k] for k in pick], parts, [g[k] for k in pick])
+            got.append(b"".join(bits(t) for t in (*out, *grads)))
+    assert got[0] == got[1]
+
+
 @needs_numba
 @pytest.mark.parametrize("broken_part", ["prefetch", "stack_buffer"])
 def test_product_without_its_compiler_hints_keeps_its_bits(monkeypatch: pytest.MonkeyPatch, broken_part: str) -> None:
@@ -245,7 +266,7 @@ def test_product_without_its_compiler_hints_keeps_its_bits(monkeypatch: pytest.M
 
 
 # -- whole models: today's path (torch's products and Adam) against the new one ----------------------------------
-PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)  # modules that import lightgcn.propagate
+PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)  # modules that import lightgcn.propagate(_parts)
 MODELS = {"bpr": {}, "vbpr": {}, "lightgcn": {}, "lattice": {}, "freedom": {}, "bm3": {}, "mgcn": {},
           "r2mr": {"rewrite_every": 1, "max_rounds": 2, "dim": 32}}
 
@@ -271,7 +292,9 @@ def test_model_same_numbers_as_torch_path(name: str, small_root: Path, tmp_path:
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as m, kernels.use_backend("torch"):
         for module in PROPAGATE_USERS:
-            m.setattr(module, "propagate", stacked_propagate)
+            for attr, old in (("propagate", stacked_propagate), ("propagate_parts", stacked_propagate_parts)):
+                if hasattr(module, attr):
+                    m.setattr(module, attr, old)
         old, old_sha = fit(name, small_root, tmp_path, MODELS[name])
     fast, drawn = [], []  # parameters the compiled Adam stepped; dropout masks the compiled generator drew
     step_fast, draw = adam.Adam._step_fast, drop.draw_

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic_io import atomic_path
-from .kernels import csr_mm, csr_mm_add, fused_applies
+from .propagation import layer_mean, layer_mean_parts, spmm  # noqa: F401 -- imported by the models from here
 
 
 def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
@@ -36,82 +36,6 @@ def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         t = torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce()
         return t.to_sparse_csr() if layout == "csr" else t
-
-
-class _SpMM(torch.autograd.Function):
-    """y = A x with the gradient A^T g computed from a stored transpose (no transposition per call); both
-    products by :func:`r2mr.data.kernels.csr_mm` (torch's summation order, output written in place)."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, at: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.at = at
-        return csr_mm(a, x)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, csr_mm(ctx.at, g)
-
-
-class _LayerMean(torch.autograd.Function):
-    """mean(E^0, A E^0, ..., A^L E^0) as one operation: L fused products forward (each adds its rows into the
-    running sum while they are in cache), L backward, two (N, d) buffers in turn, nothing saved but A^T.
-
-    ``last_rows`` (sorted, unique): the last layer is computed at these rows only; the other rows of the output
-    then hold the first L layers' share and must not be read (their gradient must be zero).
-
-    Backward: with g_t = g / (L + 1), the gradient of layer L is g_t and that of layer l < L is
-    g_t + A^T (gradient of layer l + 1): the two terms autograd adds for the running sum's graph (an addition of
-    two floats is the same either way round), so the bits equal the composed operations'. With ``last_rows``
-    the first product reads only those rows of g (the others are zero, as they are not read): the others' terms
-    are zeros."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, at: torch.Tensor, ego: torch.Tensor, n_layers: int,
-                last_rows: torch.Tensor | None) -> torch.Tensor:
-        ctx.at, ctx.n_layers, ctx.live = at, n_layers, None
-        if last_rows is not None:
-            ctx.live = torch.zeros(len(ego), dtype=torch.bool).index_fill_(0, last_rows, True)
-        total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
-        h, spare = ego, torch.empty_like(total)
-        for layer in range(n_layers):
-            rows = last_rows if layer == n_layers - 1 else None
-            csr_mm_add(a, h, total, spare, into_other=True, rows=rows)  # spare = A h; total += spare
-            h, spare = spare, (h if h is not ego else torch.empty_like(total))
-        return total.div_(n_layers + 1)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor, None, None]:
-        g_t = g.contiguous() / (ctx.n_layers + 1)  # (N, d), the gradient of every layer's share of the sum
-        live = ctx.live  # (N,) bool: the rows that may have a gradient (last_rows), or None: all
-        cur, spare = g_t, torch.empty_like(g_t)
-        for _ in range(ctx.n_layers):
-            csr_mm_add(ctx.at, cur, g_t, spare, into_other=False, live=live)  # spare = A^T cur + g_t
-            cur, spare, live = spare, (cur if cur is not g_t else torch.empty_like(g_t)), None
-        return None, None, cur, None, None
-
-
-def layer_mean(a: torch.Tensor, ego: torch.Tensor, n_layers: int, at: torch.Tensor | None = None,
-               last_rows: torch.Tensor | None = None) -> torch.Tensor:
-    """mean(E^0, A E^0, ..., A^L E^0) for CSR ``a`` (N, N) and ``ego`` (N, d) -> (N, d), differentiable in
-    ``ego``; ``at`` = A^T (default: A is symmetric). The fused numba path where :func:`kernels.fused_applies`,
-    else products and in-place additions composed by autograd: the same bits (tests/test_kernels.py).
-
-    ``last_rows`` (r,) sorted unique int64: the rows a loss reads; the fused path computes the last layer there
-    only (same values there), and the output's other rows are then not the mean: read only ``last_rows``."""
-    at = a if at is None else at
-    if fused_applies(a, ego) and fused_applies(at, ego):
-        return _LayerMean.apply(a, at, ego, n_layers, last_rows)
-    h = ego
-    total = ego + 0.0  # (N, d); -0.0 entries become +0.0 as in the stacked sum
-    for _ in range(n_layers):
-        h = spmm(a, h, at)
-        total.add_(h)  # in place: autograd saves nothing of ``total`` for these two operations
-    return total.div_(n_layers + 1)
-
-
-def spmm(a: torch.Tensor, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
-    """Sparse (n, m) @ dense (m, d) -> (n, d), differentiable in ``x``; ``at`` = A^T (default: A is symmetric)."""
-    return _SpMM.apply(a, a if at is None else at, x)
 
 
 def csr_positions(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

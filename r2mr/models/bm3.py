@@ -35,7 +35,7 @@ from ..data.graph import sym_adj, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
 from .dropout import dropout
-from .lightgcn import propagate
+from .lightgcn import propagate_parts
 from .losses import emb_loss
 
 
@@ -78,8 +78,8 @@ class BM3(Recommender):
 
     def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_o (U, d), i_o (I, d)), before the predictor."""
-        out = propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.cfg.n_layers)  # (U+I, d)
-        return out[: self.n_users], out[self.n_users:] + self.item_emb
+        users, items = propagate_parts(self.adj, (self.user_emb, self.item_emb), self.cfg.n_layers)  # (U, d), (I, d)
+        return users, items + self.item_emb
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items = self.encode()

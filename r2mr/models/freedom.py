@@ -33,7 +33,7 @@ from ..data import Dataset
 from ..data.graph import Edges, cached_knn, degree_norm_values, mix_edges, spmm, sym_adj, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
-from .lightgcn import propagate
+from .lightgcn import propagate_parts
 from .losses import bpr
 
 
@@ -112,9 +112,8 @@ class FREEDOM(Recommender):
         h = self.item_emb  # (I, d)
         for _ in range(self.cfg.n_mm_layers):
             h = spmm(self.mm_adj, h, self.mm_adj_t)  # (I, d)
-        ego = torch.cat([self.user_emb, self.item_emb])  # (U+I, d)
-        out = propagate(adj, ego, self.cfg.n_ui_layers)  # (U+I, d)
-        return out[: self.n_users], out[self.n_users:] + h
+        users, items = propagate_parts(adj, (self.user_emb, self.item_emb), self.cfg.n_ui_layers)  # (U, d), (I, d)
+        return users, items + h
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embeddings(self.adj)

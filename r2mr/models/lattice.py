@@ -36,7 +36,7 @@ from ..data import Dataset
 from ..data.graph import Edges, cached_knn, knn_edges, mix_edges, rw_adj_self_loops, spmm, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, feature_tables, xavier_uniform_table
-from .lightgcn import propagate
+from .lightgcn import propagate_parts
 from .losses import bpr, half_l2
 
 
@@ -104,9 +104,9 @@ class LATTICE(Recommender):
         h = self.item_emb  # (I, d)
         for _ in range(self.cfg.n_layers):
             h = graph.matmul(h) if isinstance(graph, Edges) else spmm(graph[0], h, graph[1])  # (I, d)
-        ego = torch.cat([self.user_emb, self.item_emb])  # (U+I, d)
-        out = propagate(self.adj, ego, self.cfg.n_ui_layers, self.adj_t)  # (U+I, d)
-        return out[: self.n_users], out[self.n_users:] + F.normalize(h, dim=1)
+        users, items = propagate_parts(self.adj, (self.user_emb, self.item_emb), self.cfg.n_ui_layers,
+                                       self.adj_t)  # (U, d), (I, d)
+        return users, items + F.normalize(h, dim=1)
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embeddings(self.build_graph())

@@ -14,7 +14,7 @@ import torch
 
 from ..core.config_rules import Validated
 from ..data import Dataset
-from ..data.graph import layer_mean, sym_adj, to_torch
+from ..data.graph import layer_mean, layer_mean_parts, sym_adj, to_torch
 from ..data.sampler import Batch
 from .base import Recommender, xavier_uniform_table
 from .losses import bpr, emb_loss
@@ -38,6 +38,15 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.
     return layer_mean(adj, ego, n_layers, adj_t, last_rows)
 
 
+def propagate_parts(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], n_layers: int,
+                    adj_t: torch.Tensor | None = None, last_rows: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, ...]:
+    """:func:`propagate` of ``torch.cat(parts)`` split back into the parts' rows, e.g. (users (U, d), items (I, d))
+    from the two tables: one operation, whose backward joins the parts' gradients once (same bits as
+    concatenating, propagating and slicing; see :func:`r2mr.data.graph.layer_mean_parts`)."""
+    return layer_mean_parts(adj, parts, n_layers, adj_t, last_rows)
+
+
 class LightGCN(Recommender):
     Config = LightGCNConfig
 
@@ -51,9 +60,9 @@ class LightGCN(Recommender):
     def final_embeddings(self, last_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(users (U, d), items (I, d)); with ``last_rows`` (graph rows, sorted unique) only those rows are
         computed in full: read no others."""
-        ego = torch.cat([self.user_emb, self.item_emb])  # (U+I, d)
-        out = propagate(self.adj, ego, self.cfg.n_layers, last_rows=last_rows)
-        return out[: self.n_users], out[self.n_users:]
+        users, items = propagate_parts(self.adj, (self.user_emb, self.item_emb), self.cfg.n_layers,
+                                       last_rows=last_rows)
+        return users, items
 
     def loss(self, batch: Batch) -> torch.Tensor:
         # the last layer at the batch's graph rows only (the loss reads no others): the same values there
