@@ -46,7 +46,7 @@ def random_csr(n: int, m: int, density: float, seed: int) -> torch.Tensor:
 
 
 @needs_numba
-@pytest.mark.parametrize("d", [1, 7, 64, 130])
+@pytest.mark.parametrize("d", [1, 7, 64, 128, 130])  # other widths, one panel, two panels, panels and a rest
 def test_kernel_same_bits_as_torch_forward_and_backward(d: int) -> None:
     a, at = (random_csr(300, 200, 0.05, d), None)
     at = to_torch(sp.csr_matrix((a.values().numpy(), a.col_indices().numpy(), a.crow_indices().numpy()),
@@ -168,7 +168,7 @@ def test_running_mean_same_bits_as_stack_then_mean(n_layers: int, backend: str) 
 
 
 @needs_numba
-@pytest.mark.parametrize("d", [24, kernels.PANEL])  # a kernel of any width, and the width-PANEL kernels
+@pytest.mark.parametrize("d", [24, kernels.PANEL, 2 * kernels.PANEL])  # any width; one panel; two panels
 def test_product_at_some_rows_and_from_live_rows_keeps_the_full_products_bits(d: int) -> None:
     """``rows``: only those output rows are written; ``live``: rows of x outside it are zero and skipped."""
     a = random_csr(150, 120, 0.08, 3)
@@ -253,7 +253,7 @@ def test_product_without_its_compiler_hints_keeps_its_bits(monkeypatch: pytest.M
     monkeypatch.setattr(kernels, "make_prefetch", prefetch.make_prefetch)
     monkeypatch.setattr(kernels, "make_stack_buffer", stack_buffer.make_stack_buffer)
     monkeypatch.setattr(kernels, "_kernels", kernels._compile())  # compiled without that part
-    for d in (16, kernels.PANEL):
+    for d in (16, kernels.PANEL, 2 * kernels.PANEL):
         a, x = random_csr(90, 80, 0.1, d), torch.randn(80, d, generator=torch.Generator().manual_seed(7))
         assert bits(kernels.csr_mm(a, x)) == bits(torch.sparse.mm(a, x))
         live, other, out = torch.arange(80) % 3 == 0, torch.randn(90, d), torch.empty(90, d)

@@ -58,21 +58,23 @@ def _compile() -> dict[str, Callable[..., None]] | None:
     ahead = PREFETCH_AHEAD
 
     @numba.njit(inline="always")
-    def row_sum(crow: Any, col: Any, val: Any, x: Any, i: int, acc: Any, live: Any) -> None:
-        # acc = (A x)[i] for x of width PANEL: a constant width, so the compiler keeps acc in registers.
-        # Rows of x outside a non-empty ``live`` are zero: their terms are skipped
+    def row_sum(crow: Any, col: Any, val: Any, x: Any, panels: int, p: int, i: int, acc: Any, live: Any) -> None:
+        # acc = (A x)[i, panel p] for x stored as (m * panels, PANEL) (row c's panel p at row c * panels + p):
+        # a constant width, so the compiler keeps acc in registers. Rows of x outside a non-empty ``live`` are
+        # zero: their terms are skipped
         nnz, masked = col.shape[0], live.shape[0] > 0
         for j in range(PANEL):
             acc[j] = 0.0
         for k in range(crow[i], crow[i + 1]):
-            if k + ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
-                prefetch_row(x, col[k + ahead])
+            if p == 0 and k + ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
+                for q in range(panels):
+                    prefetch_row(x, col[k + ahead] * panels + q)
             c = col[k]
             if masked and not live[c]:
                 continue
-            v = val[k]
+            v, row = val[k], c * panels + p
             for j in range(PANEL):
-                acc[j] += v * x[c, j]
+                acc[j] += v * x[row, j]
 
     @numba.njit(inline="always")
     def panel_sum(crow: Any, col: Any, val: Any, x: Any, i: int, j0: int, width: int, acc: Any,
@@ -103,17 +105,21 @@ def _compile() -> dict[str, Callable[..., None]] | None:
             for j in range(width):
                 out[i, j0 + j] = acc[j]
 
-    def fast_kernel(mode: int) -> Callable[..., None]:
-        # the rows of a product of width PANEL in mode ``mode`` (a constant here): a function of its own per mode,
-        # since a second loop in the same function (another mode, or other widths) made this one ~1.3x slower
+    def fast_kernel(mode: int, one_panel: bool) -> Callable[..., None]:
+        # the rows of a product whose width is a multiple of PANEL, in mode ``mode``, one panel or several (both
+        # constants here): a function of its own for each, since a second loop in the same function (another
+        # mode, or other widths) made this one ~1.3x slower
         @numba.njit(nogil=True)
-        def csr_mm_width_panel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, rows: Any,
-                               live: Any) -> None:
-            acc = stack_buffer()  # the row being summed, in vector registers
-            for r in range(rows.shape[0] if rows.shape[0] else out.shape[0]):
+        def csr_mm_width_panel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, panels: int,
+                               rows: Any, live: Any) -> None:
+            # x, out, other: (rows * panels, PANEL), the (rows, panels * PANEL) tables viewed panel by panel
+            acc = stack_buffer()  # the panel being summed, in vector registers
+            panels = 1 if one_panel else panels
+            for r in range(rows.shape[0] if rows.shape[0] else out.shape[0] // panels):
                 i = rows[r] if rows.shape[0] else r
-                row_sum(crow, col, val, x, i, acc, live)
-                store(out, other, mode, i, 0, PANEL, acc)
+                for p in range(panels):
+                    row_sum(crow, col, val, x, panels, p, i, acc, live)
+                    store(out, other, mode, i * panels + p, 0, PANEL, acc)
         return csr_mm_width_panel
 
     @numba.njit(nogil=True)
@@ -127,7 +133,8 @@ def _compile() -> dict[str, Callable[..., None]] | None:
                 panel_sum(crow, col, val, x, i, j0, width, acc, live)
                 store(out, other, mode, i, j0, width, acc)
 
-    fast = {f"csr_mm_{mode}": fast_kernel(mode) for mode in (PLAIN, ADD_INTO_OTHER, ADD_OTHER)}
+    fast = {f"csr_mm_{mode}_{one}": fast_kernel(mode, one) for mode in (PLAIN, ADD_INTO_OTHER, ADD_OTHER)
+            for one in (True, False)}
     return {"csr_mm": csr_mm_kernel, **fast, "topk": compile_topk(numba)}
 
 
@@ -199,8 +206,10 @@ def _run_csr_mm(a: torch.Tensor, x: torch.Tensor, out: torch.Tensor, other: torc
     crow, col, val = a.crow_indices().numpy(), a.col_indices().numpy(), a.values().detach().numpy()
     rows_np = _ALL_ROWS if rows is None else rows.to(torch.int64).contiguous().numpy()
     live_np = _ALL_LIVE if live is None else live.to(torch.bool).contiguous().numpy()
-    if x.shape[1] == PANEL:
-        _kernels[f"csr_mm_{mode}"](crow, col, val, x.numpy(), out.numpy(), other.numpy(), rows_np, live_np)
+    if x.shape[1] % PANEL == 0:  # the kernels of constant width, on the tables viewed as (rows * panels, PANEL)
+        by_panel = [t.numpy().reshape(-1, PANEL) for t in (x, out, other)]
+        panels = x.shape[1] // PANEL
+        _kernels[f"csr_mm_{mode}_{panels == 1}"](crow, col, val, *by_panel, panels, rows_np, live_np)
     else:
         _kernels["csr_mm"](crow, col, val, x.numpy(), out.numpy(), other.numpy(), mode, rows_np, live_np)
 
