@@ -58,15 +58,33 @@ def _compile() -> dict[str, Callable[..., None]] | None:
     ahead = PREFETCH_AHEAD
 
     @numba.njit(inline="always")
-    def row_sum(crow: Any, col: Any, val: Any, x: Any, panels: int, p: int, i: int, acc: Any, live: Any) -> None:
-        # acc = (A x)[i, panel p] for x stored as (m * panels, PANEL) (row c's panel p at row c * panels + p):
-        # a constant width, so the compiler keeps acc in registers. Rows of x outside a non-empty ``live`` are
-        # zero: their terms are skipped
+    def row_sum(crow: Any, col: Any, val: Any, x: Any, i: int, acc: Any, live: Any) -> None:
+        # acc = (A x)[i] for x of width PANEL: a constant width, so the compiler keeps acc in registers. Rows of x
+        # outside a non-empty ``live`` are zero: their terms are skipped
         nnz, masked = col.shape[0], live.shape[0] > 0
         for j in range(PANEL):
             acc[j] = 0.0
         for k in range(crow[i], crow[i + 1]):
-            if p == 0 and k + ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
+            if k + ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
+                prefetch_row(x, col[k + ahead])
+            c = col[k]
+            if masked and not live[c]:
+                continue
+            v = val[k]
+            for j in range(PANEL):
+                acc[j] += v * x[c, j]
+
+    @numba.njit(inline="always")
+    def row_panel_sum(crow: Any, col: Any, val: Any, x: Any, panels: int, p: int, i: int, acc: Any,
+                      live: Any) -> None:
+        # row_sum for the panel p of a width panels * PANEL, x viewed as (m * panels, PANEL) (row c's panel p at
+        # row c * panels + p). Kept apart from row_sum: with panels = 1 passed as a constant the additions
+        # into the running sum ran ~1.4x slower
+        nnz, masked = col.shape[0], live.shape[0] > 0
+        for j in range(PANEL):
+            acc[j] = 0.0
+        for k in range(crow[i], crow[i + 1]):
+            if p == 0 and k + ahead < nnz:
                 for q in range(panels):
                     prefetch_row(x, col[k + ahead] * panels + q)
             c = col[k]
@@ -106,21 +124,30 @@ def _compile() -> dict[str, Callable[..., None]] | None:
                 out[i, j0 + j] = acc[j]
 
     def fast_kernel(mode: int, one_panel: bool) -> Callable[..., None]:
-        # the rows of a product whose width is a multiple of PANEL, in mode ``mode``, one panel or several (both
-        # constants here): a function of its own for each, since a second loop in the same function (another
-        # mode, or other widths) made this one ~1.3x slower
+        # the rows of a product whose width is a multiple of PANEL, in mode ``mode``, one panel or several: a
+        # function of its own for each, since a second loop in the same function (another mode, or other widths)
+        # made this one ~1.3x slower, and a panel count not known to the compiler ~2x
         @numba.njit(nogil=True)
-        def csr_mm_width_panel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, panels: int,
-                               rows: Any, live: Any) -> None:
+        def csr_mm_one_panel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, panels: int,
+                             rows: Any, live: Any) -> None:
+            acc = stack_buffer()  # the row being summed, in vector registers
+            for r in range(rows.shape[0] if rows.shape[0] else out.shape[0]):
+                i = rows[r] if rows.shape[0] else r
+                row_sum(crow, col, val, x, i, acc, live)
+                store(out, other, mode, i, 0, PANEL, acc)
+
+        @numba.njit(nogil=True)
+        def csr_mm_panels(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, panels: int,
+                          rows: Any, live: Any) -> None:
             # x, out, other: (rows * panels, PANEL), the (rows, panels * PANEL) tables viewed panel by panel
             acc = stack_buffer()  # the panel being summed, in vector registers
-            panels = 1 if one_panel else panels
             for r in range(rows.shape[0] if rows.shape[0] else out.shape[0] // panels):
                 i = rows[r] if rows.shape[0] else r
                 for p in range(panels):
-                    row_sum(crow, col, val, x, panels, p, i, acc, live)
+                    row_panel_sum(crow, col, val, x, panels, p, i, acc, live)
                     store(out, other, mode, i * panels + p, 0, PANEL, acc)
-        return csr_mm_width_panel
+
+        return csr_mm_one_panel if one_panel else csr_mm_panels
 
     @numba.njit(nogil=True)
     def csr_mm_kernel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, mode: int, rows: Any,
