@@ -9,16 +9,18 @@ Summation order: each output row starts at 0.0 and adds ``A[i, k] * x[k]`` over 
 their stored order, one product and one addition per term (no fused multiply-add) -- the order and rounding of
 ``torch.sparse.mm`` on a CPU, so both give the same bits (tests/test_kernels.py checks it). The output is
 allocated uninitialised and written once: no zero-fill and no copy. Each row is summed in a buffer on the stack
-(:mod:`r2mr.data.stack_buffer`): for width-``PANEL`` products, the common case, a kernel per output mode with
-a constant width, which the compiler keeps in vector registers for the whole row; other widths in panels of at
-most ``PANEL`` columns. The dense rows of the entries a few places ahead are prefetched
-(:mod:`r2mr.data.prefetch`). Measured on Baby's graph (d = 64, one thread): 2.0-2.6 ms a product against
-3.2-3.9 ms with a heap buffer and 6-7 ms for ``torch.sparse.mm``, same bits.
+(:mod:`r2mr.data.stack_buffer`). Widths that are multiples of ``PANEL`` (64: every model's tables; R2MR's two
+modalities side by side make 128) go to kernels of constant width, one per output mode and for one panel or
+several (the tables viewed as (rows * panels, PANEL)), which keep the buffer in vector registers for the whole
+row; other widths to one kernel with panels of at most ``PANEL`` columns. The dense rows of the entries a few
+places ahead are prefetched (:mod:`r2mr.data.prefetch`). Measured side by side on Baby's graph (one thread):
+2.8-3.0 ms a product at d = 64 against 3.5-4.1 ms with a heap buffer and 6-7 ms for ``torch.sparse.mm``;
+8.8 against 9.9 ms at d = 128; same bits.
 
 Backends (``R2MR_SPMM`` selects one; default ``auto``):
 
-* ``numba``: single-thread compiled loops (numba), used for float32 CPU tensors; compiled at the first call
-  of a process (about a second), nothing is cached on disk.
+* ``numba``: single-thread compiled loops (numba), used for float32 CPU tensors; each compiled at its first
+  call in a process (about half a second each), nothing is cached on disk.
 * ``torch``: ``torch.sparse.mm``, ``users @ items.T`` and ``torch.topk``, the pure-PyTorch fallback: used on a
   GPU, for other dtypes, and automatically wherever numba cannot be imported.
 
