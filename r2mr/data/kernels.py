@@ -127,8 +127,8 @@ def _compile() -> dict[str, Callable[..., None]] | None:
 
     def fast_kernel(mode: int, one_panel: bool) -> Callable[..., None]:
         # the rows of a product whose width is a multiple of PANEL, in mode ``mode``, one panel or several: a
-        # function of its own for each, since a second loop in the same function (another mode, or other widths)
-        # made this one ~1.3x slower, and a panel count not known to the compiler ~2x
+        # function of its own for each (the same arguments; one panel ignores ``panels``), since a second loop
+        # in the same function (another mode, or other widths) made this one ~1.3x slower
         @numba.njit(nogil=True)
         def csr_mm_one_panel(crow: Any, col: Any, val: Any, x: Any, out: Any, other: Any, panels: int,
                              rows: Any, live: Any) -> None:

@@ -5,8 +5,9 @@ Why: the sparse product sums each output row in a private buffer (:mod:`r2mr.dat
 ``np.empty`` is heap memory the compiler cannot tell apart from the dense operand, so it loads and stores the
 whole buffer for every term (and tests at run time that the two do not overlap). A buffer on the stack cannot
 overlap any argument; with a constant width the compiler keeps it in vector registers for the whole row: a
-product on the Baby graph took 2.8-3.0 instead of 3.5-4.1 ms, side by side, same bits. Built with an ``alloca`` in the kernel's entry
-block; where that cannot be built, :func:`make_stack_buffer` returns one that allocates with ``np.empty``.
+product on the Baby graph took 2.8-3.0 instead of 3.5-4.1 ms, side by side, same bits. Built with an
+``alloca`` in the kernel's entry block; where that cannot be built, :func:`make_stack_buffer` returns one
+that allocates with ``np.empty``.
 """
 
 from __future__ import annotations
