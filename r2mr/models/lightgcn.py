@@ -30,11 +30,11 @@ class LightGCNConfig(Validated):
 def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int, adj_t: torch.Tensor | None = None,
               last_rows: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of [ego, A ego, ..., A^L ego]; ego (N, d) -> (N, d). ``adj_t`` = A^T (default: A is symmetric);
-    ``last_rows``: the only rows the caller reads (see :func:`r2mr.data.graph.layer_mean`).
+    ``last_rows``: the only rows the caller reads (see :func:`r2mr.data.propagation.layer_mean`).
 
     A running sum, no stacked copy of the layers: ((0 + E^0) + E^1) + ... then / (L + 1), the additions and
     the division of ``torch.stack(layers).mean(0)`` in its order (its sum starts at +0.0), so values and
-    gradients are the same bits (tests/test_kernels.py); see :func:`r2mr.data.graph.layer_mean`."""
+    gradients are the same bits (tests/test_kernels.py); see :func:`r2mr.data.propagation.layer_mean`."""
     return layer_mean(adj, ego, n_layers, adj_t, last_rows)
 
 
@@ -43,7 +43,7 @@ def propagate_parts(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], n_layers
                     ) -> tuple[torch.Tensor, ...]:
     """:func:`propagate` of ``torch.cat(parts)`` split back into the parts' rows, e.g. (users (U, d), items (I, d))
     from the two tables: one operation, whose backward joins the parts' gradients once (same bits as
-    concatenating, propagating and slicing; see :func:`r2mr.data.graph.layer_mean_parts`)."""
+    concatenating, propagating and slicing; see :func:`r2mr.data.propagation.layer_mean_parts`)."""
     return layer_mean_parts(adj, parts, n_layers, adj_t, last_rows)
 
 
