@@ -80,11 +80,9 @@ def stacked_propagate_parts(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], 
                             adj_t: torch.Tensor | None = None, last_rows: torch.Tensor | None = None
                             ) -> tuple[torch.Tensor, ...]:
     """The parts' layer mean as it was: concatenate, stack-then-mean, slice."""
-    out, start, pieces = stacked_propagate(adj, torch.cat(list(parts)), n_layers, adj_t), 0, []
-    for part in parts:
-        pieces.append(out[start:start + len(part)])
-        start += len(part)
-    return tuple(pieces)
+    from r2mr.data.propagation import slice_parts
+
+    return slice_parts(stacked_propagate(adj, torch.cat(list(parts)), n_layers, adj_t), parts)
 
 
 @contextlib.contextmanager

@@ -118,6 +118,14 @@ def layer_mean_parts(a: torch.Tensor, parts: Sequence[torch.Tensor], n_layers: i
     at = a if at is None else at
     if all(fused_applies(a, p) and fused_applies(at, p) for p in parts):
         return _LayerMean.apply(a, at, n_layers, last_rows, *parts)
-    out = layer_mean(a, torch.cat(list(parts)), n_layers, at, last_rows)
-    bounds = torch.tensor([0] + [len(p) for p in parts]).cumsum(0).tolist()
-    return tuple(out[start:end] for start, end in zip(bounds[:-1], bounds[1:]))
+    return slice_parts(layer_mean(a, torch.cat(list(parts)), n_layers, at, last_rows), parts)
+
+
+def slice_parts(out: torch.Tensor, parts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``out`` (N, d), rows stacked as ``parts`` (each (N_k, d)), cut back into slices of the parts' rows: views,
+    whose gradients autograd pads with zeros and adds (the bits :class:`_LayerMean`'s backward reproduces)."""
+    pieces, start = [], 0
+    for part in parts:
+        pieces.append(out[start:start + len(part)])
+        start += len(part)
+    return tuple(pieces)
