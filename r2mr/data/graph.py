@@ -8,7 +8,7 @@
 * ``Edges`` / ``knn_edges`` / ``mix_edges``: the same graphs as differentiable torch edge lists (for graphs
   learned from trainable projections, e.g. LATTICE) and weighted mixes of graphs, sum_m w_m S_m.
 * ``csr_gather`` / ``csr_rows``: the stored entries of some CSR rows / a row slice of a CSR matrix and its
-  transpose (for products needed at a batch's rows only).
+  transpose (for products needed at a batch's rows only; :mod:`r2mr.data.row_slice`).
 * ``rw_adj_self_loops``: D~^{-1} (A + I) with D~ = diag(deg + 1) (LATTICE's user-item graph).
 """
 
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..core.atomic_io import atomic_path
 from .propagation import layer_mean, layer_mean_parts, spmm  # noqa: F401 -- imported by the models from here
+from .row_slice import csr_gather, csr_positions, csr_rows  # noqa: F401 -- the same
 
 
 def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
@@ -36,44 +37,6 @@ def to_torch(m: sp.spmatrix, layout: str = "csr") -> torch.Tensor:
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         t = torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce()
         return t.to_sparse_csr() if layout == "csr" else t
-
-
-def csr_positions(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(counts (b,), positions (n,)): how many entries each of the CSR rows ``rows`` (b,) stores, and where they
-    sit in the index and value arrays, row by row in stored order (the one CSR row gather of the package)."""
-    starts = indptr.index_select(0, rows)  # (b,)
-    counts = indptr.index_select(0, rows + 1) - starts  # (b,)
-    offsets = (torch.arange(int(counts.sum()), device=indptr.device)
-               - torch.repeat_interleave(counts.cumsum(0) - counts, counts))  # (n,) position within its row
-    return counts, torch.repeat_interleave(starts, counts) + offsets
-
-
-def csr_gather(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch row ids (n,), column ids (n,)) of every stored entry of the CSR rows ``rows`` (b,)."""
-    counts, pos = csr_positions(indptr, rows)
-    return torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts), indices[pos]
-
-
-def csr_rows(a: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A[rows], A[rows]^T) as CSR tensors for a CSR ``a`` (n, m) and row ids ``rows`` (b,), repeats allowed.
-
-    Each kept row keeps its stored entries in the same order, so ``spmm(A[rows], x, A[rows]^T)`` gives
-    ``(A x)[rows]`` with the same float operations, and its gradient equals A^T g for a g that is zero
-    outside ``rows``. Shapes (b, m) and (m, b).
-    """
-    col, val = a.col_indices(), a.values()
-    counts, pos = csr_positions(a.crow_indices(), rows)  # (b,), (n,) positions of the kept entries
-    cols, vals = col.index_select(0, pos), val.index_select(0, pos)
-    local = torch.repeat_interleave(torch.arange(len(rows), device=a.device), counts)  # (n,) row in the slice
-    zero = counts.new_zeros(1)
-    order = torch.argsort(cols * len(rows) + local)  # column-major for the transpose
-    t_crow = torch.cat([zero, torch.bincount(cols, minlength=a.shape[1]).cumsum(0)])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        sub = torch.sparse_csr_tensor(torch.cat([zero, counts.cumsum(0)]), cols, vals, (len(rows), a.shape[1]))
-        sub_t = torch.sparse_csr_tensor(t_crow, local.index_select(0, order), vals.index_select(0, order),
-                                        (a.shape[1], len(rows)))
-    return sub, sub_t
 
 
 def degree_norm_values(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,

@@ -214,14 +214,15 @@ def numba_applies(*tensors: torch.Tensor) -> bool:
     return True
 
 
-def csr_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``A x`` for CSR ``a`` (n, m) and dense ``x`` (m, d) -> (n, d), no gradient (see :func:`r2mr.graph.spmm`)."""
+def csr_mm(a: torch.Tensor, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``A x`` for CSR ``a`` (n, m) and dense ``x`` (m, d) -> (n, d), no gradient (see :func:`r2mr.graph.spmm`).
+    ``rows`` (r,) int64: only these output rows are needed (the others may be left uninitialised)."""
     if a.layout != torch.sparse_csr or not numba_applies(a, x):
         return torch.sparse.mm(a, x)
     if x.dim() != 2 or a.shape[1] != x.shape[0]:
         raise ValueError(f"csr_mm: shapes {tuple(a.shape)} and {tuple(x.shape)} do not multiply")
     out = torch.empty(a.shape[0], x.shape[1], dtype=x.dtype)
-    _run_csr_mm(a, x, out, out, PLAIN)
+    _run_csr_mm(a, x, out, out, PLAIN, rows)
     return out
 
 

@@ -49,7 +49,8 @@ from torch import nn
 
 from ...core.errors import ConfigError, DataError
 from ...data import Dataset
-from ...data.graph import cached_knn, csr_rows, spmm, to_torch, ui_norm
+from ...data.graph import cached_knn, spmm, to_torch, ui_norm
+from ...data.row_slice import spmm_rows
 from ...data.sampler import Batch
 from ..base import Recommender, xavier_normal_table
 from ..dropout import Dropout
@@ -205,8 +206,7 @@ class R2MR(Recommender):
         for layer in range(self.cfg.n_layers):
             i_next = spmm(self.adj_t, u, self.adj)  # (I, w)
             if layer == self.cfg.n_layers - 1 and rows is not None:
-                sub, sub_t = csr_rows(self.adj, rows)  # (b, I), (I, b)
-                return su.index_select(0, rows) + spmm(sub, i, sub_t), si + i_next  # (b, w), (I, w)
+                return su.index_select(0, rows) + spmm_rows(self.adj, rows, i), si + i_next  # (b, w), (I, w)
             u = spmm(self.adj, i, self.adj_t)  # (U, w)
             su, si, i = su + u, si + i_next, i_next
         return (su if rows is None else su.index_select(0, rows)), si

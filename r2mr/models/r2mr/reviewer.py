@@ -14,7 +14,6 @@ disparity (some >= eta, some < eta), low (all < eta).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,17 +21,13 @@ import torch
 from torch import nn
 
 from ...data.graph import csr_gather
+from ...data.kernels import csr_mm
+from ...data.row_slice import csr_tensor
 from ..dropout import Dropout
 
 LOW, DISPARITY, HIGH = 0, 1, 2
 STATE_NAMES = ("low", "disparity", "high")
 PATTERN_FIELDS = ("i_crow", "i_col", "items", "u_crow", "u_col", "u_perm")
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(crow, col, values, shape)
 
 
 @dataclass
@@ -70,7 +65,8 @@ class _EdgeDot(torch.autograd.Function):
     """logits[e, k] = a[user_e, k] . b[item_e] on the pattern's edges (item-major); a (U, K, r), b (I, r).
 
     Forward: one sampled dense-dense product (SDDMM) per perspective. Backward: two sparse-dense products
-    with the incoming gradients as edge values, d b = G a_k and d a_k = G^T b. Deterministic on CPU.
+    with the incoming gradients as edge values, d b = G a_k and d a_k = G^T b (:func:`r2mr.data.kernels.csr_mm`:
+    the compiled product on a CPU, ``torch.sparse.mm``'s bits). Deterministic on CPU.
     """
 
     @staticmethod
@@ -80,7 +76,7 @@ class _EdgeDot(torch.autograd.Function):
         if not len(pat.i_col):
             return a.new_zeros(0, a.shape[1])
         shape = (pat.n_items, pat.n_users)
-        mask = _csr(pat.i_crow, pat.i_col, b.new_ones(len(pat.i_col)), shape)  # (I, U), E stored entries
+        mask = csr_tensor(pat.i_crow, pat.i_col, b.new_ones(len(pat.i_col)), shape)  # (I, U), E stored entries
         cols = [torch.sparse.sampled_addmm(mask, b, a[:, k].T, beta=0.0).values() for k in range(a.shape[1])]
         return torch.stack(cols, 1)  # (E, K)
 
@@ -90,11 +86,11 @@ class _EdgeDot(torch.autograd.Function):
         pat, k = ctx.pat, a.shape[1]
         ga = gb = None
         if ctx.needs_input_grad[1]:
-            gb = sum(torch.sparse.mm(_csr(pat.i_crow, pat.i_col, g[:, j].contiguous(), (pat.n_items, pat.n_users)),
+            gb = sum(csr_mm(csr_tensor(pat.i_crow, pat.i_col, g[:, j].contiguous(), (pat.n_items, pat.n_users)),
                                      a[:, j]) for j in range(k))  # (I, r)
         if ctx.needs_input_grad[0]:
             gu = g.index_select(0, pat.u_perm)  # (E, K) in user-major order
-            ga = torch.stack([torch.sparse.mm(_csr(pat.u_crow, pat.u_col, gu[:, j].contiguous(),
+            ga = torch.stack([csr_mm(csr_tensor(pat.u_crow, pat.u_col, gu[:, j].contiguous(),
                                                    (pat.n_users, pat.n_items)), b) for j in range(k)], 1)  # (U, K, r)
         return ga, gb, None
 
