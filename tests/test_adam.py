@@ -1,6 +1,6 @@
-"""The CPU Adam (r2mr.training.adam) gives torch.optim.Adam's bits: parameters and both moments after every step,
-for tables, odd sizes (ATen's scalar tails), small parameters, weight decay, zero and missing gradients, a
-changing learning rate; and falls back to torch's step where its conditions do not hold."""
+"""The CPU Adam and AdamW (r2mr.training.adam) give torch.optim.Adam's and AdamW's bits: parameters and both
+moments after every step, for tables, odd sizes (ATen's scalar tails), small parameters, weight decay, zero and
+missing gradients, a changing learning rate; and fall back to torch's step where their conditions do not hold."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def make_params(seed: int) -> list[torch.nn.Parameter]:
 def run(opt_cls: type, weight_decay: float, steps: int = 7) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     params = make_params(0)
     opt = opt_cls(params, lr=1e-3, weight_decay=weight_decay)
+    if isinstance(opt, torch.optim.AdamW) or type(opt) is adam.AdamW:
+        assert opt.param_groups[0]["decoupled_weight_decay"]
     g = torch.Generator().manual_seed(1)
     for step in range(steps):
         for i, p in enumerate(params):
@@ -37,15 +39,17 @@ def run(opt_cls: type, weight_decay: float, steps: int = 7) -> tuple[list[torch.
 
 @needs_numba
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-4, 0.1])
-def test_same_bits_as_torch_adam(weight_decay: float, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("ours_cls, torch_cls", [(adam.Adam, torch.optim.Adam), (adam.AdamW, torch.optim.AdamW)])
+def test_same_bits_as_torch_adam(weight_decay: float, ours_cls: type, torch_cls: type,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.get_num_threads() == 1 and adam.agrees_with_torch() and adam.fast_path_applies()
     calls = []
     original = adam.Adam._step_fast
     monkeypatch.setattr(adam.Adam, "_step_fast",
                         staticmethod(lambda p, *rest: (calls.append(p.numel()), original(p, *rest))[1]))
-    ours = run(adam.Adam, weight_decay)
+    ours = run(ours_cls, weight_decay)
     monkeypatch.undo()
-    ref = run(torch.optim.Adam, weight_decay)
+    ref = run(torch_cls, weight_decay)
     assert calls and min(calls) >= adam.MIN_NUMEL  # the compiled path ran (the big parameters), torch's the rest
     for a, b in zip(ours[0] + ours[1], ref[0] + ref[1]):
         assert torch.equal(a, b)
@@ -95,3 +99,18 @@ def test_a_torch_checkpoint_resumes_with_the_same_bits() -> None:
         return [p.detach() for p in params]
 
     assert all(torch.equal(a, b) for a, b in zip(two_steps(adam.Adam), two_steps(torch.optim.Adam)))
+
+
+@needs_numba
+def test_adamw_on_a_parameter_that_is_not_contiguous() -> None:
+    """A transposed table (R2MR has one) goes through torch's operations as shaped, with AdamW's bits."""
+    def run_t(cls: type) -> torch.Tensor:
+        p = torch.nn.Parameter(torch.randn(64, 70, generator=torch.Generator().manual_seed(3)).T)
+        opt = cls([p], lr=1e-2)
+        for k in range(3):
+            p.grad = torch.full_like(p, 0.5 - k) + p.detach() * 0.1
+            opt.step()
+        return p.detach()
+
+    assert not run_t(adam.AdamW).is_contiguous()
+    assert torch.equal(run_t(adam.AdamW), run_t(torch.optim.AdamW))

@@ -1,5 +1,5 @@
-"""Adam for CPU training: ``torch.optim.Adam``'s update in three passes over each parameter instead of seven,
-the same bits.
+"""Adam and AdamW for CPU training: ``torch.optim.Adam``'s (and ``AdamW``'s) update in three passes over each
+parameter instead of seven (eight), the same bits.
 
 ``torch.optim.Adam`` (no AMSGrad, not maximising, no foreach or fused path: the CPU default) updates each
 parameter with seven tensor operations, each a pass over the parameter's size (two tables of U x d and I x d for
@@ -8,6 +8,7 @@ the graph models): ``grad + wd * p``, ``m.lerp_``, ``v.mul_``, ``v.addcmul_``, `
 torch's own square root:
 
 * pass 1: ``g' = fma(p, wd, g)`` (if wd), ``m = fma(1 - b1, g' - m, m)``, ``v = fma((1 - b2) g', g', v b2)``;
+  with decoupled weight decay (AdamW) first ``p = p * (1 - lr wd)`` (torch's ``p.mul_``) and ``g' = g``;
 * ``s = torch.sqrt(v)`` (torch's vectorised square root, which is not always the correctly rounded one, so it
   is not recomputed here);
 * pass 2: ``p = p + (-step_size m) / (s / sqrt(bc2) + eps)``,
@@ -54,8 +55,11 @@ def _compile() -> dict[str, Callable[..., None]]:
         return types.float32(types.float32, types.float32, types.float32), codegen
 
     @numba.njit(nogil=True)
-    def moments(p: Any, g: Any, m: Any, v: Any, n: int, wd: Any, use_wd: bool, w1: Any, b2: Any, w2: Any) -> None:
-        for i in range(n):  # grad.add(p, alpha=wd); m.lerp_(grad, w1); v.mul_(b2).addcmul_(grad, grad, value=w2)
+    def moments(p: Any, g: Any, m: Any, v: Any, n: int, wd: Any, use_wd: bool, decay: Any, use_decay: bool, w1: Any,
+                b2: Any, w2: Any) -> None:
+        for i in range(n):  # p.mul_(decay) (AdamW) or grad.add(p, alpha=wd); m.lerp_(grad, w1); v.mul_(b2)...
+            if use_decay:
+                p[i] = p[i] * decay
             gi = fma32(p[i], wd, g[i]) if use_wd else g[i]
             m[i] = fma32(w1, gi - m[i], m[i])
             v[i] = fma32(w2 * gi, gi, v[i] * b2)
@@ -79,8 +83,7 @@ def _group_applies(group: dict[str, Any]) -> bool:
     parameter on the CPU (on a GPU torch's own step, with its multi-tensor kernels, is faster)."""
     if any(p.device.type != "cpu" for p in group["params"]):
         return False
-    plain = not any(group.get(k) for k in ("amsgrad", "maximize", "foreach", "fused", "capturable", "differentiable",
-                                            "decoupled_weight_decay"))
+    plain = not any(group.get(k) for k in ("amsgrad", "maximize", "foreach", "fused", "capturable", "differentiable"))
     return plain and all(isinstance(group[k], float) for k in ("lr", "eps", "weight_decay")) \
         and all(isinstance(b, float) for b in group["betas"])
 
@@ -106,10 +109,11 @@ def agrees_with_torch() -> bool:
     if not _agreement:
         gen = torch.Generator().manual_seed(0)
         ok = True
-        for wd in (0.0, 1e-2):
+        for wd, decoupled in ((0.0, False), (1e-2, False), (1e-2, True)):
             base = torch.randn(70 * BLOCK + 37, generator=gen)
             ref, ours = (torch.nn.Parameter(base.clone()) for _ in range(2))
-            ref_opt, our_opt = torch.optim.Adam([ref], lr=1e-2, weight_decay=wd), Adam([ours], lr=1e-2, weight_decay=wd)
+            ref_opt, our_opt = (cls([t], lr=1e-2, weight_decay=wd, decoupled_weight_decay=decoupled)
+                                for cls, t in ((torch.optim.Adam, ref), (Adam, ours)))
             for _ in range(3):
                 grad = torch.randn(base.shape, generator=gen)
                 ref.grad, ours.grad = grad.clone(), grad.clone()
@@ -163,11 +167,14 @@ class Adam(torch.optim.Adam):
     @staticmethod
     def _step_torch(p: torch.Tensor, group: dict[str, Any], state: dict[str, torch.Tensor],
                     bias: tuple[float, float], start: int) -> None:
-        """torch's single-tensor step, operation by operation, on the elements of ``p`` from ``start`` on."""
+        """torch's single-tensor step, operation by operation, on the elements of ``p`` from ``start`` on (all of
+        them, as shaped, where ``start`` is 0: ``p`` need not be contiguous then)."""
         beta1, beta2 = group["betas"]
-        param, m, v = (t.view(-1)[start:] for t in (p, state["exp_avg"], state["exp_avg_sq"]))
-        grad = p.grad.reshape(-1)[start:]
-        if group["weight_decay"] != 0:
+        tensors = (p, state["exp_avg"], state["exp_avg_sq"], p.grad)
+        param, m, v, grad = tensors if start == 0 else (t.reshape(-1)[start:] for t in tensors)
+        if group["weight_decay"] != 0 and group.get("decoupled_weight_decay", False):
+            param.mul_(1 - group["lr"] * group["weight_decay"])
+        elif group["weight_decay"] != 0:
             grad = grad.add(param, alpha=group["weight_decay"])
         m.lerp_(grad, 1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -180,11 +187,21 @@ class Adam(torch.optim.Adam):
         """The compiled passes over the whole blocks of ``p``; returns where they stopped (torch's step does the
         rest)."""
         beta1, beta2 = group["betas"]
-        wd, f32 = group["weight_decay"], np.float32
+        wd, decoupled, f32 = group["weight_decay"], group.get("decoupled_weight_decay", False), np.float32
         n = p.numel() - p.numel() % BLOCK
         arrays = [t.view(-1).numpy() for t in (p, p.grad, state["exp_avg"], state["exp_avg_sq"])]
         k = _kernels()
-        k["moments"](*arrays, n, f32(wd), wd != 0, f32(1 - beta1), f32(beta2), f32(1 - beta2))
+        k["moments"](*arrays, n, f32(wd), wd != 0 and not decoupled, f32(1 - group["lr"] * wd), wd != 0 and decoupled,
+                     f32(1 - beta1), f32(beta2), f32(1 - beta2))
         root = torch.sqrt(state["exp_avg_sq"].view(-1)[:n])  # torch's own square root (see the module)
         k["update"](arrays[0], arrays[2], root.numpy(), n, f32(bias[0]), f32(group["eps"]), f32(bias[1]))
         return n
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW`` (Adam with decoupled weight decay, ``p *= 1 - lr * wd`` before the moments) with the
+    compiled CPU step of :class:`Adam`, same bits; torch's default weight decay 0.01."""
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, **kwargs: Any) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay=True, **kwargs)
