@@ -1,6 +1,6 @@
 """Products at some rows of a graph (r2mr.data.row_slice): the compiled path (distinct rows summed once, the
-transpose by a counting sort) gives the bits of the row slice and its transpose built by torch, forward and
-backward, with repeated, unsorted and empty rows."""
+gradient added into the output rows in the transpose's order) gives the bits of the row slice and its transpose
+built by torch, forward and backward, with repeated, unsorted and empty rows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from r2mr.data import kernels
 from r2mr.data.graph import spmm
-from r2mr.data.row_slice import csr_rows, rows_transpose, spmm_rows
+from r2mr.data.row_slice import csr_rows, rows_transpose_mm, spmm_rows
 from tests.test_kernels import bits, needs_numba, random_csr
 
 
@@ -33,7 +33,6 @@ def test_rows_product_same_bits_as_the_row_slice(width: int) -> None:
     with kernels.use_backend("numba"):
         y = spmm_rows(a, rows, x)
         (gx,) = torch.autograd.grad(y, x, g)
-        assert rows_transpose(a, rows).layout == torch.sparse_csr
     with kernels.use_backend("torch"):
         want = sliced(a, rows, x, g)
     assert (bits(y), bits(gx)) == want
@@ -41,15 +40,19 @@ def test_rows_product_same_bits_as_the_row_slice(width: int) -> None:
 
 
 @needs_numba
-def test_rows_transpose_entry_for_entry_as_torch_builds_it() -> None:
-    a = random_csr(70, 40, 0.2, 1)
-    rows = torch.tensor([3, 9, 3, 0, 69, 12, 9])
-    want = csr_rows(a, rows)[1]
+@pytest.mark.parametrize("width", [1, 7, 64, 128])
+def test_transposed_product_by_scatter_same_bits_as_the_built_transpose(width: int) -> None:
+    gen = torch.Generator().manual_seed(width)
+    a = random_csr(70, 40, 0.2, 1)  # row 0 empty; some columns with no entry in the slice
+    rows = torch.tensor([3, 9, 3, 0, 69, 12, 9, 3])
+    g = torch.randn(len(rows), width, generator=gen)
+    g[2] = -0.0  # terms -0.0: an output row whose only terms they are stays +0.0, as in the built transpose
+    g[5, 0] = 3e38  # rounding: the order of the additions shows in the bits
     with kernels.use_backend("numba"):
-        got = rows_transpose(a, rows)
-    for part in ("crow_indices", "col_indices", "values"):
-        assert torch.equal(getattr(got, part)(), getattr(want, part)()), part
-    assert got.shape == want.shape == (40, len(rows))
+        got = rows_transpose_mm(a, rows, g)
+        want = kernels.csr_mm(csr_rows(a, rows)[1], g)
+    assert bits(got) == bits(want) and got.shape == (40, width)
+    assert bits(want) == bits(torch.sparse.mm(csr_rows(a, rows)[1], g))
 
 
 def test_rows_product_without_the_compiled_path_is_the_row_slice() -> None:

@@ -7,9 +7,11 @@
   backward, A[rows]^T g sums each column's terms in the order of ``rows``.
 
 Batches draw users per interaction, so ``rows`` repeats the busiest users: on TikTok a batch of 1,024 users
-slices ~297k stored entries, five times the whole graph's. With the compiled products (:mod:`r2mr.data.kernels`)
-``spmm_rows`` sums each distinct row once and gathers, and builds the transpose by a counting sort in one pass
-(no sort of the entries); elsewhere it composes ``csr_rows`` and ``spmm``.
+slices 287k-297k stored entries, five times the whole graph's. With the compiled products (:mod:`r2mr.data.kernels`)
+``spmm_rows`` sums each distinct row once and gathers, and adds the gradient's terms straight into the output
+rows in the transpose's order (no transpose built, no sort of the entries); elsewhere it composes ``csr_rows``
+and ``spmm``. Forward and backward on TikTok's graph, a batch of 1,024 users (287k entries), one thread, medians of
+30 alternating calls: 7.5 ms against 26.2 ms through ``csr_rows`` at width 128; 5.6 against 26.1 ms at 64.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import functools
 import warnings
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from . import kernels
+from .prefetch import make_prefetch
 from .propagation import spmm
+from .stack_buffer import make_stack_buffer
+
+AHEAD = 8  # stored entries ahead whose output rows the scatter prefetches
 
 
 def csr_positions(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,48 +72,52 @@ def csr_rows(a: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return sub, csr_tensor(t_crow, local.index_select(0, order), vals.index_select(0, order), (a.shape[1], len(rows)))
 
 
-def compile_rows_transpose(numba: Any) -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The kernel ``(crow, col, val, rows (b,), m) -> (crow (m + 1,), col (n,), val (n,))`` of A[rows]^T: a
-    counting sort by column, the entries placed in the order of ``rows``, each row's in stored order -- the
-    order of :func:`csr_rows`' transpose, in two passes over the slice's n entries."""
+def compile_rows_scatter(numba: Any, width: int) -> Callable[..., None]:
+    """The kernel ``(crow, col, val, rows (b,), g (b, width), out (m, width)) -> None`` adding A[rows]^T g into a
+    zero-filled ``out``: row by row of the slice, in the order of ``rows``, each stored entry's term added to its
+    column's output row. Each output row thus starts at +0.0 and adds its terms in the order of the transpose
+    that :func:`csr_rows` builds, one product and one addition each: the bits of that transpose's product,
+    without building it. ``width`` is a constant of the kernel, so that the compiler keeps g's row in a stack
+    buffer (:mod:`r2mr.data.stack_buffer`) and unrolls the row update."""
+    prefetch_row, stack_buffer = make_prefetch(numba), make_stack_buffer(numba, width)
 
     @numba.njit(nogil=True)
-    def rows_transpose(crow: Any, col: Any, val: Any, rows: Any, m: int) -> tuple[Any, Any, Any]:
-        t_crow = np.zeros(m + 1, np.int64)
+    def rows_scatter(crow: Any, col: Any, val: Any, rows: Any, g: Any, out: Any) -> None:
         for r in range(rows.shape[0]):
-            for k in range(crow[rows[r]], crow[rows[r] + 1]):
-                t_crow[col[k] + 1] += 1
-        for c in range(m):
-            t_crow[c + 1] += t_crow[c]
-        t_col, t_val, nxt = np.empty(t_crow[m], np.int64), np.empty(t_crow[m], val.dtype), t_crow[:m].copy()
-        for r in range(rows.shape[0]):
-            for k in range(crow[rows[r]], crow[rows[r] + 1]):
-                p = nxt[col[k]]
-                t_col[p], t_val[p] = r, val[k]
-                nxt[col[k]] = p + 1
-        return t_crow, t_col, t_val
+            g_row, start, stop = stack_buffer(), crow[rows[r]], crow[rows[r] + 1]
+            for j in range(width):
+                g_row[j] = g[r, j]
+            for k in range(start, stop):
+                if k + AHEAD < stop:  # the output row a few entries ahead, fetched while this one is updated
+                    prefetch_row(out, col[k + AHEAD])
+                v, o = val[k], out[col[k]]
+                for j in range(width):
+                    o[j] += v * g_row[j]
 
-    return rows_transpose
+    return rows_scatter
 
 
 @functools.cache
-def _transpose_kernel() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _scatter_kernel(width: int) -> Callable[..., None]:
     import numba
 
-    return compile_rows_transpose(numba)
+    return compile_rows_scatter(numba, width)
 
 
-def rows_transpose(a: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """A[rows]^T (m, b) as a CSR tensor, equal entry for entry (order included) to :func:`csr_rows`' second."""
-    if not kernels.numba_applies(a.values()):
-        return csr_rows(a, rows)[1]
+def rows_transpose_mm(a: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """A[rows]^T g (m, d) for a CSR ``a`` (n, m), ``rows`` (b,) and ``g`` (b, d): the bits of
+    ``csr_mm(csr_rows(a, rows)[1], g)``, which it is where the compiled kernels do not apply."""
+    if not kernels.fused_applies(a, g):
+        return kernels.csr_mm(csr_rows(a, rows)[1], g)
+    out = torch.zeros(a.shape[1], g.shape[1], dtype=g.dtype)
     crow, col, val = (t.numpy() for t in (a.crow_indices(), a.col_indices(), a.values().detach()))
-    arrays = _transpose_kernel()(crow, col, val, rows.to(torch.int64).contiguous().numpy(), a.shape[1])
-    return csr_tensor(*(torch.from_numpy(v) for v in arrays), (a.shape[1], len(rows)))
+    _scatter_kernel(g.shape[1])(crow, col, val, rows.to(torch.int64).contiguous().numpy(),
+                                g.detach().contiguous().numpy(), out.numpy())
+    return out
 
 
 class _RowsSpMM(torch.autograd.Function):
-    """y = (A x)[rows]: each distinct row summed once, then gathered; the gradient A[rows]^T g."""
+    """y = (A x)[rows]: each distinct row summed once, then gathered; the gradient A[rows]^T g by scatter."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +126,7 @@ class _RowsSpMM(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, kernels.csr_mm(rows_transpose(ctx.a, ctx.rows), g)
+        return None, None, rows_transpose_mm(ctx.a, ctx.rows, g)
 
 
 def spmm_rows(a: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
