@@ -7,14 +7,17 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
 * old: today's products (``torch.sparse.mm``, the ``torch`` backend of :mod:`r2mr.data.kernels`), the layer mean by
   stacking the layers, ``users @ items.T``, ``torch.topk``, ``torch.optim.Adam``'s step and ``F.dropout``; new: the
   package as it is (numba kernels, running layer sums, the item-major score product, the heap top-k, the compiled
-  Adam step of :mod:`r2mr.training.adam` and the compiled dropout mask of :mod:`r2mr.models.dropout`, both of
-  which the ``torch`` backend turns off). Both run on the same model, alternating
-  (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load hits both alike.
+  Adam and AdamW steps of :mod:`r2mr.training.adam` and the compiled dropout mask of :mod:`r2mr.models.dropout`,
+  which the ``torch`` backend turns off; R2MR's batch-row products of :mod:`r2mr.data.row_slice`). Both run on
+  the same model, alternating (old, new) ``--rounds`` times; medians are kept, so a drift in the machine's load
+  hits both alike.
 * Training: process CPU seconds of the epoch's first step (LATTICE learns its graph there) plus ``--batches``
   later steps scaled to the epoch's batches (after one warm-up step); per-epoch hooks are not included.
   Evaluation: CPU seconds of one ``Trainer.evaluate``. One torch thread.
 * Bound: the step's (or the evaluation's) work at this machine's measured rates: every sparse product's bytes
-  (nnz x (12 + 4 d) + rows x 4 d) at the cache bandwidth, dense products' FLOPs (torch's
+  (nnz x (12 + 4 d) + rows x 4 d; R2MR's batch-row products as the work they do since 0.4.7: the distinct rows'
+  entries forward, each slice entry reading and writing an output row backward) at the cache bandwidth, dense
+  products' FLOPs (torch's
   FlopCounterMode) at the dense rate, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
   A floor, not a prediction. Both rates are this machine's (``benchmarks/machine_rates.py``), measured before any
   competing process starts and again after they end, the faster of the two kept (the rates of this virtual
@@ -129,15 +132,33 @@ def counted() -> Iterator[dict[str, float]]:
             work["sparse_bytes"] += (12 * int(counts.sum()) + 4 * d * gathered + 3 * 4 * d * len(rows))
         return fused(a, x, other, *args, **kw)
 
-    import r2mr.data.propagation as propagation
+    def slice_entries(a: torch.Tensor, rows: torch.Tensor) -> int:
+        crow = a.crow_indices()
+        return int((crow[rows + 1] - crow[rows]).sum())
 
+    def counting_rows(a: torch.Tensor, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        distinct, d = torch.unique(rows), x.shape[1]  # the distinct rows summed, then every row gathered
+        work["sparse_bytes"] += slice_entries(a, distinct) * (12 + 4 * d) + (len(distinct) + 2 * len(rows)) * 4 * d
+        return rows_mm(a, x, rows)
+
+    def counting_scatter(a: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        d = g.shape[1]  # each entry reads and writes its output row; the output zero-filled; g read once
+        work["sparse_bytes"] += slice_entries(a, rows) * (12 + 8 * d) + (a.shape[1] + len(rows)) * 4 * d
+        return rows_transpose_mm(a, rows, g)
+
+    import r2mr.data.propagation as propagation
+    import r2mr.data.row_slice as row_slice
+
+    rows_mm, rows_transpose_mm = row_slice.rows_mm, row_slice.rows_transpose_mm
     propagation.csr_mm, propagation.csr_mm_add = counting, counting_fused
+    row_slice.rows_mm, row_slice.rows_transpose_mm = counting_rows, counting_scatter
     try:
         with FlopCounterMode(display=False) as fc:
             yield work
         work["flops"] = float(fc.get_total_flops())
     finally:
         propagation.csr_mm, propagation.csr_mm_add = original, fused
+        row_slice.rows_mm, row_slice.rows_transpose_mm = rows_mm, rows_transpose_mm
 
 
 def step(trainer: Trainer, batch) -> None:

@@ -116,13 +116,19 @@ def rows_transpose_mm(a: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> t
     return out
 
 
+def rows_mm(a: torch.Tensor, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(A x)[rows] (b, d), no gradient: each distinct row of ``rows`` summed once (:func:`kernels.csr_mm`'s bits),
+    then gathered."""
+    return kernels.csr_mm(a, x, rows=torch.unique(rows)).index_select(0, rows)
+
+
 class _RowsSpMM(torch.autograd.Function):
     """y = (A x)[rows]: each distinct row summed once, then gathered; the gradient A[rows]^T g by scatter."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.a, ctx.rows = a, rows
-        return kernels.csr_mm(a, x, rows=torch.unique(rows)).index_select(0, rows)
+        return rows_mm(a, x, rows)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[None, None, torch.Tensor]:
