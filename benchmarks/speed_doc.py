@@ -1,10 +1,11 @@
 """Write docs/speed.md from the benchmark files: the thread policy (results/benchmarks/threads_cpu.json) and the
-old vs new CPU path per model and data set on a quiet and on a loaded machine (kernels_cpu_{quiet,loaded}.json,
-written by bench_kernels.py), with the bounds, the issue's goals, and the plan's per-epoch timings rescaled by
-the measured speed-ups (the numbers r2mr/plan_cli.py declares).
+old vs new CPU path per model and data set on an idle, a quiet and a loaded machine
+(kernels_cpu_{idle,quiet,loaded}.json, written by bench_kernels.py), with the bounds, the issue's goals, and the
+plan's per-epoch timings rescaled by the speed-ups of the newest idle run (the numbers
+r2mr/cli/plan_commands.py declares).
 
 Usage: python benchmarks/speed_doc.py [--out docs/speed.md] [--check]
-``--check`` prints the per-epoch table the plan should declare and whether r2mr/plan_cli.py agrees.
+``--check`` prints the per-epoch table the plan should declare and whether r2mr/cli/plan_commands.py agrees.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from r2mr.core.atomic_io import write_text  # noqa: E402
 
 BENCH = ROOT / "results" / "benchmarks"
 # The plan's declared seconds per epoch + one evaluation per 100,000 training interactions before the kernels
-# (r2mr/plan_cli.py at the commit before this work); the new table is this one divided by the measured speed-up.
+# (r2mr/cli/plan_commands.py at the commit before this work); the new table is this one divided by the measured
+# speed-up.
 OLD_SECONDS_PER_EPOCH = {"bpr": 1.1, "lightgcn": 2.8, "vbpr": 1.7, "lattice": 5.2, "freedom": 3.2, "bm3": 4.1,
                          "mgcn": 35.0, "r2mr": 10.0, "r2mr full": 150.0}
 # Goals of the work (seconds, one thread): LightGCN's training epoch and the evaluation of both splits.
@@ -132,11 +134,13 @@ def render(interactions: dict[str, int]) -> str:
            "`F.dropout`; new = the numba kernels of `r2mr/data/kernels.py` (rows summed in vector registers with",
            "the next rows prefetched (from the 0.4.6 runs on; a heap buffer before), the layer mean fused into the",
            "products, its backward joining the user and item parts' gradients once (0.4.6), LightGCN's last layer at",
-           "the batch's rows only: `r2mr/data/propagation.py`), Adam's step in two compiled passes",
-           "(`r2mr/training/adam.py`: in the later processor's idle and loaded runs, not in the earlier",
-           "processor's) and dropout's mask drawn by a compiled copy of torch's generator",
-           "(`r2mr/models/dropout.py`, R2MR and BM3: from the 0.4.5 runs on).",
-           "Both give the same bits (tests/test_kernels.py, tests/test_adam.py, tests/test_dropout.py); both run under",
+           "the batch's rows only: `r2mr/data/propagation.py`; R2MR's at the batch's distinct rows, its gradient",
+           "added into the output rows without building the transpose: `r2mr/data/row_slice.py`, 0.4.7), Adam's",
+           "step in two compiled passes (`r2mr/training/adam.py`: in the later processor's idle and loaded runs, not",
+           "in the earlier processor's; AdamW, R2MR's, from the 0.4.7 runs on) and dropout's mask drawn by a",
+           "compiled copy of torch's generator (`r2mr/models/dropout.py`, R2MR and BM3: from the 0.4.5 runs on).",
+           "Both give the same bits (tests/test_kernels.py, tests/test_row_slice.py, tests/test_adam.py,",
+           "tests/test_dropout.py); both run under",
            "the memory policy, measured apart below.",
            "Each run names its processor: the goals were set on an earlier AMD EPYC (idle run kept as",
            "`kernels_cpu_idle_before.json`, quiet run); the newest idle and loaded runs are on a later one whose",
@@ -164,13 +168,15 @@ def render(interactions: dict[str, int]) -> str:
                 f"processor: {doc.get('cpu', EARLIER_PROCESSOR)}. Bounds: sparse bytes at {doc['cache_gbs']:.0f} "
                 f"GB/s, dense FLOPs at {doc['gemm_gflops']:.0f} GFLOP/s ({RATES[doc.get('rates', 'reference')]}), "
                 "the Adam update's bytes.", "", *kernel_table(doc), "", *goal_lines(doc)]
-    if quiet:
-        table = new_table(quiet["rows"])
+    idle = load("kernels_cpu_idle.json")
+    if idle:
+        table = new_table(idle["rows"])
         old_h, new_h = cpu_hours(OLD_SECONDS_PER_EPOCH, interactions), cpu_hours(table, interactions)
         out += ["", "## The plan's estimate", "",
                 "`python -m r2mr plan` declares seconds per epoch + one evaluation per 100,000 training "
                 "interactions (one thread); the new values are the old ones divided by the measured old ÷ new of "
-                "(epoch + evaluation) on TikTok (quiet run; R2MR at full size unchanged: not measured).", "",
+                "(epoch + evaluation) on TikTok (the newest idle run, from 0.4.7 on; the quiet run before; R2MR at "
+                "full size unchanged: not measured).", "",
                 "| model | old | new |", "|---|---:|---:|",
                 *(f"| {m} | {OLD_SECONDS_PER_EPOCH[m]} | {table[m]} |" for m in table), "",
                 "One converged seed of every model (typical epochs to early stopping, quick-size R2MR), CPU-hours:", "",
@@ -189,10 +195,10 @@ def main() -> int:
     from r2mr.cli.plan_commands import _interactions
 
     interactions = {d: n or _interactions(d, args.data_dir) for d, n in INTERACTIONS.items()}
-    quiet = load("kernels_cpu_quiet.json")
+    idle = load("kernels_cpu_idle.json")
     if args.check:
-        table = new_table(quiet["rows"]) if quiet else {}
-        print("declared in r2mr/plan_cli.py:", SECONDS_PER_EPOCH)
+        table = new_table(idle["rows"]) if idle else {}
+        print("declared in r2mr/cli/plan_commands.py:", SECONDS_PER_EPOCH)
         print("measured:                    ", table)
         return 0 if table == SECONDS_PER_EPOCH else 1
     write_text(args.out, render(interactions))
