@@ -17,8 +17,8 @@ Usage: python benchmarks/bench_kernels.py [--data-dir DIR] [--cases lightgcn:bab
 * Bound: the step's (or the evaluation's) work at this machine's measured rates: every sparse product's bytes
   (nnz x (12 + 4 d) + rows x 4 d; R2MR's batch-row products as the work they do since 0.4.7: the distinct rows'
   entries forward, each slice entry reading and writing an output row backward) at the cache bandwidth, dense
-  products' FLOPs (torch's
-  FlopCounterMode) at the dense rate, and the Adam update's bytes (7 x 4 B per parameter) at the cache bandwidth.
+  products' FLOPs (torch's FlopCounterMode) at the dense rate, and the Adam update's bytes (7 x 4 B per
+  parameter) at the cache bandwidth.
   A floor, not a prediction. Both rates are this machine's (``benchmarks/machine_rates.py``), measured before any
   competing process starts and again after they end, the faster of the two kept (the rates of this virtual
   machine drift by up to 2x over minutes); ``--reference-rates`` uses those of the AMD EPYC the benchmark was

@@ -87,11 +87,11 @@ class _EdgeDot(torch.autograd.Function):
         ga = gb = None
         if ctx.needs_input_grad[1]:
             gb = sum(csr_mm(csr_tensor(pat.i_crow, pat.i_col, g[:, j].contiguous(), (pat.n_items, pat.n_users)),
-                                     a[:, j]) for j in range(k))  # (I, r)
+                            a[:, j]) for j in range(k))  # (I, r)
         if ctx.needs_input_grad[0]:
             gu = g.index_select(0, pat.u_perm)  # (E, K) in user-major order
             ga = torch.stack([csr_mm(csr_tensor(pat.u_crow, pat.u_col, gu[:, j].contiguous(),
-                                                   (pat.n_users, pat.n_items)), b) for j in range(k)], 1)  # (U, K, r)
+                                                (pat.n_users, pat.n_items)), b) for j in range(k)], 1)  # (U, K, r)
         return ga, gb, None
 
 
