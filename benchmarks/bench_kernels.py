@@ -62,7 +62,7 @@ from r2mr.training.trainer import Trainer  # noqa: E402
 REFERENCE_RATES = (96.0, 82.0)  # GB/s of cache-resident reads, GFLOP/s of dense float32 products (1 thread), as
 # measured on the processor this benchmark was written on (an earlier AMD EPYC; the first committed files used it)
 CASES = ("lightgcn:baby,lightgcn:sports,lightgcn:tiktok,bpr:sports,bpr:tiktok,vbpr:tiktok,lattice:tiktok,"
-         "freedom:tiktok,bm3:tiktok,mgcn:tiktok,r2mr:tiktok")
+         "freedom:tiktok,bm3:tiktok,mgcn:tiktok,r2mr:tiktok,r2mr@full:tiktok")
 SPIN = "import time\nwhile True:\n    time.perf_counter()\n"
 PROPAGATE_USERS = (lightgcn, lattice, freedom, bm3, mgcn)
 NEW_PROPAGATE, NEW_PROPAGATE_PARTS = lightgcn.propagate, lightgcn.propagate_parts
@@ -174,10 +174,11 @@ def cpu_seconds(fn) -> float:
     return time.process_time() - t0
 
 
-def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -> dict:
-    """One model on one data set, old and new alternating: seconds, and the work of the epoch and of one
-    evaluation (``*_bytes`` read at cache speed, ``*_flops`` of dense products) for :func:`add_bounds`."""
-    _, quick = quick_overrides(model, "quick")
+def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int, scale: str = "quick") -> dict:
+    """One model on one data set at ``scale`` (a run plan's: the quick preset, or ``full``), old and new
+    alternating: seconds, and the work of the epoch and of one evaluation (``*_bytes`` read at cache speed,
+    ``*_flops`` of dense products) for :func:`add_bounds`. The row's model is ``"<model> full"`` at full scale."""
+    _, quick = quick_overrides(model, scale)
     quick.pop("max_epochs", None)
     cls, mcfg, tcfg = make_configs(model, quick, dataset=dataset, max_epochs=1)
     ds = load_dataset(dataset, root, features=cls.needs_features)
@@ -211,7 +212,8 @@ def bench_case(model: str, dataset: str, root: str, batches: int, rounds: int) -
                 t_later = cpu_seconds(lambda: [step(trainer, b) for b in pool[1:]]) / batches
                 train[name].append(t_first + t_later * (n_batches - 1))
                 evals[name].append(cpu_seconds(trainer.evaluate))
-    row = {"model": model, "dataset": dataset, "n_users": ds.n_users, "n_items": ds.n_items,
+    label = model if scale == "quick" else f"{model} {scale}"
+    row = {"model": label, "dataset": dataset, "n_users": ds.n_users, "n_items": ds.n_items,
            "train_edges": len(ds.train), "batches": n_batches, "timed_batches": batches, "rounds": rounds,
            "train_bytes": first["sparse_bytes"] + later["sparse_bytes"] * (n_batches - 1) + 28 * n_params * n_batches,
            "train_flops": first["flops"] + later["flops"] * (n_batches - 1),
@@ -235,10 +237,10 @@ def measured_rates() -> tuple[float, float]:
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'model':<9}{'data':<8}| {'train old':>9}{'new':>7}{'x':>6}{'bound':>7}{'new/bd':>7} | "
+    print(f"{'model':<10}{'data':<8}| {'train old':>9}{'new':>7}{'x':>6}{'bound':>7}{'new/bd':>7} | "
           f"{'eval old':>8}{'new':>7}{'x':>6}{'bound':>7}{'new/bd':>7}")
     for r in rows:
-        print(f"{r['model']:<9}{r['dataset']:<8}| {r['train_old_s']:>9.2f}{r['train_new_s']:>7.2f}"
+        print(f"{r['model']:<10}{r['dataset']:<8}| {r['train_old_s']:>9.2f}{r['train_new_s']:>7.2f}"
               f"{r['train_old_s'] / r['train_new_s']:>6.2f}{r['train_bound_s']:>7.2f}"
               f"{r['train_new_s'] / r['train_bound_s']:>7.1f} | {r['eval_old_s']:>8.2f}{r['eval_new_s']:>7.2f}"
               f"{r['eval_old_s'] / r['eval_new_s']:>6.2f}{r['eval_bound_s']:>7.2f}"
@@ -248,7 +250,8 @@ def print_rows(rows: list[dict]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
-    p.add_argument("--cases", default=CASES, help="model:dataset pairs, comma-separated")
+    p.add_argument("--cases", default=CASES,
+                   help="model:dataset pairs, comma-separated; model@full:dataset for a model at full size")
     p.add_argument("--batches", type=int, default=12)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--competitors", type=int, default=0, help="spinning processes for a loaded machine")
@@ -266,10 +269,12 @@ def main() -> int:
     rows, load = [], [os.getloadavg()[0]]
     try:
         for case in args.cases.split(","):
-            model, dataset = case.split(":")
-            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds))
+            name, dataset = case.split(":")
+            model, _, scale = name.partition("@")
+            rows.append(bench_case(model, dataset, data_root(args.data_dir), args.batches, args.rounds,
+                                   scale or "quick"))
             load.append(os.getloadavg()[0])
-            print(f"[{len(rows)}] {model} on {dataset} done (load {load[-1]:.1f})", flush=True)
+            print(f"[{len(rows)}] {name} on {dataset} done (load {load[-1]:.1f})", flush=True)
     finally:
         for proc in spinners:  # only the processes started here, by id
             proc.kill()
