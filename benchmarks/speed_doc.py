@@ -176,7 +176,8 @@ def render(interactions: dict[str, int]) -> str:
                 "`python -m r2mr plan` declares seconds per epoch + one evaluation per 100,000 training "
                 "interactions (one thread); the new values are the old ones divided by the measured old ÷ new of "
                 "(epoch + evaluation) on TikTok (the newest idle run, from 0.4.7 on; the quiet run before; R2MR at "
-                "full size unchanged: not measured).", "",
+                "full size from its own row, measured from 0.4.7 on, before unchanged). Per-epoch hooks (R2MR's "
+                "rewrite rounds) are not in the measured epochs: their share of the old seconds is scaled alike.", "",
                 "| model | old | new |", "|---|---:|---:|",
                 *(f"| {m} | {OLD_SECONDS_PER_EPOCH[m]} | {table[m]} |" for m in table), "",
                 "One converged seed of every model (typical epochs to early stopping, quick-size R2MR), CPU-hours:", "",

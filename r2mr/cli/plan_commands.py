@@ -30,10 +30,10 @@ from .plan_checks import archive_line, stop_if_failed, stop_if_unreadable, unrea
 # Rough work estimate where the store has no timing of a (model, data set) yet: seconds per training epoch
 # plus one evaluation, per 100,000 training interactions, one CPU thread (TikTok quick-size runs of
 # results/04_efficiency, divided by the old / new speed-up of the CPU kernels measured by
-# benchmarks/bench_kernels.py in its newest idle run; `benchmarks/speed_doc.py --check` recomputes them; R2MR
-# at full size not re-measured), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
-SECONDS_PER_EPOCH = {"bpr": 0.98, "lightgcn": 1.43, "vbpr": 1.54, "lattice": 4.05, "freedom": 2.33, "bm3": 2.25,
-                     "mgcn": 30.7, "r2mr": 6.63, "r2mr full": 150.0}
+# benchmarks/bench_kernels.py in its newest idle run, R2MR at full size by its own row; `benchmarks/speed_doc.py
+# --check` recomputes them), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
+SECONDS_PER_EPOCH = {"bpr": 0.92, "lightgcn": 1.5, "vbpr": 1.68, "lattice": 4.08, "freedom": 2.16, "bm3": 2.41,
+                     "mgcn": 31.89, "r2mr": 6.27, "r2mr full": 103.87}
 TYPICAL_EPOCHS = {"bpr": 55, "lightgcn": 120, "vbpr": 50, "lattice": 140, "freedom": 80, "bm3": 100, "mgcn": 50,
                   "r2mr": 40}
 GPU_SPEEDUP = 10.0
