@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from benchmarks.machine_rates import cache_gbs, gemm_gflops  # noqa: E402
 from r2mr.core.atomic_io import run_metadata, write_json  # noqa: E402
 from r2mr.core.paths import data_root  # noqa: E402
-from r2mr.data import kernels, load_dataset  # noqa: E402
+from r2mr.data import kernels, load_dataset, propagation, row_slice  # noqa: E402
 from r2mr.models import bm3, freedom, lattice, lightgcn, mgcn  # noqa: E402
 from r2mr.runs.experiment import _wants_cache_dir, make_configs  # noqa: E402
 from r2mr.runs.plan_specs import quick_overrides  # noqa: E402
@@ -83,9 +83,7 @@ def stacked_propagate_parts(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], 
                             adj_t: torch.Tensor | None = None, last_rows: torch.Tensor | None = None
                             ) -> tuple[torch.Tensor, ...]:
     """The parts' layer mean as it was: concatenate, stack-then-mean, slice."""
-    from r2mr.data.propagation import slice_parts
-
-    return slice_parts(stacked_propagate(adj, torch.cat(list(parts)), n_layers, adj_t), parts)
+    return propagation.slice_parts(stacked_propagate(adj, torch.cat(list(parts)), n_layers, adj_t), parts)
 
 
 @contextlib.contextmanager
@@ -120,21 +118,21 @@ def counted() -> Iterator[dict[str, float]]:
         work["sparse_bytes"] += product_bytes(a, x)
         return original(a, x)
 
+    def slice_entries(a: torch.Tensor, rows: torch.Tensor) -> int:
+        """Stored entries of the CSR rows ``rows`` of ``a`` (repeats counted each time)."""
+        crow = a.crow_indices()
+        return int((crow[rows + 1] - crow[rows]).sum())
+
     def counting_fused(a: torch.Tensor, x: torch.Tensor, other: torch.Tensor, *args, **kw) -> None:
         rows, live, d = kw.get("rows"), kw.get("live"), x.shape[1]
         if rows is None and live is None:
             work["sparse_bytes"] += product_bytes(a, x) + 2 * other.numel() * 4  # + the running sum read, written
         else:  # the work done: the computed rows' entries (index and value), the live rows gathered
-            crow, col = a.crow_indices(), a.col_indices()
             rows = torch.arange(a.shape[0]) if rows is None else rows
-            counts = crow[rows + 1] - crow[rows]
-            gathered = int(counts.sum()) if live is None else int(live[col].sum())  # live: every row's entries
-            work["sparse_bytes"] += (12 * int(counts.sum()) + 4 * d * gathered + 3 * 4 * d * len(rows))
+            entries = slice_entries(a, rows)
+            gathered = entries if live is None else int(live[a.col_indices()].sum())  # live: every row's entries
+            work["sparse_bytes"] += (12 * entries + 4 * d * gathered + 3 * 4 * d * len(rows))
         return fused(a, x, other, *args, **kw)
-
-    def slice_entries(a: torch.Tensor, rows: torch.Tensor) -> int:
-        crow = a.crow_indices()
-        return int((crow[rows + 1] - crow[rows]).sum())
 
     def counting_rows(a: torch.Tensor, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         distinct, d = torch.unique(rows), x.shape[1]  # the distinct rows summed, then every row gathered
@@ -145,9 +143,6 @@ def counted() -> Iterator[dict[str, float]]:
         d = g.shape[1]  # each entry reads and writes its output row; the output zero-filled; g read once
         work["sparse_bytes"] += slice_entries(a, rows) * (12 + 8 * d) + (a.shape[1] + len(rows)) * 4 * d
         return rows_transpose_mm(a, rows, g)
-
-    import r2mr.data.propagation as propagation
-    import r2mr.data.row_slice as row_slice
 
     rows_mm, rows_transpose_mm = row_slice.rows_mm, row_slice.rows_transpose_mm
     propagation.csr_mm, propagation.csr_mm_add = counting, counting_fused
