@@ -2,7 +2,8 @@
 
 * ``csr_mm(a, x)``: sparse (CSR) x dense, written in place (the propagation of every graph model).
 * ``dot_scores(users, items)``: the score product in its fast orientation, same bits.
-* ``topk_indices(scores, k)``: the indices of ``torch.topk`` with its tie order, selected with a heap in one pass.
+* ``topk_indices(scores, k)``: the indices of ``torch.topk`` with its tie order: rows without ties from a few
+  candidates above a sampled threshold (:mod:`r2mr.data.topk_sampled`), the others with a heap in one pass.
 
 ``csr_mm(a, x)`` computes ``y = A x`` for a CSR tensor ``a`` (n, m) and a dense ``x`` (m, d), giving (n, d).
 Summation order: each output row starts at 0.0 and adds ``A[i, k] * x[k]`` over the row's stored entries in
@@ -41,6 +42,7 @@ from ..core.errors import ConfigError
 from .prefetch import make_prefetch
 from .stack_buffer import make_stack_buffer
 from .topk_kernel import compile_topk
+from .topk_sampled import compile_topk_sampled, select_topk
 
 BACKEND_ENV = "R2MR_SPMM"
 BACKENDS = ("auto", "numba", "torch")
@@ -164,7 +166,7 @@ def _compile() -> dict[str, Callable[..., None]] | None:
 
     fast = {f"csr_mm_{mode}_{one}": fast_kernel(mode, one) for mode in (PLAIN, ADD_INTO_OTHER, ADD_OTHER)
             for one in (True, False)}
-    return {"csr_mm": csr_mm_kernel, **fast, "topk": compile_topk(numba)}
+    return {"csr_mm": csr_mm_kernel, **fast, "topk": compile_topk(numba), "topk_sampled": compile_topk_sampled(numba)}
 
 
 _kernels: dict[str, Callable[..., None]] | None = None
@@ -269,8 +271,8 @@ def fused_applies(a: torch.Tensor, x: torch.Tensor) -> bool:
 
 def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     """``scores.topk(k, dim=1).indices`` (B, k) for scores (B, n), the same indices in the same order, ties
-    included (see :func:`r2mr.data.topk_kernel.compile_topk`). Scores stored item-major (``scores`` a transposed
-    view of an (n, B) tensor, the fast orientation of the score product) are read in that order, without a copy.
+    included (:mod:`r2mr.data.topk_sampled`, then the heap of :mod:`r2mr.data.topk_kernel`). Item-major scores (a
+    transposed view of (n, B), the score product's fast orientation) are read in that order, without a copy.
     Falls back to ``torch.topk`` off the CPU, for other dtypes, without numba, and where k * 64 > n (torch then
     selects with another algorithm)."""
     if scores.dim() != 2 or not 0 < k * 64 <= scores.shape[1] or not numba_applies(scores):
@@ -278,7 +280,7 @@ def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     out = torch.empty(scores.shape[0], k, dtype=torch.int64)
     by_columns = scores.stride(0) < scores.stride(1)  # item-major storage
     assert _kernels is not None
-    _kernels["topk"](scores.detach().numpy(), k, by_columns, out.numpy())
+    select_topk(_kernels, scores.detach().numpy(), k, by_columns, out.numpy())
     return out
 
 
