@@ -26,7 +26,8 @@ from ..core.names import METRIC_NAMES, PER_USER_METRICS
 from ..data import Dataset
 from ..data.graph import csr_gather
 from ..data.kernels import topk_indices
-from ..data.sampler import contains, pair_keys
+from ..data.sampler import pair_keys
+from .user_metrics import compiled_applies, held_out_hits, rank_metrics_compiled, rank_tables
 
 METRICS = METRIC_NAMES
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # users (B,) -> scores (B, n_items)
@@ -37,12 +38,9 @@ PerUser = dict[str, dict[str, torch.Tensor]]  # {split: {"users": (N,), metric: 
 def rank_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
     """Per-user metrics from a (B, maxK) 0/1 hit matrix and held-out counts (B,); values (B,) each."""
     hits = hits.double()
-    maxk = hits.shape[1]
-    ranks = torch.arange(1, maxk + 1, device=hits.device, dtype=torch.float64)  # (maxK,)
-    discount = 1.0 / torch.log2(ranks + 1.0)  # (maxK,)
+    ranks, discount, idcg_table = rank_tables(hits.shape[1], hits.device)  # (maxK,) each
     cum_hits = hits.cumsum(1)  # (B, maxK)
     dcg = (hits * discount).cumsum(1)  # (B, maxK)
-    idcg_table = discount.cumsum(0)  # (maxK,) ideal DCG for 1..maxK relevant items
     ap = (hits * cum_hits / ranks).cumsum(1)  # (B, maxK)
     n = n_truth.double()
     out: dict[str, torch.Tensor] = {}
@@ -67,12 +65,14 @@ class Evaluator:
         train = ds.train_csr()
         self.indptr = torch.from_numpy(train.indptr.astype(np.int64)).to(self.device)
         self.indices = torch.from_numpy(train.indices.astype(np.int64)).to(self.device)
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # {split: (sorted pair keys, counts (U,))}
+        self.starts: dict[str, torch.Tensor] = {}  # {split: (U + 1,) where each user's keys start}
         for name in ("valid", "test"):
             sp = ds.split(name)
             keys = pair_keys(torch.from_numpy(sp.users.copy()), torch.from_numpy(sp.items.copy()), ds.n_items)
             counts = torch.from_numpy(np.bincount(sp.users, minlength=ds.n_users)).to(self.device)
             self.splits[name] = (keys.sort().values.to(self.device), counts)
+            self.starts[name] = torch.cat([counts.new_zeros(1), counts.cumsum(0)])  # each user's run of keys
 
     def users(self, split: str) -> torch.Tensor:
         """Users with at least one held-out item in ``split`` (sorted)."""
@@ -92,7 +92,9 @@ class Evaluator:
     def split_metrics(self, users: torch.Tensor, top: torch.Tensor, split: str) -> dict[str, torch.Tensor]:
         """Per-user metrics (N,) for ``users`` (all with held-out items in ``split``) from their top lists."""
         keys, counts = self.splits[split]
-        hits = contains(keys, pair_keys(users[:, None].expand_as(top), top, self.n_items))  # (N, maxK)
+        hits = held_out_hits(keys, self.starts[split], users, top, self.n_items)  # (N, maxK) bool
+        if compiled_applies(hits):
+            return rank_metrics_compiled(hits, counts[users], self.ks)
         return rank_metrics(hits, counts[users], self.ks)
 
     def evaluate(self, score_fn: ScoreFn, splits: Sequence[str] = ("valid", "test")) -> dict[str, dict[str, float]]:
