@@ -36,7 +36,10 @@ PerUser = dict[str, dict[str, torch.Tensor]]  # {split: {"users": (N,), metric: 
 
 
 def rank_metrics(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Per-user metrics from a (B, maxK) 0/1 hit matrix and held-out counts (B,); values (B,) each."""
+    """Per-user metrics from a (B, maxK) 0/1 hit matrix and held-out counts (B,); values (B,) each. On the CPU
+    with numba, computed by :func:`r2mr.evaluation.user_metrics.rank_metrics_compiled` (the same bits)."""
+    if compiled_applies(hits, n_truth) and hits.dtype == torch.bool:
+        return rank_metrics_compiled(hits, n_truth, ks)
     hits = hits.double()
     ranks, discount, idcg_table = rank_tables(hits.shape[1], hits.device)  # (maxK,) each
     cum_hits = hits.cumsum(1)  # (B, maxK)
@@ -93,8 +96,6 @@ class Evaluator:
         """Per-user metrics (N,) for ``users`` (all with held-out items in ``split``) from their top lists."""
         keys, counts = self.splits[split]
         hits = held_out_hits(keys, self.starts[split], users, top, self.n_items)  # (N, maxK) bool
-        if compiled_applies(hits):
-            return rank_metrics_compiled(hits, counts[users], self.ks)
         return rank_metrics(hits, counts[users], self.ks)
 
     def evaluate(self, score_fn: ScoreFn, splits: Sequence[str] = ("valid", "test")) -> dict[str, dict[str, float]]:

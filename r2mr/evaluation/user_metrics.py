@@ -12,7 +12,8 @@ lookup is 40-60 ms.
 Rank metrics: :func:`rank_metrics_compiled` computes :func:`r2mr.evaluation.evaluator.rank_metrics`'s float64
 arithmetic per user in one pass, each value by the same operations in the same order (a cumulative sum adds
 left to right, as torch's on a CPU; no fused multiply-add), so the values are bit for bit equal
-(tests/test_evaluate.py); the tables of ranks and discounts are torch's (:func:`rank_tables`).
+(tests/test_user_metrics.py); :func:`r2mr.evaluation.evaluator.rank_metrics` calls it where it applies. The
+tables of ranks and discounts are torch's (:func:`rank_tables`).
 """
 
 from __future__ import annotations
