@@ -11,7 +11,13 @@ Baby table -- a third of a LightGCN step and of an evaluation on Baby went to pa
 and never to trim it (``M_TRIM_THRESHOLD`` at its largest value): a process then keeps its peak heap until it
 ends (a training run's peak is what it needs anyway) and reuses it without a fault. Numbers do not change
 (only where memory comes from). It applies to glibc only; elsewhere it does nothing. ``R2MR_MALLOC=system``
-keeps the system's defaults. Measured by ``benchmarks/bench_memory.py``.
+keeps the system's defaults, for the whole process (training included). Measured by
+``benchmarks/bench_memory.py``.
+
+A CPU :class:`~r2mr.training.trainer.Trainer` applies it when built, for the rest of the process (evaluations
+outside ``fit`` too); ``fit`` applies it where no trainer did (a GPU run) and then :func:`release_freed_memory`
+puts back what it changed (:func:`r2mr.training.runtime.run_switches`). This module is the one place that sets
+the allocator.
 
 Light to import: no torch here.
 """
@@ -24,30 +30,43 @@ import os
 import sys
 
 MALLOC_ENV = "R2MR_MALLOC"
+RETIRED_ENV = "R2MR_KEEP_FREED_MEMORY"  # the run-scoped switch this module replaced; no longer read
 POLICIES = ("keep", "system")
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
+GLIBC_DEFAULTS = ((M_MMAP_MAX, 65536), (M_TRIM_THRESHOLD, 128 << 10))  # mallopt(3)
 _applied: list[str] = []
 
 
 def policy() -> str:
     """The policy asked for: ``$R2MR_MALLOC`` (keep | system), ``keep`` by default."""
+    from .errors import ConfigError
+
+    if RETIRED_ENV in os.environ:
+        raise ConfigError(f"{RETIRED_ENV} is no longer read; fix: unset it (use {MALLOC_ENV}=system to keep the "
+                          f"system's allocator defaults, {MALLOC_ENV}=keep for the default)")
     name = os.environ.get(MALLOC_ENV, "keep").strip().lower() or "keep"
     if name not in POLICIES:
-        from .errors import ConfigError
-
         raise ConfigError(f"{MALLOC_ENV}={name!r} is not allowed (allowed: {', '.join(POLICIES)}); "
                           f"fix: unset it or set {MALLOC_ENV}=keep")
     return name
 
 
-def _libc_mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """glibc's ``mallopt``, or None where the C library is not glibc."""
+def _glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc, else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.gnu_get_libc_version  # noqa: B018 - present in glibc only (musl has mallopt as a stub)
     except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _libc_mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """glibc's ``mallopt``, or None where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
         return None
     fn = libc.mallopt
     fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
@@ -63,3 +82,21 @@ def keep_freed_memory() -> bool:
     ok = mallopt is not None and mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
     _applied.append("keep" if ok else "system")
     return ok
+
+
+def in_force() -> bool:
+    """Whether :func:`keep_freed_memory` is in force in this process (applied and not released)."""
+    return _applied == ["keep"]
+
+
+def release_freed_memory() -> None:
+    """Undo :func:`keep_freed_memory`: glibc's defaults for the two parameters it set, the kept free memory
+    handed back to the system (``malloc_trim``); the next :func:`keep_freed_memory` applies the policy again."""
+    if not in_force():
+        return
+    mallopt, libc = _libc_mallopt(), _glibc()
+    if mallopt is not None and libc is not None:
+        for param, value in GLIBC_DEFAULTS:
+            mallopt(param, value)
+        libc.malloc_trim(0)
+    _applied.clear()
