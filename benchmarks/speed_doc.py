@@ -123,6 +123,27 @@ def memory_section(doc: dict | None) -> list[str]:
     return lines
 
 
+def floor_section(doc: dict | None) -> list[str]:
+    """The sparse product against its L1-resident twin and its bound, and the score product's rate."""
+    if doc is None:
+        return ["(no results/benchmarks/floor_cpu.json: run benchmarks/bench_floor.py)"]
+    lines = [f"One sparse product (d = {doc['width']}) and evaluation's score product ({doc['eval_users']:,} users, "
+             f"width {doc['width']}), one thread, medians of {doc['repeats']} calls in turn; load average "
+             f"{doc['loadavg']:.1f}; commit {doc['commit']}; processor: {doc['cpu']}. *Folded*: the same kernel on the "
+             f"same rows and entries with every column index taken mod {doc['fold']}, so that each dense row it "
+             "reads is in the first-level cache: the same instructions without the misses. *Bound*: the product's "
+             f"bytes at {doc['cache_gbs']:.0f} GB/s (this machine's cache reads), as in the tables above.", "",
+             "| data set | entries | product (ms) | folded (ms) | torch.sparse.mm (ms) | bound (ms) | product ÷ folded "
+             "| folded ÷ bound | scores (GFLOP/s) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        lines.append(f"| {r['dataset']} | {r['nnz']:,} | {r['product_s'] * 1e3:.2f} | {r['folded_s'] * 1e3:.2f} | "
+                     f"{r['torch_s'] * 1e3:.2f} | {r['bound_s'] * 1e3:.2f} | {r['product_s'] / r['folded_s']:.2f} | "
+                     f"{r['folded_s'] / r['bound_s']:.2f} | {r['score_gflops']:.1f} |")
+    lines += ["", f"The score product's rate is to be read against {doc['gemm_gflops']:.0f} GFLOP/s on a large square "
+              "product (the rate the evaluation's bound uses)."]
+    return lines
+
+
 def render(interactions: dict[str, int]) -> str:
     quiet, loaded = load("kernels_cpu_quiet.json"), load("kernels_cpu_loaded.json")
     out = ["# Speed on a CPU", "",
@@ -171,6 +192,7 @@ def render(interactions: dict[str, int]) -> str:
                 f"processor: {doc.get('cpu', EARLIER_PROCESSOR)}. Bounds: sparse bytes at {doc['cache_gbs']:.0f} "
                 f"GB/s, dense FLOPs at {doc['gemm_gflops']:.0f} GFLOP/s ({RATES[doc.get('rates', 'reference')]}), "
                 "the Adam update's bytes.", "", *kernel_table(doc), "", *goal_lines(doc)]
+    out += ["", "## What bounds the kernels (`benchmarks/bench_floor.py`)", "", *floor_section(load("floor_cpu.json"))]
     idle = load("kernels_cpu_idle.json")
     if idle:
         table = new_table(idle["rows"])
