@@ -247,7 +247,7 @@ def test_product_without_its_compiler_hints_keeps_its_bits(monkeypatch: pytest.M
 
     module = {"prefetch": prefetch, "stack_buffer": stack_buffer}[broken_part]
     monkeypatch.setattr(module, "_intrinsic", broken)
-    names = (prefetch.make_prefetch(numba).__name__, stack_buffer.make_stack_buffer(numba, 4).__name__)
+    names = (prefetch.make_prefetch(numba, 4).__name__, stack_buffer.make_stack_buffer(numba, 4).__name__)
     assert names == {"prefetch": ("no_prefetch", "stack_buffer"), "stack_buffer": ("prefetch_row", "heap_buffer")}[
         broken_part]
     monkeypatch.setattr(kernels, "make_prefetch", prefetch.make_prefetch)

@@ -14,9 +14,7 @@ allocated uninitialised and written once: no zero-fill and no copy. Each row is 
 modalities side by side make 128) go to kernels of constant width, one per output mode and for one panel or
 several (the tables viewed as (rows * panels, PANEL)), which keep the buffer in vector registers for the whole
 row; other widths to one kernel with panels of at most ``PANEL`` columns. The dense rows of the entries a few
-places ahead are prefetched (:mod:`r2mr.data.prefetch`). Measured side by side on Baby's graph (one thread):
-2.8-3.0 ms a product at d = 64 against 3.5-4.1 ms with a heap buffer and 6-7 ms for ``torch.sparse.mm``;
-8.8 against 9.9 ms at d = 128; same bits.
+places ahead are prefetched (:mod:`r2mr.data.prefetch`). What bounds it: ``benchmarks/bench_floor.py``.
 
 Backends (``R2MR_SPMM`` selects one; default ``auto``):
 
@@ -58,20 +56,20 @@ def _compile() -> dict[str, Callable[..., None]] | None:
         import numba
     except ImportError:
         return None
-    prefetch_row, stack_buffer = make_prefetch(numba), make_stack_buffer(numba, PANEL)
+    prefetch_row, stack_buffer = make_prefetch(numba, PANEL), make_stack_buffer(numba, PANEL)
     ahead = PREFETCH_AHEAD
 
     @numba.njit(inline="always")
     def row_sum(crow: Any, col: Any, val: Any, x: Any, i: int, acc: Any, live: Any) -> None:
-        # acc = (A x)[i] for x of width PANEL: a constant width, so the compiler keeps acc in registers. Rows of x
-        # outside a non-empty ``live`` are zero: their terms are skipped
-        nnz, masked = col.shape[0], live.shape[0] > 0
+        # acc = (A x)[i], x of the constant width PANEL (acc stays in registers); rows of x outside a non-empty
+        # ``live`` are zero (terms skipped). Unsigned indices: numba tests a signed one for < 0 at every access
+        nnz, masked, u_ahead = np.uint64(col.shape[0]), live.shape[0] > 0, np.uint64(ahead)
         for j in range(PANEL):
             acc[j] = 0.0
-        for k in range(crow[i], crow[i + 1]):
-            if k + ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
-                prefetch_row(x, col[k + ahead])
-            c = col[k]
+        for k in range(np.uint64(crow[i]), np.uint64(crow[i + 1])):  # unsigned: no test for negative indices
+            if k + u_ahead < nnz:  # the row a few entries ahead, fetched while this one is summed
+                prefetch_row(x, np.uint64(col[k + u_ahead]))
+            c = np.uint64(col[k])
             if masked and not live[c]:
                 continue
             v = val[k]
@@ -84,17 +82,18 @@ def _compile() -> dict[str, Callable[..., None]] | None:
         # row_sum for the panel p of a width panels * PANEL, x viewed as (m * panels, PANEL) (row c's panel p at
         # row c * panels + p). Kept apart from row_sum: with panels = 1 passed as a constant the additions
         # into the running sum ran ~1.4x slower
-        nnz, masked = col.shape[0], live.shape[0] > 0
+        nnz, masked, u_ahead, u_panels, u_p = (np.uint64(col.shape[0]), live.shape[0] > 0, np.uint64(ahead),
+                                               np.uint64(panels), np.uint64(p))  # no int64 (uint64 + int64: float)
         for j in range(PANEL):
             acc[j] = 0.0
-        for k in range(crow[i], crow[i + 1]):
-            if p == 0 and k + ahead < nnz:
-                for q in range(panels):
-                    prefetch_row(x, col[k + ahead] * panels + q)
-            c = col[k]
+        for k in range(np.uint64(crow[i]), np.uint64(crow[i + 1])):
+            if p == 0 and k + u_ahead < nnz:
+                for q in range(u_panels):
+                    prefetch_row(x, np.uint64(col[k + u_ahead]) * u_panels + q)
+            c = np.uint64(col[k])
             if masked and not live[c]:
                 continue
-            v, row = val[k], c * panels + p
+            v, row = val[k], c * u_panels + u_p
             for j in range(PANEL):
                 acc[j] += v * x[row, j]
 

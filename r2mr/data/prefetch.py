@@ -1,5 +1,5 @@
 """A software prefetch for numba kernels: ``prefetch_row(x, i)`` asks the CPU to bring row ``i`` of a
-C-contiguous 2-D array into cache (every 64-byte line of it), a hint that changes no value.
+C-contiguous 2-D array of a fixed width into cache (every 64-byte line of it), a hint that changes no value.
 
 The sparse product gathers rows of its dense operand in the order of the stored column indices, and on the
 larger graphs those rows miss the cache: fetching the row needed a few entries ahead overlaps the misses
@@ -40,24 +40,27 @@ def _intrinsic(numba: Any, name: str) -> Callable[..., None]:
     return prefetch_at
 
 
-def _row_prefetch(numba: Any, name: str) -> Callable[..., None]:
-    """``prefetch_row(x, i)`` built on the intrinsic ``name``, compiled once here (raises where it cannot be)."""
+def _row_prefetch(numba: Any, name: str, width: int) -> Callable[..., None]:
+    """``prefetch_row(x, i)`` for rows of ``width`` floats, built on the intrinsic ``name`` and compiled once here
+    (raises where it cannot be). The width is a constant of the function, so the lines are prefetched without a
+    loop (a loop over ``x.shape[1]`` cost the product ~1.15x at cache-resident columns)."""
     prefetch_at = _intrinsic(numba, name)
 
     @numba.njit(inline="always")
     def prefetch_row(x: Any, i: int) -> None:
-        for j in range(0, x.shape[1], LINE_FLOATS):
+        for j in range(0, width, LINE_FLOATS):  # a constant trip count: unrolled
             prefetch_at(x, i, j)
 
-    numba.njit(lambda x: prefetch_row(x, 0))(np.zeros((1, 1), np.float32))  # compile now: fail here, not later
+    numba.njit(lambda x: prefetch_row(x, 0))(np.zeros((1, width), np.float32))  # compile now: fail here, not later
     return prefetch_row
 
 
-def make_prefetch(numba: Any) -> Callable[..., None]:
-    """``prefetch_row(x, i)`` as an inlined numba function; a no-op where no name of the intrinsic compiles."""
+def make_prefetch(numba: Any, width: int) -> Callable[..., None]:
+    """``prefetch_row(x, i)`` as an inlined numba function for arrays ``x`` of ``width`` columns; a no-op where no
+    name of the intrinsic compiles."""
     for name in NAMES:
         try:
-            return _row_prefetch(numba, name)
+            return _row_prefetch(numba, name, width)
         except Exception:  # noqa: BLE001 -- this LLVM does not build it under that name: try the next, or none
             continue
 

@@ -79,7 +79,7 @@ def compile_rows_scatter(numba: Any, width: int) -> Callable[..., None]:
     that :func:`csr_rows` builds, one product and one addition each: the bits of that transpose's product,
     without building it. ``width`` is a constant of the kernel, so that the compiler keeps g's row in a stack
     buffer (:mod:`r2mr.data.stack_buffer`) and unrolls the row update."""
-    prefetch_row, stack_buffer = make_prefetch(numba), make_stack_buffer(numba, width)
+    prefetch_row, stack_buffer = make_prefetch(numba, width), make_stack_buffer(numba, width)
 
     @numba.njit(nogil=True)
     def rows_scatter(crow: Any, col: Any, val: Any, rows: Any, g: Any, out: Any) -> None:
