@@ -32,8 +32,8 @@ from .plan_checks import archive_line, stop_if_failed, stop_if_unreadable, unrea
 # results/04_efficiency, divided by the old / new speed-up of the CPU kernels measured by
 # benchmarks/bench_kernels.py in its newest idle run, R2MR at full size by its own row; `benchmarks/speed_doc.py
 # --check` recomputes them), and a typical number of epochs to early stopping. A GPU is taken as 10x faster.
-SECONDS_PER_EPOCH = {"bpr": 0.72, "lightgcn": 1.4, "vbpr": 1.32, "lattice": 3.73, "freedom": 2.11, "bm3": 2.38,
-                     "mgcn": 31.43, "r2mr": 5.87, "r2mr full": 114.9}
+SECONDS_PER_EPOCH = {"bpr": 0.77, "lightgcn": 1.43, "vbpr": 1.29, "lattice": 3.77, "freedom": 2.0, "bm3": 2.41,
+                     "mgcn": 30.02, "r2mr": 5.93, "r2mr full": 93.8}
 TYPICAL_EPOCHS = {"bpr": 55, "lightgcn": 120, "vbpr": 50, "lattice": 140, "freedom": 80, "bm3": 100, "mgcn": 50,
                   "r2mr": 40}
 GPU_SPEEDUP = 10.0
