@@ -15,8 +15,8 @@ Usage: python benchmarks/bench_floor.py [--data-dir DIR] [--datasets baby,sports
 
 Under the package's memory policy (:mod:`r2mr.core.memory`), as in training.
 
-Medians of ``--repeats`` calls, old and folded alternating. Writes JSON atomically; ``speed_doc.py`` renders it.
-A benchmark, not a test: the numbers depend on the machine and its load.
+Medians of ``--repeats`` calls, the real, folded and torch products in turn. Writes JSON atomically;
+``speed_doc.py`` renders it. A benchmark, not a test: the numbers depend on the machine and its load.
 """
 
 from __future__ import annotations

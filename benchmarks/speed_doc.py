@@ -140,7 +140,7 @@ def floor_section(doc: dict | None) -> list[str]:
                      f"{r['torch_s'] * 1e3:.2f} | {r['bound_s'] * 1e3:.2f} | {r['product_s'] / r['folded_s']:.2f} | "
                      f"{r['folded_s'] / r['bound_s']:.2f} | {r['score_gflops']:.1f} |")
     lines += ["", f"The score product's rate is to be read against {doc['gemm_gflops']:.0f} GFLOP/s on a large square "
-              "product (the rate the evaluation's bound uses)."]
+              "product, measured in the same run (the kind of rate the evaluation's bound uses)."]
     return lines
 
 
